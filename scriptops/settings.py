@@ -1,0 +1,289 @@
+"""Django settings for ScriptOps.
+
+Everything comes from environment variables with safe defaults (see the README's
+table). The default install is one machine, SQLite under the data dir, and the
+django-q2 ORM broker; ``DATABASE_URL`` and ``SCRIPTOPS_REDIS_URL`` scale it out.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import dj_database_url
+
+from scriptops.env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    secret_key_from,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DATA_DIR = Path(env_str("SCRIPTOPS_DATA_DIR") or BASE_DIR / "var").resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+SECRET_KEY = secret_key_from(DATA_DIR)
+DEBUG = env_bool("SCRIPTOPS_DEBUG", default=False)
+ALLOWED_HOSTS = env_list("SCRIPTOPS_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("SCRIPTOPS_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "channels",
+    "django_q",
+    "scriptops",
+    "runs",
+    "library",
+    "scheduler",
+]
+
+MIDDLEWARE = [
+    "scriptops.middleware.RejectNulMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "scriptops.urls"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "scriptops.asgi.application"
+
+# --- Database ---------------------------------------------------------------
+# SQLite by default: WAL so readers never block the writer, a generous busy timeout
+# and IMMEDIATE transactions so a write transaction takes the lock up front instead of
+# failing with "database is locked" when it upgrades from a read.
+_default_db = f"sqlite:///{DATA_DIR / 'scriptops.sqlite3'}"
+# Persistent connections: re-opening SQLite (and re-running its PRAGMAs) per request,
+# per task and per broker poll measurably slowed bursts of launches.
+DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL") or _default_db, conn_max_age=60)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": (
+            "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"
+            "PRAGMA busy_timeout=30000;PRAGMA foreign_keys=ON;"
+        ),
+    }
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "scriptops.User"
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/login/"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve from the finders too, so a fresh clone works without collectstatic.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+
+# --- ScriptOps ----------------------------------------------------------------
+REDIS_URL = env_str("SCRIPTOPS_REDIS_URL") or None
+ALLOWED_ROOTS = [
+    Path(p).expanduser()
+    for p in env_list("SCRIPTOPS_ALLOWED_ROOTS", default=[str(DATA_DIR / "scripts")], sep=os.pathsep)
+]
+if "SCRIPTOPS_ALLOWED_ROOTS" not in os.environ:
+    (DATA_DIR / "scripts").mkdir(exist_ok=True)
+UPLOADS_ROOT = DATA_DIR / "uploads"
+RUNS_DIR = DATA_DIR / "runs"
+WORKERS = env_int("SCRIPTOPS_WORKERS", default=4, minimum=1)
+MAX_OUTPUT_BYTES = env_int("SCRIPTOPS_MAX_OUTPUT_BYTES", default=50 * 1024 * 1024, minimum=1024)
+MAX_UPLOAD_BYTES = env_int("SCRIPTOPS_MAX_UPLOAD_BYTES", default=1024 * 1024, minimum=1)
+STOP_GRACE = env_float("SCRIPTOPS_STOP_GRACE", default=5.0, minimum=0.0)
+HEARTBEAT_INTERVAL = env_float("SCRIPTOPS_HEARTBEAT_INTERVAL", default=5.0, minimum=0.5)
+# Library: scripts gone from disk stay (marked missing) this long before a scan removes
+# them; scans read at most LIBRARY_MAX_READ_BYTES of a file; the content endpoint serves
+# at most LIBRARY_CONTENT_MAX_BYTES (413 beyond).
+LIBRARY_MISSING_GRACE = env_float("SCRIPTOPS_LIBRARY_MISSING_GRACE", default=7 * 86400.0, minimum=0.0)
+LIBRARY_MAX_READ_BYTES = env_int("SCRIPTOPS_LIBRARY_MAX_READ_BYTES", default=10 * 1024 * 1024, minimum=1024)
+LIBRARY_CONTENT_MAX_BYTES = env_int(
+    "SCRIPTOPS_LIBRARY_CONTENT_MAX_BYTES", default=2 * 1024 * 1024, minimum=1024
+)
+# Scheduler: a due time seen later than this counts as missed (misfire policy); the
+# largest webhook body (it becomes SCRIPTOPS_WEBHOOK_PAYLOAD; 413 beyond); due tasks
+# handled per tick.
+SCHEDULER_MISFIRE_GRACE = env_float("SCRIPTOPS_SCHEDULER_MISFIRE_GRACE", default=120.0, minimum=1.0)
+SCHEDULER_WEBHOOK_MAX_BYTES = env_int("SCRIPTOPS_WEBHOOK_MAX_BYTES", default=64 * 1024, minimum=1024)
+SCHEDULER_TICK_BATCH = env_int("SCRIPTOPS_SCHEDULER_TICK_BATCH", default=1000, minimum=1)
+HEARTBEAT_TIMEOUT = env_float("SCRIPTOPS_HEARTBEAT_TIMEOUT", default=30.0, minimum=2.0)
+CONTROL_POLL_INTERVAL = env_float("SCRIPTOPS_CONTROL_POLL", default=0.05, minimum=0.01)
+SCRIPT_PYTHON = env_str("SCRIPTOPS_PYTHON") or sys.executable
+SCRIPT_PATH = env_str("SCRIPTOPS_SCRIPT_PATH") or "/usr/local/bin:/usr/bin:/bin"
+ENV_DENY = env_list(
+    "SCRIPTOPS_ENV_DENY",
+    default=[
+        "LD_*",
+        "DYLD_*",
+        "PYTHONSTARTUP",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONINSPECT",
+        "BASH_ENV",
+        "ENV",
+        "IFS",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS4",
+        "PROMPT_COMMAND",
+        "SCRIPTOPS_*",
+    ],
+)
+ADMIN_PASSWORD = env_str("SCRIPTOPS_ADMIN_PASSWORD")
+
+# --- Background workers (django-q2) -------------------------------------------
+# A run may last for hours: the broker must never hand the same task to a second
+# worker while the first still runs it, so `retry` is ten years, and the cluster
+# `timeout` (which django-q2 requires below `retry`) is nine: in effect no global
+# limit; a run's own timeout is enforced by the runner. The runner also claims each
+# run with a compare-and-set, so even a re-delivery would be inert.
+Q_CLUSTER: dict[str, object] = {
+    "name": env_str("SCRIPTOPS_QUEUE_NAME") or "scriptops",
+    "workers": WORKERS,
+    "timeout": 9 * 365 * 24 * 3600,
+    "retry": 10 * 365 * 24 * 3600,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "queue_limit": WORKERS,
+    "bulk": 1,
+    "poll": env_float("SCRIPTOPS_QUEUE_POLL", default=0.02, minimum=0.005),
+    "catch_up": False,
+    # The Run row records everything; django-q2's own result rows would only cost a
+    # write lock per task (measured: bursts ~10% slower).
+    "save_limit": -1,
+    "label": "Task queue",
+    "orm": "default",
+}
+if REDIS_URL:
+    Q_CLUSTER.pop("orm")
+    Q_CLUSTER["redis"] = REDIS_URL
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+# --- API -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "scriptops.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["scriptops.permissions.RolePermission"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.SearchFilter",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "scriptops.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "scriptops.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "scriptops.throttling.PrincipalRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "principal": env_str("SCRIPTOPS_THROTTLE_RATE") or "6000/min",
+        "anon": env_str("SCRIPTOPS_THROTTLE_ANON_RATE") or "120/min",
+        # Scheduler webhooks need no login (the token is the credential): per client address.
+        "scheduler_hook": env_str("SCRIPTOPS_WEBHOOK_RATE") or "60/min",
+    },
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ScriptOps API",
+    "DESCRIPTION": "Catalogue, launch, supervise and study scripts.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("SCRIPTOPS_LOG_LEVEL") or "INFO"},
+    "loggers": {
+        "django_q": {"level": "WARNING"},
+        "django-q": {"level": "WARNING"},  # django-q2's actual logger name
+        "daphne": {"level": "WARNING"},
+    },
+}

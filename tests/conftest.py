@@ -1,0 +1,73 @@
+"""Fixtures shared by all tests: isolated folders, scripts, users and API clients per role."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+from scriptops.roles import Role
+from scriptops.services import api_key_create
+from tests.factories import UserFactory
+
+ROLES = [Role.READONLY, Role.EXECUTOR, Role.USER, Role.ADMIN]
+
+
+@pytest.fixture
+def roots(tmp_path: Path, settings) -> Path:
+    """An allowed root, an uploads root and a runs folder of this test's own."""
+    root = tmp_path / "scripts"
+    root.mkdir()
+    settings.ALLOWED_ROOTS = [root]
+    settings.UPLOADS_ROOT = tmp_path / "uploads"
+    settings.RUNS_DIR = tmp_path / "runs"
+    settings.RUNS_DIR.mkdir()
+    return root
+
+
+@pytest.fixture
+def make_script(roots: Path) -> Callable[..., Path]:
+    """Write a script into the allowed root: ``make_script("a.sh", "echo hi")``."""
+
+    def make(name: str, body: str, *, mode: int = 0o755) -> Path:
+        path = roots / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(body).lstrip("\n"))
+        path.chmod(mode)
+        return path
+
+    return make
+
+
+@pytest.fixture
+def user_for(db) -> Callable[[str], object]:
+    def make(role: str):
+        return UserFactory(username=f"{role}-user", role=role, is_superuser=False)
+
+    return make
+
+
+@pytest.fixture
+def client_for(user_for) -> Callable[[str], APIClient]:
+    """An API client authenticated with an API key of the given role."""
+
+    def make(role: str) -> APIClient:
+        issued = api_key_create(user=user_for(role), name=f"{role}-key", role=role)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.raw}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def admin_client_api(client_for) -> APIClient:
+    return client_for(Role.ADMIN)
+
+
+@pytest.fixture
+def user_client(client_for) -> APIClient:
+    return client_for(Role.USER)
