@@ -1,0 +1,106 @@
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from runs.models import Run, RunAttempt, RunEvent
+from runs.services import run_control
+from scriptops.errors import Conflict
+
+
+class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class RunEventInline(ReadOnlyInline):
+    model = RunEvent
+    fields = ("timestamp", "kind", "data")
+    readonly_fields = fields
+
+
+class RunAttemptInline(ReadOnlyInline):
+    model = RunAttempt
+    fields = ("number", "started_at", "finished_at", "exit_code", "run_status", "duration", "peak_rss")
+    readonly_fields = fields
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Run records are read-only here: they change only through the runner."""
+
+    list_display = (
+        "id",
+        "script_path",
+        "status",
+        "run_status",
+        "paused",
+        "exit_code",
+        "attempts",
+        "duration",
+        "created_by",
+        "created_at",
+    )
+    list_filter = ("status", "run_status", "paused", "source", "created_at")
+    search_fields = ("id", "script_path", "correlation_id")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+    inlines = [RunAttemptInline, RunEventInline]
+    actions = ["cancel_runs"]
+    list_select_related = ("created_by",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f.name for f in Run._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Cancel selected runs")
+    def cancel_runs(self, request: HttpRequest, queryset: QuerySet[Run]) -> None:
+        done = skipped = 0
+        for run in queryset:
+            try:
+                run_control(run=run, command="cancel", user=request.user)
+                done += 1
+            except Conflict:
+                skipped += 1
+        self.message_user(
+            request,
+            f"Cancel requested for {done} run(s); {skipped} already finished.",
+            messages.SUCCESS if done else messages.WARNING,
+        )
+
+
+@admin.register(RunEvent)
+class RunEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("timestamp", "kind", "run")
+    list_filter = ("kind",)
+    search_fields = ("run__id",)
+    list_select_related = ("run",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(RunAttempt)
+class RunAttemptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ("run", "number", "run_status", "exit_code", "duration", "started_at")
+    list_filter = ("run_status",)
+    search_fields = ("run__id",)
+    list_select_related = ("run",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,209 @@
+"""Websocket consumers (seed 002's protocol): every message is {"type", "data", "timestamp"}.
+
+- ``/ws/runs/``: the feed (``run_created``, ``run_updated``, ``stats``) and commands
+  ``subscribe``/``unsubscribe`` (one run's detail stream on the same socket),
+  ``get_status`` and ``ping`` (answered by ``pong`` with the same timestamp).
+- ``/ws/runs/<id>/``: one run: ``log_entry`` lines (``?after=<offset>`` resumes),
+  ``status``, ``event`` and finally ``execution_completed``, after which the client
+  closes (the server does after ``CLOSE_GRACE`` seconds).
+
+Unauthenticated sockets are closed with 4401 and unauthorised ones with 4403,
+before anything is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from runs.events import message
+from runs.live import RunsFeed, RunWatch, status_data
+from runs.models import Run
+from scriptops.roles import Capability, role_allows
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_NOT_FOUND = 4404
+# After ``execution_completed`` the server waits this long for the client to close
+# before closing itself. Closing at once loses lines: daphne (autobahn) aborts a
+# connection whose peer has not answered a close frame within one second, discarding
+# whatever is still buffered for a client that is behind (a 100,000-line burst). The
+# same tolerance as daphne's ping timeout, which drops clients that far behind anyway.
+CLOSE_GRACE = 30.0
+
+
+@database_sync_to_async
+def _get_run(run_id: str) -> Run | None:
+    try:
+        return Run.objects.filter(pk=run_id).first()
+    except Exception:  # noqa: BLE001 - a malformed id is simply "not found"
+        return None
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """Shared connect/auth and the pump that forwards a message stream to the socket."""
+
+    required = Capability.READ
+
+    async def authorise(self) -> bool:
+        role = self.scope.get("role")
+        user = self.scope.get("user")
+        if role is None or user is None or not user.is_authenticated:
+            await self.accept()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return False
+        if not role_allows(role, self.required):
+            await self.accept()
+            await self.close(code=CLOSE_FORBIDDEN)
+            return False
+        return True
+
+    def query(self, name: str) -> str | None:
+        values = parse_qs(self.scope.get("query_string", b"").decode()).get(name)
+        return values[0] if values else None
+
+    async def send_json(self, payload: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(payload, default=str))
+
+    async def pump(self, stream: AsyncIterator[dict[str, Any]]) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            async for item in stream:
+                await self.send_json(item)
+
+
+class RunConsumer(LiveConsumer):
+    """``/ws/runs/<id>/``."""
+
+    task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        if not await self.authorise():
+            return
+        run_id = self.scope["url_route"]["kwargs"]["run_id"]
+        run = await _get_run(run_id)
+        if run is None:
+            await self.accept()
+            await self.close(code=CLOSE_NOT_FOUND)
+            return
+        after_raw = self.query("after") or "0"
+        after = int(after_raw) if after_raw.isdigit() else 0
+        await self.accept()
+        await self.send_json(message("connection_established", {"run_id": str(run.pk), "after": after}))
+        self.task = asyncio.create_task(self._follow(run, after))
+
+    async def _follow(self, run: Run, after: int) -> None:
+        # Not pump(): a cancellation (the client left) must end this task, not only the loop.
+        async for item in RunWatch(run, after=after).messages():
+            await self.send_json(item)
+        # The client has everything once it reads execution_completed; let it close.
+        await asyncio.sleep(CLOSE_GRACE)
+        await self.close()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        await handle_common(self, text_data)
+
+    async def disconnect(self, code: int) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+
+class RunsFeedConsumer(LiveConsumer):
+    """``/ws/runs/``."""
+
+    feed_task: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        if not await self.authorise():
+            return
+        self.subscriptions: dict[str, asyncio.Task[None]] = {}
+        await self.accept()
+        await self.send_json(message("connection_established", {"channel": "runs"}))
+        self.feed_task = asyncio.create_task(self.pump(RunsFeed().messages()))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        command = await handle_common(self, text_data)
+        if command is None:
+            return
+        kind, data = command
+        run_id = str(data.get("run_id") or data.get("execution_id") or "")
+        if kind == "subscribe":
+            run = await _get_run(run_id)
+            if run is None:
+                await self.send_json(message("error", {"error_message": f"No run {run_id!r}."}))
+                return
+            current = self.subscriptions.get(run_id)
+            # A subscription whose run has finished (execution_completed sent) is over:
+            # subscribing again replays the run instead of being silently ignored.
+            if current is None or current.done():
+                raw_after = data.get("after")
+                after = raw_after if isinstance(raw_after, int) else 0
+                watch = RunWatch(run, after=max(0, after))
+                self.subscriptions[run_id] = asyncio.create_task(self.pump(watch.messages()))
+            await self.send_json(message("subscribed", {"run_id": run_id}))
+        elif kind == "unsubscribe":
+            task = self.subscriptions.pop(run_id, None)
+            if task is not None:
+                task.cancel()
+            await self.send_json(message("unsubscribed", {"run_id": run_id}))
+        else:
+            await self.send_json(message("error", {"error_message": f"Unknown command {kind!r}."}))
+
+    async def disconnect(self, code: int) -> None:
+        for task in [self.feed_task, *getattr(self, "subscriptions", {}).values()]:
+            if task is not None:
+                task.cancel()
+
+
+@database_sync_to_async
+def _status_of(run_id: str) -> dict[str, Any] | None:
+    from runs.live import STATUS_FIELDS
+
+    try:
+        row = Run.objects.filter(pk=run_id).values(*STATUS_FIELDS).first()
+    except Exception:  # noqa: BLE001 - malformed id
+        return None
+    return status_data(row, run_id) if row else None
+
+
+async def handle_common(consumer: LiveConsumer, text_data: str | None) -> tuple[str, dict[str, Any]] | None:
+    """ping and get_status for both consumers; returns other commands to the caller."""
+    try:
+        payload = json.loads(text_data or "")
+    except ValueError:
+        await consumer.send_json(message("error", {"error_message": "Messages must be JSON objects."}))
+        return None
+    if not isinstance(payload, dict):
+        await consumer.send_json(message("error", {"error_message": "Messages must be JSON objects."}))
+        return None
+    kind = payload.get("type")
+    raw_data = payload.get("data")
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
+    if kind == "ping":
+        await consumer.send(text_data=json.dumps({"type": "pong", "timestamp": payload.get("timestamp")}))
+        return None
+    if kind == "get_status":
+        run_id = str(data.get("run_id") or data.get("execution_id") or "")
+        if not run_id:
+            route = consumer.scope.get("url_route", {}).get("kwargs", {})
+            run_id = str(route.get("run_id") or "")
+        status = await _status_of(run_id) if run_id else None
+        if status is None:
+            await consumer.send_json(message("error", {"error_message": f"No run {run_id!r}."}))
+        else:
+            await consumer.send_json(message("status", status))
+        return None
+    if (
+        isinstance(kind, str)
+        and kind in ("subscribe", "unsubscribe")
+        and isinstance(consumer, RunsFeedConsumer)
+    ):
+        return kind, data
+    await consumer.send_json(message("error", {"error_message": f"Unknown command {kind!r}."}))
+    return None

@@ -1,0 +1,286 @@
+"""Runs: one execution request of a script, its attempts and its events.
+
+Status flow (``Run.status``), moved only by the runner (``runs.services.execution``)
+and by the services for cancel/reap:
+
+    queued ──claim──▶ running ──▶ completed   (run_status success)
+      │                  │──────▶ failed      (run_status failed | timeout)
+      │                  └──────▶ cancelled   (run_status killed: stop, kill, cancel)
+      └──cancel────────────────▶ cancelled
+
+``queued → failed`` also happens when the worker refuses the script (outside the
+roots, vanished) and ``running → failed`` when the reaper finds a run whose worker
+died. Terminal statuses never change again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class RunnerStatus(models.TextChoices):
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    KILLED = "killed"
+
+
+class Control(models.TextChoices):
+    """A control request left for the runner by another process."""
+
+    NONE = ""
+    STOP = "stop"
+    KILL = "kill"
+    CANCEL = "cancel"
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+class RetryStrategy(models.TextChoices):
+    LINEAR = "linear"
+    EXPONENTIAL = "exponential"
+    FIBONACCI = "fibonacci"
+    EXPONENTIAL_JITTER = "exponential_jitter"
+
+
+class LogLevel(models.TextChoices):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    def active(self) -> RunQuerySet:
+        return self.filter(status__in=ACTIVE)
+
+
+class Run(models.Model):
+    """A run record: the request's parameters, its state, its results and metrics."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # -- the request --
+    script_path = models.CharField(max_length=4096, help_text="As requested.")
+    resolved_path = models.CharField(max_length=4096, blank=True)
+    args = models.JSONField(default=list, blank=True)
+    env_vars = models.JSONField(default=dict, blank=True)
+    system_env = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="SCRIPTOPS_* variables set by ScriptOps itself (scheduler upstream runs, "
+        "webhook payload); never from a request, so not subject to the deny list.",
+    )
+    working_dir = models.CharField(max_length=4096, blank=True, null=True)  # noqa: DJ001 (seed: null)
+    timeout = models.FloatField(null=True, blank=True)
+    log_level = models.CharField(max_length=10, choices=LogLevel.choices, default=LogLevel.INFO)
+    stream_output = models.BooleanField(default=False)
+    monitor_interval = models.FloatField(default=0.1)
+    enable_history = models.BooleanField(default=True)
+    retry_on_failure = models.BooleanField(default=False)
+    retry_max_attempts = models.PositiveIntegerField(default=3)
+    retry_strategy = models.CharField(
+        max_length=20, choices=RetryStrategy.choices, default=RetryStrategy.EXPONENTIAL
+    )
+    retry_initial_delay = models.FloatField(default=1.0)
+    retry_max_delay = models.FloatField(default=60.0)
+    retry_multiplier = models.FloatField(default=2.0)
+    retry_max_time = models.FloatField(default=300.0)
+    source = models.CharField(max_length=20, default="api")
+    # -- state --
+    status = models.CharField(
+        max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
+    )
+    run_status = models.CharField(  # noqa: DJ001 - the seed's RunRecord has run_status null until the end
+        max_length=10, choices=RunnerStatus.choices, blank=True, null=True, db_index=True
+    )
+    paused = models.BooleanField(default=False)
+    control = models.CharField(max_length=10, choices=Control.choices, default="", blank=True)
+    control_requested_at = models.DateTimeField(null=True, blank=True)
+    correlation_id = models.UUIDField(default=uuid.uuid4, editable=False, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error_summary = models.JSONField(null=True, blank=True)
+    # -- metrics --
+    duration = models.FloatField(null=True, blank=True, help_text="Seconds, all attempts.")
+    cpu_time = models.FloatField(null=True, blank=True, help_text="CPU seconds, all attempts.")
+    peak_rss = models.BigIntegerField(null=True, blank=True, help_text="Bytes.")
+    avg_cpu = models.FloatField(null=True, blank=True, help_text="Percent of one core.")
+    max_children = models.PositiveIntegerField(null=True, blank=True)
+    output_bytes = models.BigIntegerField(default=0)
+    output_lines = models.BigIntegerField(default=0)
+    output_truncated = models.BooleanField(default=False)
+    # -- supervision --
+    host = models.CharField(max_length=255, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    pid_create_time = models.FloatField(null=True, blank=True)
+    worker_pid = models.IntegerField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    # -- concurrency: at most ``concurrency_limit`` runs with the same key run at once,
+    # on every worker; the others wait queued, in order, with ``wait_reason`` set --
+    concurrency_key = models.CharField(max_length=100, blank=True, db_index=True)
+    concurrency_limit = models.PositiveIntegerField(null=True, blank=True)
+    wait_reason = models.CharField(max_length=300, blank=True)
+    # -- provenance --
+    restarted_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="restarts"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+    )
+    script = models.ForeignKey(
+        "library.Script",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="runs",
+        help_text="The library script this run was launched from.",
+    )
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"{Path(self.script_path).name} [{self.status}] {self.id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(settings.RUNS_DIR) / str(self.id)
+
+    def error_summary_for(
+        self, *, exit_code: int | None, stderr_snippet: str, status: str, reason: str
+    ) -> dict[str, Any]:
+        """The ``error_summary`` of a run that did not succeed (seed 001's shape + reason)."""
+        return {
+            "exit_code": exit_code,
+            "stderr_snippet": stderr_snippet,
+            "status": status,
+            "correlation_id": str(self.correlation_id),
+            "reason": reason,
+        }
+
+    def request_parameters(self) -> dict[str, Any]:
+        """The parameters a restart copies (with the library link and concurrency key)."""
+        params = {name: getattr(self, name) for name in REQUEST_FIELDS}
+        params.update(
+            system_env=self.system_env,
+            script_id=self.script_id,
+            concurrency_key=self.concurrency_key,
+            concurrency_limit=self.concurrency_limit,
+        )
+        return params
+
+
+REQUEST_FIELDS = (
+    "script_path",
+    "args",
+    "env_vars",
+    "working_dir",
+    "timeout",
+    "log_level",
+    "stream_output",
+    "monitor_interval",
+    "enable_history",
+    "retry_on_failure",
+    "retry_max_attempts",
+    "retry_strategy",
+    "retry_initial_delay",
+    "retry_max_delay",
+    "retry_multiplier",
+    "retry_max_time",
+)
+
+
+class RunAttempt(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="attempt_set")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    run_status = models.CharField(max_length=10, choices=RunnerStatus.choices, blank=True)
+    duration = models.FloatField(null=True, blank=True)
+    cpu_time = models.FloatField(null=True, blank=True)
+    peak_rss = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "number"]
+        constraints = [models.UniqueConstraint(fields=["run", "number"], name="unique_attempt_number")]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.run_id}"
+
+
+class EventKind(models.TextChoices):
+    QUEUED = "queued"
+    START = "start"
+    RETRY = "retry"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    STOP_REQUESTED = "stop_requested"
+    KILL_REQUESTED = "kill_requested"
+    FORCED_TERMINATION = "forced_termination"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    OUTPUT_TRUNCATED = "output_truncated"
+    ORPHANED = "orphaned"
+    REJECTED = "rejected"
+    WAITING = "waiting"
+
+
+class RunEvent(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=24, choices=EventKind.choices)
+    timestamp = models.DateTimeField(default=timezone.now)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["timestamp", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} @ {self.timestamp:%H:%M:%S}"
+
+
+class ConcurrencyGate(models.Model):
+    """One row per concurrency key: locked (``SELECT … FOR UPDATE``) while a worker
+    decides whether a run of that key may start, so two workers never both take the
+    last slot. (On SQLite the IMMEDIATE transaction already serialises writers.)"""
+
+    key = models.CharField(max_length=100, unique=True)
+
+    def __str__(self) -> str:
+        return self.key

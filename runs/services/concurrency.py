@@ -1,0 +1,128 @@
+"""Per-key concurrency limits that hold across every worker process and host.
+
+A run with a ``concurrency_key`` and a ``concurrency_limit`` (a library script's
+``max_concurrent``, a scheduled task's overlap policy) may start only while fewer than
+``limit`` runs of that key are running and the runs queued before it fit in the
+remaining slots; otherwise it stays ``queued`` with ``wait_reason`` set and its task
+ends. When a run of the key ends (or a queued one is cancelled), the oldest waiting
+runs are handed to the workers again, so they start in order as slots free.
+
+The decision is taken inside one transaction holding the key's
+:class:`~runs.models.ConcurrencyGate` row (``SELECT … FOR UPDATE`` on PostgreSQL;
+SQLite's IMMEDIATE transactions serialise writers anyway), so two workers can never
+both take the last slot.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Literal
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from runs.events import run_changed
+from runs.models import ConcurrencyGate, EventKind, Run, RunEvent, RunStatus
+
+logger = logging.getLogger(__name__)
+
+Claim = Literal["claimed", "waiting", "gone"]
+
+
+def gate_ensure(*, key: str) -> None:
+    """Create the gate row of ``key`` (before any run of it can be claimed)."""
+    if not key or ConcurrencyGate.objects.filter(key=key).exists():
+        return
+    try:
+        with transaction.atomic():
+            ConcurrencyGate.objects.create(key=key)
+    except IntegrityError:
+        pass  # created by a concurrent request
+
+
+def run_claim(*, run_id: str) -> Claim:
+    """Move ``run_id`` from queued to running if its key has a free slot (compare-and-set)."""
+    now = timezone.now()
+    taken = {
+        "status": RunStatus.RUNNING,
+        "started_at": now,
+        "heartbeat_at": now,
+        "host": socket.gethostname(),
+        "worker_pid": os.getpid(),
+        "wait_reason": "",
+    }
+    # Most runs have no limit: one compare-and-set, no transaction to open.
+    if Run.objects.filter(pk=run_id, status=RunStatus.QUEUED, concurrency_limit__isnull=True).update(**taken):
+        return "claimed"
+    with transaction.atomic():
+        row = (
+            Run.objects.filter(pk=run_id, status=RunStatus.QUEUED)
+            .values("concurrency_key", "concurrency_limit", "created_at", "wait_reason")
+            .first()
+        )
+        if row is None:
+            return "gone"
+        key, limit = row["concurrency_key"], row["concurrency_limit"]
+        if key and limit:
+            list(ConcurrencyGate.objects.select_for_update().filter(key=key))
+            running = Run.objects.filter(concurrency_key=key, status=RunStatus.RUNNING).count()
+            ahead = (
+                Run.objects.filter(concurrency_key=key, status=RunStatus.QUEUED)
+                .filter(Q(created_at__lt=row["created_at"]) | Q(created_at=row["created_at"], pk__lt=run_id))
+                .count()
+            )
+            if running + ahead >= limit:
+                reason = f"Waiting for a free slot: {running} of max {limit} running"
+                if ahead:
+                    reason += f", {ahead} queued before this one"
+                Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(wait_reason=reason[:300])
+                if not row["wait_reason"]:
+                    RunEvent.objects.create(
+                        run_id=run_id,
+                        kind=EventKind.WAITING,
+                        data={"key": key, "limit": limit, "running": running, "ahead": ahead},
+                    )
+                transaction.on_commit(lambda: run_changed(run_id))
+                return "waiting"
+        claimed = Run.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(**taken)
+    return "claimed" if claimed else "gone"
+
+
+def runs_start_waiting(*, key: str) -> list[str]:
+    """Hand the oldest waiting runs of ``key`` to the workers, as many as slots are free.
+
+    Called when a run of ``key`` ends or a queued one is cancelled, and by the
+    housekeeping loop as a safety net. A run handed over twice is harmless: only one
+    claim can win.
+    """
+    if not key:
+        return []
+    queued = Run.objects.filter(concurrency_key=key, status=RunStatus.QUEUED).order_by("created_at", "pk")
+    first = queued.values("concurrency_limit").first()
+    if first is None:
+        return []
+    limit = first["concurrency_limit"] or 0
+    running = Run.objects.filter(concurrency_key=key, status=RunStatus.RUNNING).count()
+    free = max(0, limit - running) if limit else queued.count()
+    picked = [str(pk) for pk in queued.values_list("pk", flat=True)[:free]]
+    for run_id in picked:
+        async_task("runs.tasks.execute_run", run_id, task_name=f"run {run_id}", hook=None)
+    return picked
+
+
+def runs_start_all_waiting() -> list[str]:
+    """The safety net: restart every key whose waiting runs have a free slot."""
+    keys = (
+        Run.objects.filter(status=RunStatus.QUEUED)
+        .exclude(wait_reason="")
+        .values_list("concurrency_key", flat=True)
+        .distinct()
+    )
+    started: list[str] = []
+    for key in keys:
+        started += runs_start_waiting(key=key)
+    return started

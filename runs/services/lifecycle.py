@@ -1,0 +1,230 @@
+"""Queueing and controlling runs from the web side (API, admin, commands).
+
+Control requests (stop, kill, cancel, pause, resume) are written to the run row;
+the runner polls its row every ``SCRIPTOPS_CONTROL_POLL`` seconds and acts, so a
+request works whichever process or host handles it.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import psutil
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from django_q.tasks import async_task
+
+from runs.engine import kill_process_tree
+from runs.events import run_changed
+from runs.logstore import remove_store
+from runs.models import ACTIVE, TERMINAL, Control, EventKind, Run, RunEvent, RunStatus
+from runs.services.concurrency import gate_ensure, runs_start_waiting
+from scriptops.errors import Conflict
+
+logger = logging.getLogger(__name__)
+
+ControlCommand = Control
+
+
+def _enqueue_task(run_id: str) -> None:
+    async_task("runs.tasks.execute_run", run_id, task_name=f"run {run_id}", hook=None)
+    run_changed(run_id)
+
+
+def run_enqueue(
+    *,
+    params: dict[str, Any],
+    user: Any = None,
+    source: str = "api",
+    restarted_from: Run | None = None,
+) -> Run:
+    """Create a queued run and hand it to the workers once the row is committed."""
+    gate_ensure(key=params.get("concurrency_key") or "")
+    with transaction.atomic():
+        run = Run.objects.create(
+            **params,
+            source=source,
+            created_by=user if getattr(user, "is_authenticated", False) else None,
+            restarted_from=restarted_from,
+        )
+        RunEvent.objects.create(
+            run=run,
+            kind=EventKind.QUEUED,
+            data={"source": source, "restarted_from": str(restarted_from.pk) if restarted_from else None},
+        )
+        run_id = str(run.pk)
+        # on_commit: no worker may look for a row that is not committed yet.
+        transaction.on_commit(lambda: _enqueue_task(run_id))
+    return run
+
+
+def _finish_unstarted(run: Run, *, reason: str) -> bool:
+    """Cancel a run that has not started. Returns False if a worker claimed it first."""
+    now = timezone.now()
+    done = Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
+        status=RunStatus.CANCELLED, finished_at=now, control=Control.CANCEL
+    )
+    if done:
+        RunEvent.objects.create(run=run, kind=EventKind.CANCELLED, data={"reason": reason})
+        run.refresh_from_db()
+        run_changed(str(run.pk))
+        if run.concurrency_key:
+            runs_start_waiting(key=run.concurrency_key)
+    return bool(done)
+
+
+def run_control(*, run: Run, command: str, user: Any = None) -> Run:
+    """Ask the runner to stop, kill, cancel, pause or resume ``run``.
+
+    A queued run asked to stop, kill or cancel never starts. A finished run answers
+    409. Returns the refreshed run.
+    """
+    who = getattr(user, "username", None)
+    if command not in Control.values or command == Control.NONE:
+        raise ValueError(f"unknown control command {command!r}")
+    run.refresh_from_db()
+    if run.status in TERMINAL:
+        raise Conflict(f"Run {run.pk} is already {run.status}.")
+    if command in (Control.STOP, Control.KILL, Control.CANCEL):
+        if run.status == RunStatus.QUEUED and _finish_unstarted(run, reason=f"{command} by {who}"):
+            return run
+    elif run.status != RunStatus.RUNNING:
+        raise Conflict(f"Run {run.pk} is not running (status {run.status}); cannot {command}.")
+    if command == Control.PAUSE and run.paused:
+        return run
+    if command == Control.RESUME and not run.paused:
+        raise Conflict(f"Run {run.pk} is not paused.")
+    # A kill may follow a stop; a stop never downgrades a kill.
+    current = Run.objects.filter(pk=run.pk).values_list("control", flat=True).first()
+    if command == Control.STOP and current == Control.KILL:
+        return run
+    updated = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        control=command, control_requested_at=timezone.now()
+    )
+    if not updated:
+        run.refresh_from_db()
+        if run.status in TERMINAL:
+            raise Conflict(f"Run {run.pk} is already {run.status}.")
+    kind = {
+        Control.STOP: EventKind.STOP_REQUESTED,
+        Control.CANCEL: EventKind.STOP_REQUESTED,
+        Control.KILL: EventKind.KILL_REQUESTED,
+    }.get(Control(command))
+    if kind:
+        RunEvent.objects.create(run=run, kind=kind, data={"command": command, "by": who})
+    run.refresh_from_db()
+    run_changed(str(run.pk))
+    return run
+
+
+def run_restart(*, run: Run, user: Any = None) -> Run:
+    """Stop ``run`` if it is active, then queue a fresh run with the same parameters."""
+    if run.status in ACTIVE:
+        try:
+            run_control(run=run, command=Control.CANCEL, user=user)
+        except Conflict:
+            pass  # it finished in the meantime
+    return run_enqueue(params=run.request_parameters(), user=user, source="restart", restarted_from=run)
+
+
+def run_delete(*, run: Run) -> None:
+    if run.status in ACTIVE:
+        raise Conflict(f"Run {run.pk} is {run.status}; stop it before deleting it.")
+    runs_delete(ids=[run.pk])
+
+
+def runs_delete(*, ids: Iterable[uuid.UUID]) -> dict[str, Any]:
+    """Delete finished runs and their output. All or nothing: any active run → 409."""
+    wanted = list(dict.fromkeys(ids))
+    with transaction.atomic():
+        found = list(Run.objects.filter(pk__in=wanted).values_list("pk", "status"))
+        active = [str(pk) for pk, status in found if status in ACTIVE]
+        if active:
+            raise Conflict(f"Active runs cannot be deleted: {', '.join(active)}.")
+        found_ids = [pk for pk, _ in found]
+        Run.objects.filter(pk__in=found_ids).delete()
+        dirs = [settings.RUNS_DIR / str(pk) for pk in found_ids]
+
+        def remove_dirs() -> None:
+            for folder in dirs:
+                remove_store(folder)
+
+        transaction.on_commit(remove_dirs)
+    missing = [str(pk) for pk in wanted if pk not in set(found_ids)]
+    return {"deleted": len(found_ids), "not_found": missing}
+
+
+def _worker_gone(run: Run, host: str) -> bool:
+    """On the worker's own host, a dead worker process is known at once.
+
+    A zombie counts as dead: a worker killed together with its parent (the cluster
+    stopping) stays a zombie until init reaps it, and ``os.kill(pid, 0)`` still
+    succeeds on a zombie.
+    """
+    if run.host != host or not run.worker_pid:
+        return False
+    try:
+        return psutil.Process(run.worker_pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+
+
+def run_reap_orphans(*, now: Any = None) -> list[str]:
+    """Fail runs whose worker died; kill their processes when they live on this host.
+
+    A run is orphaned when it is ``running`` and either its heartbeat is older than
+    ``SCRIPTOPS_HEARTBEAT_TIMEOUT`` or, on its own host, its worker process is gone.
+    Its process tree is killed when it lives on this host (checked by pid and process
+    start time, so a recycled pid is left alone).
+    """
+    now = now or timezone.now()
+    limit = now - timedelta(seconds=settings.HEARTBEAT_TIMEOUT)
+    host = socket.gethostname()
+    reaped: list[str] = []
+    candidates = Run.objects.filter(status=RunStatus.RUNNING).filter(Q(heartbeat_at__lt=limit) | Q(host=host))
+    for run in candidates:
+        stale = run.heartbeat_at is None or run.heartbeat_at < limit
+        if not stale and not _worker_gone(run, host):
+            continue
+        last = run.heartbeat_at.isoformat() if run.heartbeat_at else "never"
+        message = (
+            f"The worker running this script (pid {run.worker_pid} on {run.host or 'unknown host'}) "
+            f"was lost: it died or stopped responding (last heartbeat {last})."
+        )
+        summary = run.error_summary_for(
+            exit_code=None, stderr_snippet=message, status="failed", reason="worker_lost"
+        )
+        claimed = Run.objects.filter(
+            pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at
+        ).update(
+            status=RunStatus.FAILED,
+            run_status="failed",
+            finished_at=now,
+            error_summary=summary,
+            paused=False,
+        )
+        if not claimed:
+            continue  # it finished, or beat, in the meantime
+        killed = False
+        if run.host == host and run.pid:
+            killed = kill_process_tree(run.pid, run.pid_create_time)
+        RunEvent.objects.create(
+            run=run,
+            kind=EventKind.ORPHANED,
+            data={"last_heartbeat": last, "host": run.host, "process_killed": killed},
+        )
+        logger.warning("Run %s orphaned (last heartbeat %s); marked failed", run.pk, last)
+        run_changed(str(run.pk))
+        if run.concurrency_key:
+            runs_start_waiting(key=run.concurrency_key)
+        reaped.append(str(run.pk))
+    return reaped

@@ -1,0 +1,206 @@
+"""Server-sent events: ``GET /api/runs/{id}/stream`` and ``POST /api/execute`` (seed 003).
+
+Plain async Django views (DRF has no async views); they authenticate and check roles
+with the same API-key/session rules and the same error shape as the REST API.
+Each message is ``id: <line offset>`` + ``data: {json}`` + a blank line, with types
+``log_entry``, ``status`` and finally ``exit`` (``{"type": "exit", "code": N}``).
+Resume with ``Last-Event-ID`` or ``?after=``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework.exceptions import ValidationError
+
+from runs.live import RunWatch
+from runs.models import Run
+from runs.serializers import RunRequestSerializer, RunSerializer
+from runs.services import run_control, run_enqueue
+from scriptops.authentication import raw_key_from_headers
+from scriptops.errors import error_body
+from scriptops.roles import Capability, role_allows
+from scriptops.services import api_key_authenticate
+
+logger = logging.getLogger(__name__)
+KEEPALIVE = 15.0
+
+
+def _principal(request: HttpRequest) -> tuple[Any, str | None, bool]:
+    """(user, effective role, came by API key). Raises ValueError for a bad key."""
+    raw = raw_key_from_headers(request.headers)
+    if raw:
+        key = api_key_authenticate(raw=raw)
+        if key is None:
+            raise ValueError("Invalid, expired or revoked API key.")
+        return key.user, str(key.effective_role), True
+    user = request.user
+    if user.is_authenticated and user.is_active:
+        return user, str(user.effective_role), False
+    return None, None, False
+
+
+async def _authorise(request: HttpRequest, capability: int) -> tuple[Any, JsonResponse | None]:
+    try:
+        user, role, by_key = await sync_to_async(_principal)(request)
+    except ValueError as exc:
+        return None, JsonResponse(error_body("authentication_failed", str(exc)), status=401)
+    if user is None or role is None:
+        return None, JsonResponse(
+            error_body("not_authenticated", "Authentication credentials were not provided."), status=401
+        )
+    if not role_allows(role, capability):
+        return None, JsonResponse(
+            error_body("permission_denied", "Your role does not allow this action."), status=403
+        )
+    if not by_key and request.method not in ("GET", "HEAD", "OPTIONS"):
+        # Session clients must send the CSRF token, as on the REST API.
+        reason = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(
+            request, lambda r: HttpResponse(), (), {}
+        )
+        if reason is not None:
+            return None, JsonResponse(
+                error_body("csrf_failed", "CSRF token missing or incorrect."), status=403
+            )
+    return user, None
+
+
+def _sse(payload: dict[str, Any], event_id: int | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}data: {json.dumps(payload, default=str)}\n\n".encode()
+
+
+async def _sse_stream(run: Run, *, after: int, on_close: Any = None) -> AsyncIterator[bytes]:
+    """Flatten a run's live messages into SSE frames, ending with ``exit``."""
+    watch = RunWatch(run, after=after)
+    stream = watch.messages(include_events=False).__aiter__()
+    finished = False
+    try:
+        yield b": connected\n\n"
+        while True:
+            try:
+                item = await asyncio.wait_for(stream.__anext__(), KEEPALIVE)
+            except TimeoutError:
+                yield b": keep-alive\n\n"
+                continue
+            except StopAsyncIteration:
+                break
+            kind, data = item["type"], item["data"]
+            if kind == "log_entry":
+                yield _sse({"type": "log_entry", **data}, data["offset"])
+            elif kind == "status":
+                yield _sse({"type": "status", **data})
+            elif kind == "execution_completed":
+                finished = True
+                yield _sse({"type": "exit", "code": data["exit_code"], **data}, data.get("last_offset"))
+            elif kind == "error":
+                yield _sse({"type": "error", **data})
+    finally:
+        with contextlib.suppress(BaseException):
+            await stream.aclose()  # type: ignore[attr-defined]
+        if not finished and on_close is not None:
+            await on_close()
+
+
+def _streaming(body: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(body, content_type="text/event-stream; charset=utf-8")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _after(request: HttpRequest) -> int | None:
+    raw = request.GET.get("after") or request.headers.get("Last-Event-ID") or "0"
+    return int(raw) if raw.isdigit() else None
+
+
+@csrf_exempt
+async def run_stream(request: HttpRequest, pk: str) -> HttpResponseBase:
+    """``GET /api/runs/{id}/stream``: the run's output and status as server-sent events."""
+    if request.method != "GET":
+        return JsonResponse(
+            error_body("method_not_allowed", f"Method {request.method} not allowed."), status=405
+        )
+    _, denied = await _authorise(request, Capability.READ)
+    if denied is not None:
+        return denied
+    after = _after(request)
+    if after is None:
+        return JsonResponse(
+            error_body("validation_error", "after must be a non-negative integer."), status=400
+        )
+    try:
+        run = await sync_to_async(Run.objects.filter(pk=pk).first)()
+    except DjangoValidationError:  # the URL pattern lets through ids such as 36 dashes
+        run = None
+    if run is None:
+        return JsonResponse(error_body("not_found", f"No run {pk}."), status=404)
+    return _streaming(_sse_stream(run, after=after))
+
+
+@csrf_exempt
+async def execute(request: HttpRequest) -> HttpResponseBase:
+    """``POST /api/execute``: queue a RunRequest and stream it until ``exit``.
+
+    Closing the connection does not stop the run unless ``?cancel_on_disconnect=true``.
+    """
+    if request.method != "POST":
+        return JsonResponse(
+            error_body("method_not_allowed", f"Method {request.method} not allowed."), status=405
+        )
+    user, denied = await _authorise(request, Capability.EXECUTE)
+    if denied is not None:
+        return denied
+    try:
+        payload = json.loads(request.body or b"null")
+    except (ValueError, RecursionError) as exc:
+        return JsonResponse(error_body("parse_error", f"The body is not valid JSON: {exc}"), status=400)
+    if isinstance(payload, dict):
+        payload.pop("session_id", None)  # seed 003 clients send one; runs have their own ids
+
+    def validate_and_queue() -> Run | dict[str, Any]:
+        serializer = RunRequestSerializer(data=payload)
+        try:
+            serializer.is_valid(raise_exception=True)
+        except ValidationError as exc:
+            details: Any = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+            name, problems = next(iter(details.items()), ("request", ["invalid"]))
+            text = problems[0] if isinstance(problems, list) and problems else problems
+            return error_body("validation_error", f"{name}: {text}", details)
+        if serializer.validated_data["dry_run"]:
+            return {"plan": serializer.execution_plan()}
+        return run_enqueue(params=serializer.run_params(), user=user, source="execute")
+
+    result = await sync_to_async(validate_and_queue)()
+    if isinstance(result, dict):
+        if "plan" in result:
+            return JsonResponse(result["plan"])
+        return JsonResponse(result, status=400)
+    run = result
+    cancel = request.GET.get("cancel_on_disconnect", "").lower() in ("1", "true", "yes")
+
+    async def on_close() -> None:
+        if cancel:
+            with contextlib.suppress(Exception):
+                await sync_to_async(run_control)(run=run, command="cancel", user=user)
+
+    async def body() -> AsyncIterator[bytes]:
+        record = await sync_to_async(lambda: dict(RunSerializer(run).data))()
+        yield _sse({"type": "queued", "run": record})
+        async for chunk in _sse_stream(run, after=0, on_close=on_close):
+            yield chunk
+
+    response = _streaming(body())
+    response["X-Run-Id"] = str(run.pk)
+    return response

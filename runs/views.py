@@ -1,0 +1,366 @@
+"""Run lifecycle API (seed 001): thin views that call services."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Avg, Count
+from django.http import HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from runs.filters import RunFilter
+from runs.logstore import LogReader
+from runs.models import Control, Run, RunStatus
+from runs.selectors import log_bytes, log_page, run_counts
+from runs.serializers import (
+    BulkDeleteSerializer,
+    RunAttemptSerializer,
+    RunEventSerializer,
+    RunRequestSerializer,
+    RunSerializer,
+    RunUploadSerializer,
+)
+from runs.services import run_control, run_delete, run_enqueue, run_restart, runs_delete
+from scriptops.errors import PayloadTooLarge
+from scriptops.roles import Capability
+
+SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_UPLOAD_NAME = 100
+
+
+def _queue_run(request: Request, data: Any, *, source: str) -> Response:
+    serializer = RunRequestSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    if serializer.validated_data["dry_run"]:
+        return Response(serializer.execution_plan(), status=status.HTTP_200_OK)
+    run = run_enqueue(params=serializer.run_params(), user=request.user, source=source)
+    return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RunCreateView(APIView):
+    """``POST /api/run``: queue a script execution (202 with the RunRecord)."""
+
+    required_capability = Capability.EXECUTE
+
+    @extend_schema(
+        request=RunRequestSerializer,
+        responses={202: RunSerializer, 200: OpenApiResponse(description="dry_run: the plan")},
+    )
+    def post(self, request: Request) -> Response:
+        return _queue_run(request, request.data, source="api")
+
+
+class RunUploadView(APIView):
+    """``POST /api/run/upload``: store an uploaded ``.py``/``.sh`` script and queue it."""
+
+    required_capability = Capability.EXECUTE
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=RunUploadSerializer, responses={202: RunSerializer})
+    def post(self, request: Request) -> Response:
+        upload = request.FILES.get("file")
+        if upload is None:
+            raise serializers.ValidationError({"file": ["Attach the script as the 'file' field."]})
+        if "script_path" in request.data or "path" in request.data:
+            raise serializers.ValidationError({"script_path": ["Not allowed with an upload."]})
+        name = safe_upload_name(upload.name or "")
+        if not name.lower().endswith((".py", ".sh")):
+            raise serializers.ValidationError({"file": ["Only .py and .sh scripts can be uploaded."]})
+        if not upload.size:
+            raise serializers.ValidationError({"file": ["The uploaded file is empty."]})
+        if upload.size > settings.MAX_UPLOAD_BYTES:
+            raise PayloadTooLarge(
+                f"The script is {upload.size} bytes; the limit is {settings.MAX_UPLOAD_BYTES}."
+            )
+        data: dict[str, Any] = {}
+        for key, value in request.data.items():
+            if key == "file":
+                continue
+            if key in ("args", "env_vars") and isinstance(value, str) and value[:1] in "[{":
+                try:
+                    value = json.loads(value)
+                except ValueError as exc:
+                    raise serializers.ValidationError({key: [f"Invalid JSON: {exc}"]}) from exc
+            data[key] = value
+        # The serializer checks the stored file like any other script (inside the roots,
+        # a regular file), so store first, and remove it again if the request is refused
+        # or is only a dry run: nothing is left behind that no run refers to.
+        folder = Path(settings.UPLOADS_ROOT) / uuid.uuid4().hex
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            target = folder / name
+            with open(target, "wb") as fh:
+                for chunk in upload.chunks():
+                    fh.write(chunk)
+            data["script_path"] = str(target)
+            response = _queue_run(request, data, source="upload")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        if response.status_code != status.HTTP_202_ACCEPTED:  # dry run: nothing will use it
+            shutil.rmtree(folder, ignore_errors=True)
+        return response
+
+
+def safe_upload_name(raw: str) -> str:
+    """A file name of ``[A-Za-z0-9._-]``, no directories, no leading dot, ≤ 100 characters."""
+    base = raw.replace("\\", "/").rsplit("/", 1)[-1]
+    name = SAFE_NAME_RE.sub("_", base).lstrip("._")
+    if len(name) > MAX_UPLOAD_NAME:
+        stem, dot, ext = name.rpartition(".")
+        keep = MAX_UPLOAD_NAME - len(ext) - 1
+        name = stem[:keep] + dot + ext if dot and keep > 0 else name[:MAX_UPLOAD_NAME]
+    return name
+
+
+class LogsQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+    stream = serializers.ChoiceField(choices=["all", "stdout", "stderr"], default="all")
+    offset = serializers.IntegerField(min_value=0, default=0)
+    tail = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
+    limit = serializers.IntegerField(
+        min_value=1,
+        max_value=64 * 1024 * 1024,
+        required=False,
+        help_text="Bytes in text mode; lines (at most 5000) in the numbered-lines mode.",
+    )
+    # ``format`` is also DRF's renderer override: only "json" is meaningful here.
+    format = serializers.ChoiceField(choices=["json"], required=False)
+    before = serializers.IntegerField(min_value=1, required=False, help_text="Lines numbered below this.")
+    after = serializers.IntegerField(min_value=0, default=0, help_text="With q: matches after this line.")
+    q = serializers.CharField(required=False, max_length=500, trim_whitespace=False)
+    download = serializers.BooleanField(default=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "q" in attrs and not attrs["q"]:
+            raise serializers.ValidationError({"q": ["q must not be empty."]})
+        if attrs.get("q") or "before" in attrs:
+            attrs["format"] = "json"  # numbered lines are the only sensible answer
+        if attrs.get("format") == "json":
+            attrs["limit"] = min(attrs.get("limit", 500), 5000)
+        return attrs
+
+
+@extend_schema(parameters=[OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH)])
+class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """Runs: list, detail, delete, control actions, logs and events."""
+
+    queryset = Run.objects.select_related("created_by").all()
+    serializer_class = RunSerializer
+    filterset_class = RunFilter
+    search_fields = ["script_path", "correlation_id", "error_summary"]
+    ordering_fields = ["created_at", "started_at", "finished_at", "duration", "status", "exit_code"]
+    ordering = ["-created_at"]
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+    required_capability = {
+        "list": Capability.READ,
+        "retrieve": Capability.READ,
+        "logs": Capability.READ,
+        "events": Capability.READ,
+        "attempts": Capability.READ,
+        "samples": Capability.READ,
+        "stop": Capability.EXECUTE,
+        "kill": Capability.EXECUTE,
+        "cancel": Capability.EXECUTE,
+        "pause": Capability.EXECUTE,
+        "resume": Capability.EXECUTE,
+        "restart": Capability.EXECUTE,
+        "destroy": Capability.WRITE,
+        "bulk_delete": Capability.WRITE,
+    }
+
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        run_delete(run=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        operation_id="runs_bulk_destroy", request=BulkDeleteSerializer, responses={200: OpenApiTypes.OBJECT}
+    )
+    def bulk_delete(self, request: Request) -> Response:
+        """``DELETE /api/runs`` with a JSON list of run ids. Active runs: 409, nothing deleted."""
+        ids = BulkDeleteSerializer(data=request.data)
+        ids.is_valid(raise_exception=True)
+        return Response(runs_delete(ids=ids.validated_data))
+
+    def _control(self, request: Request, command: str) -> Response:
+        run = run_control(run=self.get_object(), command=command, user=request.user)
+        return Response(RunSerializer(run).data)
+
+    @extend_schema(request=None, responses={200: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str | None = None) -> Response:
+        """Graceful stop: SIGTERM to the process group, SIGKILL after the grace period."""
+        return self._control(request, Control.STOP)
+
+    @extend_schema(request=None, responses={200: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def kill(self, request: Request, pk: str | None = None) -> Response:
+        """SIGKILL to the process group and every descendant."""
+        return self._control(request, Control.KILL)
+
+    @extend_schema(request=None, responses={200: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        """A queued run never starts; a running one is stopped."""
+        return self._control(request, Control.CANCEL)
+
+    @extend_schema(request=None, responses={200: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str | None = None) -> Response:
+        """SIGSTOP to the process group (time paused does not count towards the timeout)."""
+        return self._control(request, Control.PAUSE)
+
+    @extend_schema(request=None, responses={200: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        """SIGCONT to the process group."""
+        return self._control(request, Control.RESUME)
+
+    @extend_schema(request=None, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def restart(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel if active, then queue a fresh run with the same parameters."""
+        new = run_restart(run=self.get_object(), user=request.user)
+        return Response(RunSerializer(new).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses={200: RunEventSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def events(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        return Response(RunEventSerializer(run.events.all(), many=True).data)
+
+    @extend_schema(responses={200: RunAttemptSerializer(many=True)})
+    @action(detail=True, methods=["get"])
+    def attempts(self, request: Request, pk: str | None = None) -> Response:
+        run = self.get_object()
+        return Response(RunAttemptSerializer(run.attempt_set.all(), many=True).data)
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["get"])
+    def samples(self, request: Request, pk: str | None = None) -> Response:
+        """Resource samples over time: ``{ts, cpu, rss, children, attempt}``, oldest first."""
+        run = self.get_object()
+        path = run.output_dir / "samples.jsonl"
+        rows: list[dict[str, Any]] = []
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            lines = []
+        step = max(1, len(lines) // 2000)  # at most ~2000 points
+        for line in lines[::step]:
+            # The worker may be writing the last line right now: skip what does not parse.
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+        return Response(rows)
+
+    @extend_schema(
+        parameters=[LogsQuerySerializer],
+        responses={200: OpenApiResponse(OpenApiTypes.STR, description="text/plain output")},
+    )
+    @action(detail=True, methods=["get"])
+    def logs(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """Captured output.
+
+        - text/plain (default): ``stream``, ``offset`` (bytes), ``tail`` (lines), ``limit``
+          (bytes). Headers: ``X-Next-Offset`` (pass back as ``offset`` to poll),
+          ``X-Output-Truncated`` and ``X-Dropped-Bytes`` (the cap dropped the head),
+          ``X-Run-Status``.
+        - numbered lines (``format=json``, or any of ``before``/``q``): the log viewer's
+          pages. Without ``before``: the newest ``limit`` lines; with ``before=N``: the
+          ``limit`` lines before line N; with ``q``: lines containing q (case-insensitive)
+          after line ``after``. Lines are ``{n, stream, ts, text}``.
+        - ``download=1``: the whole stored log as an attachment.
+        """
+        run = self.get_object()
+        query = LogsQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        if params["download"]:
+            stream = StreamingHttpResponse(
+                log_bytes(run, stream=params["stream"]), content_type="text/plain; charset=utf-8"
+            )
+            suffix = "" if params["stream"] == "all" else f"-{params['stream']}"
+            stream["Content-Disposition"] = f'attachment; filename="run-{run.pk}{suffix}.log"'
+            return stream
+        if params.get("format") == "json":
+            return Response(
+                log_page(
+                    run,
+                    before=params.get("before"),
+                    limit=params["limit"],
+                    stream=params["stream"],
+                    query=params.get("q"),
+                    after=params["after"],
+                )
+            )
+        reader = LogReader(run.output_dir)
+        dropped_bytes, dropped_lines = reader.dropped()
+        prefix = b""
+        if "tail" in params:
+            lines = reader.tail_lines(params["tail"], stream=params["stream"])
+            body = "".join(line.text + "\n" for line in lines).encode()
+            next_offset = reader.size(stream=params["stream"])
+        else:
+            body, next_offset = reader.read_bytes(
+                stream=params["stream"], offset=params["offset"], limit=params.get("limit")
+            )
+            if dropped_bytes and params["offset"] < dropped_bytes and params["stream"] == "all":
+                prefix = (
+                    f"[scriptops: output truncated: the first {dropped_bytes} bytes "
+                    f"({dropped_lines} lines) were dropped; the cap is "
+                    f"{settings.MAX_OUTPUT_BYTES} bytes]\n"
+                ).encode()
+        response = HttpResponse(prefix + body, content_type="text/plain; charset=utf-8")
+        response["X-Next-Offset"] = str(next_offset)
+        response["X-Output-Truncated"] = "true" if dropped_bytes else "false"
+        response["X-Dropped-Bytes"] = str(dropped_bytes)
+        response["X-Run-Status"] = run.status
+        return response
+
+
+class StatsView(APIView):
+    """``GET /api/stats``: totals, last 24 h, by status, success rate."""
+
+    required_capability = Capability.READ
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request) -> Response:
+        counts = run_counts()
+        avg_duration = Run.objects.filter(duration__isnull=False).aggregate(avg=Avg("duration"))["avg"]
+        by_status = dict(
+            Run.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
+        )
+        by_run_status = dict(
+            Run.objects.order_by()
+            .exclude(run_status__isnull=True)
+            .values_list("run_status")
+            .annotate(n=Count("id"))
+            .values_list("run_status", "n")
+        )
+        return Response(
+            {
+                "total": counts["total"],
+                "last_24h": counts["last_24h"],
+                "by_status": {s: by_status.get(s, 0) for s in RunStatus.values},
+                "by_run_status": by_run_status,
+                "success_rate": counts["success_rate"],
+                "avg_duration": avg_duration,
+            }
+        )

@@ -1,0 +1,743 @@
+"""The websocket API (seed 002): ``/ws/runs/`` (the feed) and ``/ws/runs/<id>/`` (one run).
+
+These tests drive the real ASGI application (``scriptops.asgi.application``: origin
+check, session/API-key auth, routing, consumers) with channels' WebsocketCommunicator.
+
+A run is simulated by the test itself, exactly the way the runner in a django-q2
+worker produces one: its output is appended with :class:`runs.logstore.LogWriter`
+into ``settings.RUNS_DIR/<run id>`` and its state is written to the ``Run`` row (and
+``RunEvent`` rows). That *is* the cross-process contract of the live views: the
+consumers never receive the data from the runner, they read the persisted store and
+the database (woken by polling, or by Redis when configured). So nothing here needs a
+worker, and the same tests pass whether or not ``SCRIPTOPS_REDIS_URL`` is set.
+
+Each test body is a coroutine run with ``async_to_sync``: the consumers'
+``database_sync_to_async`` calls then run on the test's own thread and database
+connection, so the test's writes and the consumers' reads never race for an SQLite
+lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+from django.utils import timezone
+
+from runs import consumers, events, live
+from runs.logstore import LogWriter
+from runs.models import EventKind, Run, RunEvent, RunStatus
+from scriptops.asgi import application
+from scriptops.models import User
+from scriptops.roles import Role
+from scriptops.services import api_key_create
+from tests.factories import RunFactory, UserFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Generous: these are deadlines for a hang, not speed assertions (a shared small machine).
+WAIT = 10.0
+
+
+def run_async(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an ``async def`` test body on the test's thread (see the module docstring)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        async_to_sync(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+# -- fixtures and helpers -------------------------------------------------------------------
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path, settings: Any) -> Path:
+    settings.RUNS_DIR = tmp_path / "runs"
+    settings.RUNS_DIR.mkdir()
+    return Path(settings.RUNS_DIR)
+
+
+@pytest.fixture(autouse=True)
+def short_close_grace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server closes a finished run's socket 0.3 s after execution_completed
+    (30 s in production, see runs.consumers.CLOSE_GRACE)."""
+    monkeypatch.setattr(consumers, "CLOSE_GRACE", 0.3)
+
+
+@pytest.fixture
+def api_key(runs_dir: Path) -> str:
+    user = UserFactory(username="reader", role=Role.READONLY)
+    return api_key_create(user=user, name="ws", role=Role.READONLY).raw
+
+
+def running_run(**fields: Any) -> Run:
+    return RunFactory(
+        status=RunStatus.RUNNING,
+        run_status=None,
+        exit_code=None,
+        started_at=timezone.now(),
+        **fields,
+    )
+
+
+class SimulatedRun:
+    """Plays the worker's part for one run: writes its store and its row."""
+
+    def __init__(self, run: Run, *, segment_bytes: int | None = None, cap_bytes: int = 10 << 20):
+        self.run = run
+        self.writer = LogWriter(run.output_dir, cap_bytes=cap_bytes, segment_bytes=segment_bytes)
+        self.ts = 1_700_000_000.0
+
+    def write(self, *lines: str, stream: str = "stdout") -> None:
+        """One record (one pipe read) of whole lines."""
+        self.ts += 0.5
+        self.writer.write(stream, "".join(f"{line}\n" for line in lines).encode(), self.ts)
+
+    async def awrite(self, *lines: str, stream: str = "stdout") -> None:
+        await asyncio.to_thread(self.write, *lines, stream=stream)
+
+    async def update(self, **fields: Any) -> None:
+        await sync_to_async(Run.objects.filter(pk=self.run.pk).update)(**fields)
+
+    async def event(self, kind: str, **data: Any) -> None:
+        await sync_to_async(RunEvent.objects.create)(run=self.run, kind=kind, data=data)
+
+    async def finish(self, *, exit_code: int = 0, status: str = RunStatus.COMPLETED) -> None:
+        self.writer.close()
+        run_status = {"completed": "success", "failed": "failed", "cancelled": "killed"}[status]
+        await self.event(EventKind.SUCCESS if exit_code == 0 else EventKind.FAILURE, exit_code=exit_code)
+        await self.update(
+            status=status,
+            run_status=run_status,
+            exit_code=exit_code,
+            finished_at=timezone.now(),
+            duration=1.25,
+            output_lines=self.writer.total_lines,
+        )
+
+
+def communicator(path: str, *, key: str | None = None, headers: list[tuple[bytes, bytes]] | None = None):
+    if key is not None:
+        path += ("&" if "?" in path else "?") + f"api_key={key}"
+    return WebsocketCommunicator(application, path, headers=headers or [])
+
+
+async def next_message(comm: WebsocketCommunicator, *, timeout: float = WAIT) -> dict[str, Any]:
+    """The next frame sent to the client, parsed; fails on a close."""
+    output = await comm.receive_output(timeout)
+    assert output["type"] == "websocket.send", output
+    message: dict[str, Any] = json.loads(output["text"])
+    return message
+
+
+async def collect(
+    comm: WebsocketCommunicator,
+    until: Callable[[dict[str, Any]], bool],
+    *,
+    timeout: float = WAIT,
+) -> list[dict[str, Any]]:
+    """Messages up to and including the first one for which ``until`` holds."""
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, f"timed out; received {[m['type'] for m in got]}"
+        message = await next_message(comm, timeout=left)
+        got.append(message)
+        if until(message):
+            return got
+
+
+async def receive_close(comm: WebsocketCommunicator, *, timeout: float = WAIT) -> int:
+    output = await comm.receive_output(timeout)
+    assert output["type"] == "websocket.close", output
+    code: int = output.get("code", 1000)
+    return code
+
+
+async def connected(comm: WebsocketCommunicator) -> dict[str, Any]:
+    ok, _ = await comm.connect(timeout=WAIT)
+    assert ok
+    hello = await next_message(comm)
+    assert hello["type"] == "connection_established", hello
+    return hello
+
+
+def of_type(messages: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [m for m in messages if m["type"] == kind]
+
+
+def is_type(kind: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda message: message["type"] == kind
+
+
+def assert_envelope(message: dict[str, Any]) -> None:
+    """Seed 002: every message is {"type", "data", "timestamp"} (an ISO-8601 time)."""
+    assert set(message) == {"type", "data", "timestamp"}, message
+    assert isinstance(message["data"], dict)
+    assert timezone.datetime.fromisoformat(message["timestamp"])
+
+
+async def quiet(comm: WebsocketCommunicator, seconds: float = 0.6) -> list[dict[str, Any]]:
+    """Whatever arrives within ``seconds`` (for checking what must NOT arrive)."""
+    # Not receive_output(timeout): its timeout cancels the application.
+    got: list[dict[str, Any]] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if comm.output_queue.empty():
+            await asyncio.sleep(0.02)
+            continue
+        output = comm.output_queue.get_nowait()
+        assert output["type"] == "websocket.send", output
+        got.append(json.loads(output["text"]))
+    return got
+
+
+async def closing(comm: WebsocketCommunicator) -> None:
+    try:
+        await comm.disconnect(timeout=WAIT)
+    except Exception:
+        pass
+
+
+# -- authentication ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/ws/runs/", "/ws/runs/{run}/"])
+@run_async
+async def test_no_credentials_is_closed_4401_before_anything_is_sent(runs_dir: Path, path: str) -> None:
+    run = await sync_to_async(running_run)()
+    comm = communicator(path.format(run=run.pk))
+    await comm.connect(timeout=WAIT)
+    assert await receive_close(comm) == 4401
+    await closing(comm)
+
+
+@pytest.mark.parametrize("key", ["sops_not-a-real-key", "not-even-the-prefix"])
+@run_async
+async def test_a_bad_api_key_is_closed_4401(runs_dir: Path, api_key: str, key: str) -> None:
+    run = await sync_to_async(running_run)()
+    for path in ("/ws/runs/", f"/ws/runs/{run.pk}/"):
+        comm = communicator(path, key=key)
+        await comm.connect(timeout=WAIT)
+        assert await receive_close(comm) == 4401
+        await closing(comm)
+
+
+@run_async
+async def test_a_revoked_api_key_is_closed_4401(runs_dir: Path) -> None:
+    def make() -> str:
+        issued = api_key_create(user=UserFactory(username="gone"), name="old", role=Role.READONLY)
+        issued.key.revoked_at = timezone.now()
+        issued.key.save(update_fields=["revoked_at"])
+        return issued.raw
+
+    raw = await sync_to_async(make)()
+    comm = communicator("/ws/runs/", key=raw)
+    await comm.connect(timeout=WAIT)
+    assert await receive_close(comm) == 4401
+    await closing(comm)
+
+
+def session_cookie(user: User) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+    return [(b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode())]
+
+
+@run_async
+async def test_a_role_that_grants_nothing_is_closed_4403(runs_dir: Path) -> None:
+    # Every real role may read; a role no longer known (a stale value in the database)
+    # authenticates but grants nothing: the socket is closed as forbidden, not as anonymous.
+    def make() -> list[tuple[bytes, bytes]]:
+        user = UserFactory(username="stale-role", role=Role.READONLY)
+        User.objects.filter(pk=user.pk).update(role="retired")
+        user.refresh_from_db()
+        return session_cookie(user)
+
+    headers = await sync_to_async(make)()
+    run = await sync_to_async(running_run)()
+    for path in ("/ws/runs/", f"/ws/runs/{run.pk}/"):
+        comm = communicator(path, headers=headers)
+        await comm.connect(timeout=WAIT)
+        assert await receive_close(comm) == 4403
+        await closing(comm)
+
+
+@run_async
+async def test_api_key_in_the_query_string_is_accepted(runs_dir: Path, api_key: str) -> None:
+    comm = communicator("/ws/runs/", key=api_key)
+    hello = await connected(comm)
+    assert_envelope(hello)
+    await closing(comm)
+
+
+@run_async
+async def test_api_key_header_is_accepted(runs_dir: Path, api_key: str) -> None:
+    comm = communicator("/ws/runs/", headers=[(b"x-api-key", api_key.encode())])
+    await connected(comm)
+    await closing(comm)
+
+
+@run_async
+async def test_session_cookie_is_accepted(runs_dir: Path) -> None:
+    def make() -> tuple[list[tuple[bytes, bytes]], Run]:
+        user = UserFactory(username="browser", role=Role.READONLY)
+        return session_cookie(user), running_run()
+
+    headers, run = await sync_to_async(make)()
+    for path in ("/ws/runs/", f"/ws/runs/{run.pk}/"):
+        comm = communicator(path, headers=headers)
+        await connected(comm)
+        await closing(comm)
+
+
+@run_async
+async def test_an_inactive_users_session_is_closed_4401(runs_dir: Path) -> None:
+    def make() -> list[tuple[bytes, bytes]]:
+        user = UserFactory(username="left", role=Role.ADMIN)
+        headers = session_cookie(user)
+        User.objects.filter(pk=user.pk).update(is_active=False)
+        return headers
+
+    headers = await sync_to_async(make)()
+    comm = communicator("/ws/runs/", headers=headers)
+    await comm.connect(timeout=WAIT)
+    assert await receive_close(comm) == 4401
+    await closing(comm)
+
+
+@run_async
+async def test_a_foreign_origin_cannot_ride_the_session(runs_dir: Path) -> None:
+    def make() -> list[tuple[bytes, bytes]]:
+        return session_cookie(UserFactory(username="victim", role=Role.ADMIN))
+
+    headers = await sync_to_async(make)()
+    comm = communicator("/ws/runs/", headers=[*headers, (b"origin", b"https://evil.example")])
+    ok, _ = await comm.connect(timeout=WAIT)
+    assert not ok
+    await closing(comm)
+
+
+@run_async
+async def test_an_unknown_run_is_closed_4404(runs_dir: Path, api_key: str) -> None:
+    comm = communicator(f"/ws/runs/{uuid.uuid4()}/", key=api_key)
+    await comm.connect(timeout=WAIT)
+    assert await receive_close(comm) == 4404
+    await closing(comm)
+
+
+# -- one run: /ws/runs/<id>/ --------------------------------------------------------------
+
+
+@run_async
+async def test_a_finished_run_is_replayed_in_order_then_completed_and_closed(
+    runs_dir: Path, api_key: str
+) -> None:
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run)
+    sim.write("one", "two")
+    sim.write("oops", stream="stderr")
+    sim.write("three")
+    await sim.finish(exit_code=3, status=RunStatus.FAILED)
+
+    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
+    hello = await connected(comm)
+    assert hello["data"] == {"run_id": str(run.pk), "after": 0}
+    got = await collect(comm, is_type("execution_completed"))
+    for message in got:
+        assert_envelope(message)
+
+    entries = [m["data"] for m in of_type(got, "log_entry")]
+    assert [(e["offset"], e["stream"], e["content"]) for e in entries] == [
+        (1, "stdout", "one"),
+        (2, "stdout", "two"),
+        (3, "stderr", "oops"),
+        (4, "stdout", "three"),
+    ]
+    assert all(e["run_id"] == str(run.pk) for e in entries)
+    # Each line carries the time it was read from the pipe (the record's timestamp).
+    assert entries[0]["timestamp"] == entries[1]["timestamp"] == pytest.approx(1_700_000_000.5)
+    assert entries[3]["timestamp"] == pytest.approx(1_700_000_002.0)
+
+    status = of_type(got, "status")[-1]["data"]
+    assert status["status"] == "failed" and status["exit_code"] == 3
+    assert [m["data"]["kind"] for m in of_type(got, "event")] == ["failure"]
+    done = got[-1]["data"]
+    assert done["run_id"] == str(run.pk)
+    assert done["exit_code"] == 3 and done["status"] == "failed"
+    assert done["duration_seconds"] == pytest.approx(1.25)
+    assert done["last_offset"] == 4
+    # Every log line comes before the end; nothing after it but the close.
+    assert got.index(of_type(got, "log_entry")[-1]) < len(got) - 1
+    assert await receive_close(comm) == 1000
+    await closing(comm)
+
+
+@run_async
+async def test_the_server_leaves_the_closing_to_the_client_for_a_while(
+    runs_dir: Path, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Closing right after execution_completed would let daphne abort the connection
+    # (and drop what is still buffered) for a client that is behind.
+    monkeypatch.setattr(consumers, "CLOSE_GRACE", 1.5)
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run)
+    sim.write("only line")
+    await sim.finish()
+    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
+    await connected(comm)
+    await collect(comm, is_type("execution_completed"))
+    assert await quiet(comm, 0.7) == []  # not closed yet (quiet() fails on a close)
+    assert await receive_close(comm) == 1000
+    await closing(comm)
+
+    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
+    await connected(comm)
+    await collect(comm, is_type("execution_completed"))
+    await comm.disconnect(timeout=WAIT)  # the usual end: the client closes
+
+
+@run_async
+async def test_live_lines_status_and_events_arrive_while_the_run_goes(runs_dir: Path, api_key: str) -> None:
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run)
+    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
+    await connected(comm)
+    first = await collect(comm, is_type("status"))
+    assert first[-1]["data"]["status"] == "running"
+
+    await sim.awrite("alpha")
+    got = await collect(comm, is_type("log_entry"))
+    assert got[-1]["data"]["content"] == "alpha" and got[-1]["data"]["offset"] == 1
+
+    await sim.event(EventKind.PAUSED)
+    await sim.update(paused=True)
+    got = await collect(comm, lambda m: m["type"] == "status" and m["data"]["paused"])
+    assert [m["data"]["kind"] for m in of_type(got, "event")] == ["paused"]
+
+    await sim.awrite("beta", "gamma", stream="stderr")
+    got = await collect(comm, lambda m: m["type"] == "log_entry" and m["data"]["offset"] == 3)
+    assert [(m["data"]["content"], m["data"]["stream"]) for m in of_type(got, "log_entry")] == [
+        ("beta", "stderr"),
+        ("gamma", "stderr"),
+    ]
+
+    await sim.update(paused=False)
+    await sim.awrite("delta")
+    await sim.finish()
+    got = await collect(comm, is_type("execution_completed"))
+    assert [m["data"]["content"] for m in of_type(got, "log_entry")] == ["delta"]
+    assert got[-1]["data"]["exit_code"] == 0 and got[-1]["data"]["status"] == "completed"
+    assert await receive_close(comm) == 1000
+    await closing(comm)
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs SCRIPTOPS_REDIS_URL")
+@run_async
+async def test_with_redis_a_wake_up_delivers_at_once(
+    runs_dir: Path, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With Redis, the views sleep until woken (polling is only a fallback). Make the
+    # fallback longer than the test's deadline: the line can only come by a wake-up,
+    # as the runner sends one (runs.events.OutputNotifier) after writing the store.
+    monkeypatch.setattr(live, "STATUS_POLL", 60.0)
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run)
+    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
+    await connected(comm)
+    await collect(comm, is_type("status"))
+    await sim.awrite("woken")
+    deadline = time.monotonic() + WAIT
+    got: list[dict[str, Any]] = []
+    while not of_type(got, "log_entry"):
+        assert time.monotonic() < deadline, got
+        # Repeated: the subscription may still be on its way to Redis the first time.
+        await asyncio.to_thread(events.notify, events.run_channel(str(run.pk)), "o")
+        got += await quiet(comm, 0.2)
+    assert of_type(got, "log_entry")[0]["data"]["content"] == "woken"
+    await closing(comm)
+
+
+async def read_lines_of(comm: WebsocketCommunicator, *, until_offset: int | None = None) -> list[int]:
+    """Offsets of the log entries received until ``until_offset`` (or the end)."""
+
+    def done(message: dict[str, Any]) -> bool:
+        if until_offset is None:
+            return bool(message["type"] == "execution_completed")
+        return message["type"] == "log_entry" and message["data"]["offset"] >= until_offset
+
+    got = await collect(comm, done)
+    return [m["data"]["offset"] for m in of_type(got, "log_entry")]
+
+
+@run_async
+async def test_reconnecting_with_after_misses_nothing_and_repeats_nothing(
+    runs_dir: Path, api_key: str
+) -> None:
+    run = await sync_to_async(running_run)()
+    # Small segments, so the resume point falls in an older segment than the newest.
+    sim = SimulatedRun(run, segment_bytes=256)
+    for i in range(1, 61, 3):
+        sim.write(*(f"line {n:04d}" for n in range(i, i + 3)))
+
+    first = communicator(f"/ws/runs/{run.pk}/", key=api_key)
+    await connected(first)
+    seen = await read_lines_of(first, until_offset=25)
+    await closing(first)  # the client goes away mid-stream
+    last = seen[-1]
+
+    # Lines written while nobody watches, then a reconnect from the last offset seen.
+    for i in range(61, 121, 3):
+        await sim.awrite(*(f"line {n:04d}" for n in range(i, i + 3)))
+    second = communicator(f"/ws/runs/{run.pk}/?after={last}", key=api_key)
+    hello = await connected(second)
+    assert hello["data"]["after"] == last
+    rest = await read_lines_of(second, until_offset=120)
+    await sim.awrite("line 0121", "line 0122")
+    await sim.finish()
+    rest += await read_lines_of(second)
+
+    assert seen + rest == list(range(1, 123))
+    assert await receive_close(second) == 1000
+    await closing(second)
+
+
+@pytest.mark.parametrize("after", [0, 1, 2, 3, 7, 9, 10, 11, 50])
+@run_async
+async def test_after_resumes_exactly_even_inside_a_record(runs_dir: Path, api_key: str, after: int) -> None:
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run, segment_bytes=64)
+    sim.write("a1", "a2", "a3")  # lines 1-3 in one record: after=1 and 2 cut inside it
+    sim.write("e4", stream="stderr")
+    sim.write(*(f"b{n}" for n in range(5, 11)))  # lines 5-10
+    await sim.finish()
+    comm = communicator(f"/ws/runs/{run.pk}/?after={after}", key=api_key)
+    await connected(comm)
+    offsets = await read_lines_of(comm)
+    assert offsets == list(range(after + 1, 11))
+    await closing(comm)
+
+
+@run_async
+async def test_a_malformed_after_starts_from_the_beginning(runs_dir: Path, api_key: str) -> None:
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run)
+    sim.write("x", "y")
+    await sim.finish()
+    comm = communicator(f"/ws/runs/{run.pk}/?after=-3", key=api_key)
+    await connected(comm)
+    assert await read_lines_of(comm) == [1, 2]
+    await closing(comm)
+
+
+@run_async
+async def test_a_burst_is_delivered_completely_and_in_order(runs_dir: Path, api_key: str) -> None:
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run, segment_bytes=64 * 1024)
+    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
+    await connected(comm)
+    total = 20_000
+    for start in range(1, total + 1, 5000):  # four big pipe reads while the client watches
+        await sim.awrite(*(f"n={n}" for n in range(start, start + 5000)))
+    await sim.finish()
+    got = await collect(comm, is_type("execution_completed"), timeout=60)
+    entries = [m["data"] for m in of_type(got, "log_entry")]
+    assert [e["offset"] for e in entries] == list(range(1, total + 1))
+    assert all(e["content"] == f"n={e['offset']}" for e in entries)
+    await closing(comm)
+
+
+@run_async
+async def test_status_of_the_run_socket_and_ping(runs_dir: Path, api_key: str) -> None:
+    run = await sync_to_async(running_run)()
+    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
+    await connected(comm)
+    await comm.send_json_to({"type": "get_status"})
+    status = await collect(comm, lambda m: m["type"] == "status")
+    assert status[-1]["data"]["run_id"] == str(run.pk)
+    await comm.send_json_to({"type": "ping", "timestamp": "2024-01-15T10:30:00Z"})
+    got = await collect(comm, is_type("pong"))
+    assert got[-1] == {"type": "pong", "timestamp": "2024-01-15T10:30:00Z"}
+    # The feed's commands are not commands of a run socket: an error, not a crash.
+    await comm.send_json_to({"type": "subscribe", "data": {"run_id": str(run.pk)}})
+    got = await collect(comm, is_type("error"))
+    assert "subscribe" in got[-1]["data"]["error_message"]
+    await closing(comm)
+
+
+# -- the feed: /ws/runs/ ------------------------------------------------------------------
+
+
+@run_async
+async def test_feed_announces_created_and_updated_runs_and_stats(runs_dir: Path, api_key: str) -> None:
+    await sync_to_async(RunFactory)()  # an older run: part of the stats, not announced
+    comm = communicator("/ws/runs/", key=api_key)
+    await connected(comm)
+    got = await collect(comm, is_type("stats"))
+    assert got[-1]["data"]["total"] == 1 and got[-1]["data"]["completed"] == 1
+    assert not of_type(got, "run_created")
+
+    run = await sync_to_async(RunFactory)(status=RunStatus.QUEUED, run_status=None, exit_code=None)
+    got = await collect(comm, lambda m: m["type"] == "run_created" and m["data"]["id"] == str(run.pk))
+    created = got[-1]
+    assert_envelope(created)
+    assert created["data"]["status"] == "queued"
+    got = await collect(comm, lambda m: m["type"] == "stats" and m["data"]["queued"] == 1)
+
+    sim = SimulatedRun(run)
+    await sim.update(status=RunStatus.RUNNING, started_at=timezone.now())
+    got = await collect(comm, lambda m: m["type"] == "run_updated" and m["data"]["status"] == "running")
+    assert got[-1]["data"]["id"] == str(run.pk)
+    await sim.update(paused=True)
+    got = await collect(comm, lambda m: m["type"] == "run_updated" and m["data"]["paused"])
+    await sim.finish()
+    got = await collect(comm, lambda m: m["type"] == "run_updated" and m["data"]["status"] == "completed")
+    updated = got[-1]["data"]
+    assert updated["run_status"] == "success" and updated["exit_code"] == 0
+    assert {"status", "run_status", "paused", "output_lines"} <= set(updated)
+    got = await collect(comm, lambda m: m["type"] == "stats" and m["data"]["completed"] == 2)
+    assert got[-1]["data"]["running"] == 0 and got[-1]["data"]["success_rate"] == 100.0
+    await closing(comm)
+
+
+@run_async
+async def test_feed_subscribe_streams_one_run_until_unsubscribed(runs_dir: Path, api_key: str) -> None:
+    run = await sync_to_async(running_run)()
+    other = await sync_to_async(running_run)()
+    sim, other_sim = SimulatedRun(run), SimulatedRun(other)
+    sim.write("before subscribe")
+    other_sim.write("not subscribed to")
+
+    comm = communicator("/ws/runs/", key=api_key)
+    await connected(comm)
+    await comm.send_json_to({"type": "subscribe", "data": {"execution_id": str(run.pk)}})
+    got = await collect(comm, is_type("log_entry"))
+    assert of_type(got, "subscribed")[0]["data"] == {"run_id": str(run.pk)}
+    assert got[-1]["data"] == {**got[-1]["data"], "run_id": str(run.pk), "content": "before subscribe"}
+
+    await sim.awrite("live")
+    got = await collect(comm, is_type("log_entry"))
+    assert got[-1]["data"]["content"] == "live" and got[-1]["data"]["offset"] == 2
+
+    await comm.send_json_to({"type": "unsubscribe", "data": {"run_id": str(run.pk)}})
+    got = await collect(comm, is_type("unsubscribed"))
+    assert got[-1]["data"] == {"run_id": str(run.pk)}
+    await sim.awrite("after unsubscribe")
+    late = await quiet(comm)
+    assert not [m for m in late if m["type"] == "log_entry"], late
+    assert not [m for m in late if m["data"].get("run_id") == str(other.pk) and m["type"] == "log_entry"]
+    await closing(comm)
+
+
+@run_async
+async def test_feed_subscribe_with_after_and_to_the_end(runs_dir: Path, api_key: str) -> None:
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run)
+    sim.write("l1", "l2", "l3", "l4")
+    comm = communicator("/ws/runs/", key=api_key)
+    await connected(comm)
+    await comm.send_json_to({"type": "subscribe", "data": {"run_id": str(run.pk), "after": 2}})
+    await sim.finish(exit_code=0)
+    got = await collect(comm, is_type("execution_completed"))
+    assert [m["data"]["offset"] for m in of_type(got, "log_entry")] == [3, 4]
+    assert got[-1]["data"]["run_id"] == str(run.pk)
+    # The feed socket stays open after one subscription ends, and can subscribe again.
+    await comm.send_json_to({"type": "subscribe", "data": {"run_id": str(run.pk)}})
+    got = await collect(comm, is_type("execution_completed"))
+    assert [m["data"]["offset"] for m in of_type(got, "log_entry")] == [1, 2, 3, 4]
+    await closing(comm)
+
+
+@run_async
+async def test_feed_get_status_and_ping(runs_dir: Path, api_key: str) -> None:
+    run = await sync_to_async(running_run)()
+    comm = communicator("/ws/runs/", key=api_key)
+    await connected(comm)
+    await comm.send_json_to({"type": "get_status", "data": {"execution_id": str(run.pk)}})
+    got = await collect(comm, is_type("status"))
+    assert_envelope(got[-1])
+    assert got[-1]["data"]["run_id"] == str(run.pk)
+    assert got[-1]["data"]["status"] == "running" and got[-1]["data"]["paused"] is False
+
+    await comm.send_json_to({"type": "get_status", "data": {"run_id": str(uuid.uuid4())}})
+    got = await collect(comm, is_type("error"))
+    assert "No run" in got[-1]["data"]["error_message"]
+
+    stamp = time.time()
+    await comm.send_json_to({"type": "ping", "timestamp": stamp})
+    got = await collect(comm, is_type("pong"))
+    assert got[-1] == {"type": "pong", "timestamp": stamp}
+    await closing(comm)
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "not json",
+        "[1, 2, 3]",
+        '"a string"',
+        "{}",
+        '{"type": "dance"}',
+        '{"type": 42}',
+        '{"type": "subscribe"}',
+        '{"type": "subscribe", "data": "nope"}',
+        '{"type": "subscribe", "data": {"run_id": "not-a-uuid"}}',
+        '{"type": "subscribe", "data": {"run_id": ["x"]}}',
+        '{"type": "unsubscribe", "data": {"run_id": 5}}',
+        '{"type": "get_status", "data": {"run_id": "zzz"}}',
+        b"\x00\x01binary",
+    ],
+)
+@run_async
+async def test_malformed_client_messages_get_an_error_not_a_crash(
+    runs_dir: Path, api_key: str, frame: str | bytes
+) -> None:
+    comm = communicator("/ws/runs/", key=api_key)
+    await connected(comm)
+    if isinstance(frame, bytes):
+        await comm.send_to(bytes_data=frame)
+    else:
+        await comm.send_to(text_data=frame)
+    got = await collect(comm, lambda m: m["type"] in ("error", "unsubscribed"))
+    reply = got[-1]
+    assert_envelope(reply)
+    if reply["type"] == "error":
+        assert reply["data"]["error_message"]
+    # Still alive and answering.
+    await comm.send_json_to({"type": "ping", "timestamp": 1})
+    got = await collect(comm, is_type("pong"))
+    assert got[-1]["timestamp"] == 1
+    await closing(comm)
+
+
+@run_async
+async def test_closing_the_socket_stops_its_watchers(runs_dir: Path, api_key: str) -> None:
+    run = await sync_to_async(running_run)()
+    comm = communicator("/ws/runs/", key=api_key)
+    await connected(comm)
+    await comm.send_json_to({"type": "subscribe", "data": {"run_id": str(run.pk)}})
+    await collect(comm, is_type("subscribed"))
+    pumps = [t for t in asyncio.all_tasks() if not t.done() and "pump" in repr(t.get_coro())]
+    assert len(pumps) == 2  # the feed and the subscription
+    await comm.disconnect(timeout=WAIT)
+    # A pump cancelled inside a database call (a worker thread) ends when the call
+    # returns: allow for a loaded machine instead of a fixed pause.
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while not all(t.done() for t in pumps) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert all(t.done() for t in pumps)
