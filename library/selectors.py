@@ -1,0 +1,225 @@
+"""Reads of the library: duplicates, statistics, file content, scan progress for the feed."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+from rest_framework import exceptions, status
+
+from library.analysis import is_binary
+from library.models import SCAN_ACTIVE, FolderRoot, Scan, Script, Tag
+from library.services.roots import within
+from scriptops.errors import PayloadTooLarge
+
+DUPLICATE_KINDS = ("name", "content")
+DUPLICATE_MEMBER_FIELDS = (
+    "id",
+    "root_id",
+    "path",
+    "relpath",
+    "name",
+    "size",
+    "line_count",
+    "sha256",
+    "status",
+)
+
+
+class BinaryContent(exceptions.APIException):
+    status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+    default_detail = "The file is binary, not UTF-8 text."
+    default_code = "binary_content"
+
+
+class ContentGone(exceptions.APIException):
+    status_code = status.HTTP_410_GONE
+    default_detail = "The file is not on disk any more."
+    default_code = "file_gone"
+
+
+def _group_key(kind: str) -> tuple[str, ...]:
+    return ("name", "size", "line_count") if kind == "name" else ("sha256",)
+
+
+def duplicate_groups(*, kind: str = "name", scripts: Any = None, limit: int = 500) -> list[dict[str, Any]]:
+    """Groups of two or more scripts that look like copies, largest groups first.
+
+    ``name``: same name, size and line count (seed 001's rule); ``content``: same SHA-256.
+    """
+    qs = Script.objects.all() if scripts is None else scripts
+    keys = _group_key(kind)
+    if kind == "content":
+        qs = qs.exclude(sha256="")
+    groups = list(
+        qs.values(*keys).annotate(count=Count("id")).filter(count__gt=1).order_by("-count", *keys)[:limit]
+    )
+    if not groups:
+        return []
+    cond = Q()
+    for group in groups:
+        cond |= Q(**{k: group[k] for k in keys})
+    members: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for row in qs.filter(cond).order_by("path").values(*DUPLICATE_MEMBER_FIELDS):
+        members.setdefault(tuple(row[k] for k in keys), []).append(row)
+    return [
+        {
+            "kind": kind,
+            "key": {k: g[k] for k in keys},
+            "count": g["count"],
+            "scripts": members.get(tuple(g[k] for k in keys), []),
+        }
+        for g in groups
+    ]
+
+
+def duplicate_counts(scripts: Any = None) -> dict[str, dict[str, int]]:
+    qs = Script.objects.all() if scripts is None else scripts
+    out: dict[str, dict[str, int]] = {}
+    for kind in DUPLICATE_KINDS:
+        keys = _group_key(kind)
+        base = qs.exclude(sha256="") if kind == "content" else qs
+        rows = (
+            base.values(*keys).annotate(count=Count("id")).filter(count__gt=1).values_list("count", flat=True)
+        )
+        counts = list(rows)
+        out[kind] = {"groups": len(counts), "scripts": sum(counts)}
+    return out
+
+
+def library_stats() -> dict[str, Any]:
+    """Counts by language, status, root and tag; totals; duplicate counts."""
+    scripts = Script.objects.all()
+    totals = scripts.aggregate(scripts=Count("id"), lines=Sum("line_count"), bytes=Sum("size"))
+    roots = {r.pk: r.name for r in FolderRoot.objects.all()}
+    by_root = [
+        {"root_id": row["root_id"], "name": roots.get(row["root_id"], ""), "count": row["count"]}
+        for row in scripts.values("root_id").annotate(count=Count("id")).order_by("-count")
+    ]
+    by_tag = [
+        {"tag_id": t.pk, "name": t.name, "color": t.color, "count": t.count}
+        for t in Tag.objects.annotate(count=Count("scripts")).order_by("-count", "name")
+    ]
+    return {
+        "total_scripts": totals["scripts"] or 0,
+        "total_lines": totals["lines"] or 0,
+        "total_bytes": totals["bytes"] or 0,
+        "missing": scripts.filter(missing_since__isnull=False).count(),
+        "roots": len(roots),
+        "tags": len(by_tag),
+        "by_language": _counts(scripts, "language"),
+        "by_status": _counts(scripts, "status"),
+        "by_root": by_root,
+        "by_tag": by_tag,
+        "duplicates": duplicate_counts(scripts),
+    }
+
+
+def _counts(qs: Any, field: str) -> dict[str, int]:
+    return {
+        row[field]: row["count"] for row in qs.values(field).annotate(count=Count("id")).order_by("-count")
+    }
+
+
+def script_content(script: Script) -> str:
+    """The file's UTF-8 text, read fresh from disk and only if still inside its root.
+
+    413 past ``SCRIPTOPS_LIBRARY_CONTENT_MAX_BYTES``, 415 for binary files, 410 when the
+    file is gone, 409 when it now resolves outside its root.
+    """
+    from scriptops.errors import Conflict
+
+    real = Path(os.path.realpath(script.path))
+    if not within(real, Path(os.path.realpath(script.root.path))):
+        raise Conflict(f"{script.relpath} now resolves outside its folder root; it is not served.")
+    cap = settings.LIBRARY_CONTENT_MAX_BYTES
+    try:
+        with open(real, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > cap:
+                raise PayloadTooLarge(
+                    f"{script.relpath} is {size} bytes; the content view serves at most {cap}."
+                )
+            data = fh.read(cap + 1)
+    except FileNotFoundError as exc:
+        raise ContentGone(f"{script.relpath} is not on disk any more.") from exc
+    except IsADirectoryError as exc:
+        raise ContentGone(f"{script.relpath} is not a file any more.") from exc
+    except PermissionError as exc:
+        raise exceptions.PermissionDenied(
+            f"ScriptOps may not read {script.relpath}: {exc.strerror}."
+        ) from exc
+    if len(data) > cap:
+        raise PayloadTooLarge(
+            f"{script.relpath} grew past {cap} bytes; the content view serves at most {cap}."
+        )
+    if is_binary(data):
+        raise BinaryContent(f"{script.relpath} is a binary file, not UTF-8 text.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BinaryContent(f"{script.relpath} is not valid UTF-8 text.") from exc
+
+
+def highlight(script: Script, text: str) -> dict[str, str]:
+    """Server-side syntax highlighting (Pygments): ``{"html", "css", "lexer"}``."""
+    from pygments import highlight as pyg_highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import get_lexer_by_name, get_lexer_for_filename, guess_lexer
+    from pygments.util import ClassNotFound
+
+    aliases = {"shell": "bash", "batch": "batch", "other": "text"}
+    try:
+        lexer = get_lexer_for_filename(script.name, text)
+    except ClassNotFound:
+        try:
+            lexer = get_lexer_by_name(aliases.get(script.language, script.language))
+        except ClassNotFound:
+            lexer = guess_lexer(text) if text.strip() else get_lexer_by_name("text")
+    formatter = HtmlFormatter(cssclass="highlight", linenos="table", lineanchors="L", anchorlinenos=True)
+    return {
+        "html": pyg_highlight(text, lexer, formatter),
+        "css": formatter.get_style_defs(".highlight"),
+        "lexer": lexer.name,
+    }
+
+
+SCAN_FEED_FIELDS = (
+    "id",
+    "root_id",
+    "state",
+    "phase",
+    "files_total",
+    "files_processed",
+    "files_seen",
+    "files_added",
+    "files_updated",
+    "files_unchanged",
+    "files_missing",
+    "files_removed",
+    "files_skipped",
+    "error_count",
+    "started_at",
+    "finished_at",
+    "message",
+)
+
+
+def scan_feed_rows(*, recent: timedelta = timedelta(seconds=30)) -> list[dict[str, Any]]:
+    """Active scans and those that ended a moment ago: what the live feed reports."""
+    since = timezone.now() - recent
+    rows = Scan.objects.filter(Q(state__in=SCAN_ACTIVE) | Q(updated_at__gte=since)).values(*SCAN_FEED_FIELDS)
+    out = []
+    for row in rows:
+        total, started, finished = row["files_total"], row["started_at"], row["finished_at"]
+        row["progress"] = round(100 * row["files_processed"] / total, 1) if total else None
+        if row["state"] == "completed":
+            row["progress"] = 100.0
+        row["duration"] = round((finished - started).total_seconds(), 3) if started and finished else None
+        out.append(dict(row))
+    return out
