@@ -1,0 +1,444 @@
+"""Firing tasks: the tick (schedules and dependencies), events, webhooks, manual runs.
+
+Everything that starts a run of a task goes through :func:`task_fire` (or its inner
+``_fire`` when the caller already holds the task's row lock), which applies the overlap
+policy with the task row locked, queues the run through ``runs`` (or ``library``
+for a library script) and records a :class:`~scheduler.models.TaskRun`.
+
+:func:`tasks_fire_due` is the one place that decides what is due. Several processes may
+call it at once (``serve`` ticks every ``--tick-interval``, the django-q2 fallback every
+minute, a second ``serve`` on another host): every decision is a compare-and-set on a
+row — ``ScheduledTask.next_run_at`` for a due time, ``TaskRun.downstream_handled`` for a
+finished upstream run — taken in the same transaction as the runs it creates, so a due
+time or a finished run is acted on exactly once, and never lost if a process dies midway.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
+from rest_framework.exceptions import NotFound
+
+from library.services import script_enqueue
+from runs.models import ACTIVE, TERMINAL, Run, RunStatus
+from runs.services import run_control, run_enqueue
+from scheduler import conf
+from scheduler.models import (
+    Outcome,
+    OverlapPolicy,
+    ScheduledTask,
+    ScheduleType,
+    TaskRun,
+    Trigger,
+)
+from scheduler.schedules import plan_tick
+from scheduler.services.tasks import hash_token
+from scriptops.errors import Conflict
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "scheduler"
+
+
+def _clip(text: str, size: int = 500) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+def _when(value: datetime) -> str:
+    return value.astimezone(timezone.get_current_timezone()).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def task_environment(
+    *,
+    task: ScheduledTask,
+    trigger: str,
+    event: str = "",
+    upstream: dict[str, dict[str, Any]] | None = None,
+    payload: str | None = None,
+) -> dict[str, str]:
+    """The variables a run of ``task`` gets from the scheduler.
+
+    ``SCRIPTOPS_UPSTREAM_<TASK>_RUN_ID`` / ``_EXIT_CODE`` / ``_STATUS`` per upstream task
+    (``<TASK>``: its name upper-cased, every non-alphanumeric character as ``_``), and
+    ``SCRIPTOPS_WEBHOOK_PAYLOAD`` (the request body) for a webhook run.
+    """
+    env = {
+        "SCRIPTOPS_TASK_ID": str(task.pk),
+        "SCRIPTOPS_TASK_NAME": task.name,
+        "SCRIPTOPS_TRIGGER": trigger,
+    }
+    if event:
+        env["SCRIPTOPS_EVENT"] = event
+    for info in (upstream or {}).values():
+        prefix = f"SCRIPTOPS_UPSTREAM_{info['env_name']}_"
+        env[prefix + "RUN_ID"] = str(info["run_id"])
+        env[prefix + "EXIT_CODE"] = "" if info["exit_code"] is None else str(info["exit_code"])
+        env[prefix + "STATUS"] = str(info["status"])
+    if payload is not None:
+        env["SCRIPTOPS_WEBHOOK_PAYLOAD"] = payload
+    return env
+
+
+def _enqueue(task: ScheduledTask, *, user: Any, env: dict[str, str]) -> Run:
+    # system_env: set by ScriptOps, not the caller, so SCRIPTOPS_* names pass the deny list.
+    params: dict[str, Any] = {**task.run_options(), "system_env": env}
+    concurrency = task.concurrency()
+    if task.script is not None:
+        return script_enqueue(
+            script=task.script, params=params, user=user, source=SOURCE, concurrency=concurrency
+        )
+    params["script_path"] = task.script_path
+    if concurrency is not None:
+        params["concurrency_key"], params["concurrency_limit"] = concurrency
+    return run_enqueue(params=params, user=user, source=SOURCE)
+
+
+def _record(task: ScheduledTask, *, outcome: str, run: Run | None = None, **fields: Any) -> TaskRun:
+    fields["reason"] = _clip(fields.get("reason", ""))
+    # Only a finished run can trigger dependents: entries without one are handled already.
+    return TaskRun.objects.create(
+        task=task, run=run, outcome=outcome, downstream_handled=run is None, **fields
+    )
+
+
+def task_fire(
+    *,
+    task: ScheduledTask,
+    trigger: str,
+    user: Any = None,
+    now: datetime | None = None,
+    event: str = "",
+    due_at: datetime | None = None,
+    upstream: dict[str, dict[str, Any]] | None = None,
+    payload: str | None = None,
+    reason: str = "",
+) -> TaskRun:
+    """Start a run of ``task`` unless its overlap policy says no; record what happened.
+
+    The overlap policy applies to every trigger but ``manual`` (a manual run always
+    queues), and every run carries the task's concurrency key: see
+    :meth:`ScheduledTask.concurrency`. A run that cannot be created (an archived library
+    script) is recorded with outcome ``error``; a manual run raises instead (409).
+    """
+    with transaction.atomic():
+        # The row lock serialises decisions about one task across processes (PostgreSQL;
+        # SQLite's IMMEDIATE transactions serialise all writers): two triggers cannot both
+        # see "nothing active", nor both take the one waiting place of ``queue``.
+        locked = (
+            ScheduledTask.objects.select_for_update(of=("self",)).select_related("script").get(pk=task.pk)
+        )
+        return _fire(
+            locked,
+            trigger=trigger,
+            user=user,
+            now=now or timezone.now(),
+            event=event,
+            due_at=due_at,
+            upstream=upstream,
+            payload=payload,
+            reason=reason,
+        )
+
+
+def _fire(
+    task: ScheduledTask,
+    *,
+    trigger: str,
+    now: datetime,
+    user: Any = None,
+    event: str = "",
+    due_at: datetime | None = None,
+    upstream: dict[str, dict[str, Any]] | None = None,
+    payload: str | None = None,
+    reason: str = "",
+) -> TaskRun:
+    """:func:`task_fire` for a caller inside a transaction that holds the task's row lock."""
+    base: dict[str, Any] = {
+        "trigger": trigger,
+        "event": event,
+        "due_at": due_at,
+        "fired_at": now,
+        "upstream": {name: _public(info) for name, info in (upstream or {}).items()},
+    }
+    notes = [reason] if reason else []
+    if trigger != Trigger.MANUAL:
+        active = list(
+            Run.objects.filter(scheduler_runs__task=task, status__in=ACTIVE)
+            .order_by("created_at", "pk")
+            .values_list("pk", "status")
+            .distinct()
+        )
+        if active:
+            policy = task.overlap_policy
+            run_id, status = active[0]
+            if policy == OverlapPolicy.SKIP:
+                skip = f"Previous run {run_id} is still {status} (overlap policy skip)."
+                return _record(task, outcome=Outcome.SKIPPED, reason=skip, **base)
+            if policy == OverlapPolicy.QUEUE and len(active) >= 2:
+                skip = (
+                    f"Run {active[-1][0]} is already waiting behind run {run_id} "
+                    "(overlap policy queue keeps at most one waiting)."
+                )
+                return _record(task, outcome=Outcome.SKIPPED, reason=skip, **base)
+            if policy == OverlapPolicy.QUEUE:
+                notes.append(f"Waits for run {run_id} (overlap policy queue).")
+            elif policy == OverlapPolicy.CANCEL_PREVIOUS:
+                for pk, _ in active:
+                    try:
+                        run_control(run=Run.objects.get(pk=pk), command="cancel", user=user)
+                    except Conflict:
+                        pass  # it finished meanwhile
+                ids = ", ".join(str(pk) for pk, _ in active)
+                notes.append(f"Cancelled previous run(s) {ids}; starts once they have stopped.")
+    env = task_environment(task=task, trigger=trigger, event=event, upstream=upstream, payload=payload)
+    try:
+        run = _enqueue(task, user=user, env=env)
+    except Conflict as exc:
+        if trigger == Trigger.MANUAL:
+            raise
+        return _record(task, outcome=Outcome.ERROR, reason=str(exc.detail), **base)
+    return _record(task, outcome=Outcome.QUEUED, run=run, reason=" ".join(notes), **base)
+
+
+def _public(info: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in info.items() if key != "env_name"}
+
+
+def task_run_now(*, task: ScheduledTask, user: Any = None, now: datetime | None = None) -> TaskRun:
+    """A manual run: always queued (with the task's concurrency key), enabled or not."""
+    return task_fire(task=task, trigger=Trigger.MANUAL, user=user, now=now)
+
+
+# -- events and webhooks ------------------------------------------------------------------
+
+
+@dataclass
+class EventResult:
+    event: str
+    triggered: list[tuple[ScheduledTask, TaskRun]] = field(default_factory=list)
+    skipped: list[tuple[ScheduledTask, str]] = field(default_factory=list)
+
+
+def event_fire(*, name: str, user: Any = None, now: datetime | None = None) -> EventResult:
+    """Queue every enabled task listening to ``name``; report the others with a reason."""
+    result = EventResult(event=name)
+    for task in ScheduledTask.objects.filter(events__name=name).distinct().order_by("name"):
+        if not task.enabled:
+            result.skipped.append((task, "Task is disabled."))
+            continue
+        entry = task_fire(task=task, trigger=Trigger.EVENT, event=name, user=user, now=now)
+        if entry.outcome == Outcome.QUEUED:
+            result.triggered.append((task, entry))
+        else:
+            result.skipped.append((task, entry.reason))
+    return result
+
+
+def hook_fire(*, token: str, payload: str, now: datetime | None = None) -> TaskRun:
+    """Run the task whose webhook token is ``token`` with ``payload`` (the request body).
+
+    Unknown token: 404; disabled task or a run that cannot be created: 409. A trigger the
+    overlap policy skips is recorded and returned (no run).
+    """
+    task = ScheduledTask.objects.filter(webhook_hash=hash_token(token)).first() if token else None
+    if task is None:
+        raise NotFound("Unknown webhook token.")
+    if not task.enabled:
+        raise Conflict(f"Task {task.name} is disabled.")
+    entry = task_fire(task=task, trigger=Trigger.WEBHOOK, payload=payload, now=now)
+    if entry.outcome == Outcome.ERROR:
+        raise Conflict(entry.reason)
+    return entry
+
+
+# -- the tick -------------------------------------------------------------------------------
+
+
+@dataclass
+class TickResult:
+    """What one tick did: entries created for due times and for dependents."""
+
+    fired: list[TaskRun] = field(default_factory=list)
+    dependents: list[TaskRun] = field(default_factory=list)
+    handled: int = 0  # finished upstream runs handled
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "fired": len(self.fired),
+            "dependents": len(self.dependents),
+            "handled": self.handled,
+            "errors": self.errors,
+        }
+
+
+def tasks_fire_due(*, now: datetime | None = None) -> TickResult:
+    """The tick: fire every due task once, then queue the dependents of finished runs.
+
+    Safe to call from several processes at once, and as often as wanted; each step is a
+    compare-and-set (see the module docstring).
+    """
+    now = now or timezone.now()
+    result = TickResult()
+    # One query for all of them: a task read here and changed before its claim below is
+    # fine — a new schedule also moves next_run_at (the claim then fails), and any other
+    # change is as if it had landed just after the fire.
+    due = (
+        ScheduledTask.objects.select_related("script")
+        .filter(enabled=True, next_run_at__lte=now)
+        .exclude(schedule_type=ScheduleType.NONE)
+        .order_by("next_run_at", "pk")
+    )
+    for task in list(due[: conf.tick_batch()]):
+        try:
+            result.fired += _tick_task(task, now)
+        except Exception as exc:  # one broken task must not stop the others
+            logger.exception("Scheduler: ticking task %s failed", task.pk)
+            result.errors.append(f"task {task.pk}: {type(exc).__name__}: {exc}")
+    _dependents_fire(now, result)
+    return result
+
+
+def _tick_task(task: ScheduledTask, now: datetime) -> list[TaskRun]:
+    due_at, schedule = task.next_run_at, task.schedule
+    if due_at is None or schedule is None:
+        return []
+    plan = plan_tick(schedule, due=due_at, now=now, grace=conf.misfire_grace(), policy=task.misfire_policy)
+    with transaction.atomic():
+        # The claim: only the process that moves next_run_at from this due time fires it.
+        # The UPDATE also holds the row lock until the commit, as task_fire's would.
+        claimed = ScheduledTask.objects.filter(pk=task.pk, enabled=True, next_run_at=due_at).update(
+            next_run_at=plan.next_run_at
+        )
+        if not claimed:
+            return []
+        entries: list[TaskRun] = []
+        if plan.missed and plan.missed_from is not None:
+            entries.append(
+                _record(
+                    task,
+                    outcome=Outcome.SKIPPED,
+                    trigger=Trigger.SCHEDULE,
+                    due_at=plan.missed_from,
+                    fired_at=now,
+                    reason=(
+                        f"{plan.missed} due time(s) from {_when(plan.missed_from)} were missed while no "
+                        "worker ran (misfire policy skip)."
+                    ),
+                )
+            )
+        if plan.fire_at is not None:
+            reason = ""
+            if plan.coalesced:
+                reason = (
+                    f"Runs once for {plan.coalesced} due time(s) from {_when(due_at)} missed while no "
+                    "worker ran (misfire policy run_once)."
+                )
+            entries.append(_fire(task, trigger=Trigger.SCHEDULE, due_at=plan.fire_at, now=now, reason=reason))
+        return entries
+
+
+def _dependents_fire(now: datetime, result: TickResult) -> None:
+    upstream_of_some = Exists(
+        ScheduledTask.depends_on.through.objects.filter(to_scheduledtask_id=OuterRef("task_id"))
+    )
+    finished = list(
+        TaskRun.objects.filter(downstream_handled=False, run__status__in=TERMINAL)
+        .annotate(has_dependents=upstream_of_some)
+        .order_by("pk")
+        .values_list("pk", "task_id", "run__status", "has_dependents")[: conf.tick_batch()]
+    )
+    # Finished runs of tasks nobody depends on: nothing to decide, so one statement marks
+    # them all (not a write transaction each, competing with the workers for the database).
+    lone = [pk for pk, _, _, has_dependents in finished if not has_dependents]
+    if lone:
+        result.handled += TaskRun.objects.filter(pk__in=lone, downstream_handled=False).update(
+            downstream_handled=True
+        )
+    for pk, task_id, status, has_dependents in finished:
+        if not has_dependents:
+            continue
+        try:
+            with transaction.atomic():
+                # The claim: one process handles each finished run, in the same transaction
+                # as the runs it queues (a crash in between leaves it unhandled, not lost).
+                if not TaskRun.objects.filter(pk=pk, downstream_handled=False).update(
+                    downstream_handled=True
+                ):
+                    continue
+                result.handled += 1
+                if status != RunStatus.COMPLETED:
+                    continue  # a failed or cancelled run stops the chain here
+                dependents = ScheduledTask.objects.filter(depends_on=task_id, enabled=True).order_by("pk")
+                for dependent_id in dependents.values_list("pk", flat=True):
+                    entry = _dependent_fire(dependent_id, now)
+                    if entry is not None:
+                        result.dependents.append(entry)
+        except Exception as exc:  # one broken entry must not stop the others
+            logger.exception("Scheduler: handling the finished run of task run %s failed", pk)
+            result.errors.append(f"task run {pk}: {type(exc).__name__}: {exc}")
+
+
+def _dependent_fire(task_id: int, now: datetime) -> TaskRun | None:
+    """Queue ``task_id`` if each of its upstream tasks succeeded since its own last run."""
+    # Locked first: two upstream runs finishing together, handled by two processes, must
+    # not both find the dependent ready (the second sees the first's run as its last).
+    task = (
+        ScheduledTask.objects.select_for_update(of=("self",))
+        .select_related("script")
+        .filter(pk=task_id, enabled=True)
+        .first()
+    )
+    if task is None:
+        return None
+    last = (
+        TaskRun.objects.filter(task=task, run__isnull=False)
+        .order_by("-fired_at", "-id")
+        .values_list("fired_at", flat=True)
+        .first()
+    )
+    upstream: dict[str, dict[str, Any]] = {}
+    for up in task.depends_on.order_by("name"):
+        succeeded = TaskRun.objects.filter(task=up, run__status=RunStatus.COMPLETED)
+        if last is not None:
+            succeeded = succeeded.filter(run__finished_at__gt=last)
+        entry = succeeded.select_related("run").order_by("-run__finished_at", "-id").first()
+        if entry is None or entry.run is None:
+            return None
+        upstream[up.name] = {
+            "task_id": up.pk,
+            "run_id": str(entry.run.pk),
+            "exit_code": entry.run.exit_code,
+            "status": entry.run.status,
+            "env_name": up.env_name,
+        }
+    return _fire(task, trigger=Trigger.DEPENDENCY, now=now, upstream=upstream)
+
+
+FALLBACK_SCHEDULE = "scriptops.scheduler.tick"
+
+
+def fallback_schedule_ensure() -> bool:
+    """Make sure the django-q2 ``Schedule`` of the fallback tick exists (True if created).
+
+    Migration 0002 creates it; ``serve`` checks again at start, because a database
+    restored or flushed without that data row would otherwise never tick without serve.
+    """
+    from django_q.models import Schedule
+
+    _, created = Schedule.objects.get_or_create(
+        name=FALLBACK_SCHEDULE,
+        defaults={
+            "func": "scheduler.tasks.tick",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+            "repeats": -1,
+        },
+    )
+    return created
