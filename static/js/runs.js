@@ -1,0 +1,612 @@
+/* Runs page: live stats, the launch form, the runs table (filters, paging, actions). */
+(function () {
+  "use strict";
+  const SO = window.SO;
+  const { h, $, fmt } = SO;
+
+  // -- state -----------------------------------------------------------------------
+  const params = new URLSearchParams(location.search);
+  const state = {
+    status: params.get("status") || "",
+    run_status: params.get("run_status") || "",
+    search: params.get("search") || "",
+    page: Math.max(1, parseInt(params.get("page") || "1", 10) || 1),
+    pageSize: parseInt(params.get("page_size") || "25", 10) || 25,
+    count: 0,
+    rows: new Map(), // id -> run (as last seen from the API or the feed)
+    order: [],
+    loaded: false,
+    highlight: new Set(), // ids to flash when they first appear
+  };
+
+  const els = {
+    body: $("#runs-body"),
+    wrap: $("#runs-wrap"),
+    info: $("#pager-info"),
+    prev: $("#page-prev"),
+    next: $("#page-next"),
+    pageNum: $("#page-num"),
+    pageSize: $("#page-size"),
+    search: $("#f-search"),
+    status: $("#f-status"),
+    runStatus: $("#f-run-status"),
+    clear: $("#f-clear"),
+  };
+
+  // -- stats -----------------------------------------------------------------------
+  function setStat(name, value) {
+    for (const node of SO.$$(`[data-stat="${name}"]`)) node.textContent = value;
+  }
+  function renderStats(s) {
+    setStat("total", fmt.number(s.total));
+    setStat("last_24h", fmt.number(s.last_24h));
+    setStat("success_rate", s.success_rate === null || s.success_rate === undefined ? "–" : `${s.success_rate}%`);
+    const bar = $('[data-stat="success_bar"]');
+    if (bar) {
+      const rate = s.success_rate || 0;
+      bar.style.width = `${rate}%`;
+      bar.className = `meter-fill ${rate >= 90 ? "meter-good" : rate >= 60 ? "meter-warn" : "meter-bad"}`;
+    }
+    if (s.completed !== undefined) setStat("finished", `${fmt.number(s.completed)} completed · ${fmt.number(s.failed)} failed`);
+    setStat("running", fmt.number(s.running));
+    setStat("queued", fmt.number(s.queued));
+    if (s.avg_duration !== undefined && s.avg_duration !== null) setStat("avg", `avg ${fmt.duration(s.avg_duration)} per run`);
+  }
+  async function loadStats() {
+    try {
+      const s = await SO.api("GET", "/api/stats");
+      renderStats({
+        ...s,
+        running: s.by_status.running,
+        queued: s.by_status.queued,
+        completed: s.by_status.completed,
+        failed: s.by_status.failed,
+      });
+    } catch (err) {
+      /* the feed sends stats as soon as it connects */
+    }
+  }
+
+  // -- table -----------------------------------------------------------------------
+  function filtersActive() {
+    return !!(state.status || state.run_status || state.search);
+  }
+
+  function scriptCell(run) {
+    const dir = fmt.dirname(run.script_path);
+    const who = [run.created_by, run.source && run.source !== "api" ? run.source : null].filter(Boolean).join(" · ");
+    return h(
+      "td.col-script",
+      null,
+      h("a.script-name", { href: `/runs/${run.id}/`, title: run.script_path }, fmt.basename(run.script_path)),
+      h("div.script-sub.muted", null, who || null, dir && who ? " · " : null, dir ? h("span.mono", null, dir) : null),
+    );
+  }
+
+  function durationOf(run) {
+    if (run.duration !== null && run.duration !== undefined) return fmt.duration(run.duration);
+    if (run.status === "running" && run.started_at) {
+      return h("span.ticking", { dataset: { since: run.started_at } }, fmt.duration((Date.now() - new Date(run.started_at)) / 1000));
+    }
+    return h("span.muted", null, "–");
+  }
+
+  function rowFor(run) {
+    const tr = h("tr", { dataset: { id: run.id, status: run.status }, class: `status-${run.status}` });
+    const cid = run.correlation_id || "";
+    tr.append(
+      h("td.col-id", null, h("a.mono.cid", { href: `/runs/${run.id}/`, title: `correlation id ${cid}\nrun id ${run.id}` }, fmt.shortId(cid || run.id))),
+      scriptCell(run),
+      h("td.col-status", null, SO.runBadges(run)),
+      h("td.col-time", null, SO.relTime(run.started_at || run.created_at)),
+      h("td.col-num", null, durationOf(run)),
+      h("td.col-num.col-exit", null, run.exit_code === null || run.exit_code === undefined ? h("span.muted", null, "–") : h(`span.exit.${run.exit_code === 0 ? "exit-ok" : "exit-bad"}`, null, String(run.exit_code))),
+      h(
+        "td.col-actions",
+        null,
+        h(
+          "span.actions",
+          null,
+          h("a.btn.btn-sm.btn-link", { href: `/runs/${run.id}/#output`, dataset: { action: "logs" } }, "Logs"),
+          h("a.btn.btn-sm.btn-link", { href: `/runs/${run.id}/`, dataset: { action: "details" } }, "Details"),
+          SO.actionButtons(run, { onDone: (action, result) => afterAction(run, action, result) }),
+        ),
+      ),
+    );
+    return tr;
+  }
+
+  function afterAction(run, action, result) {
+    if (action === "restart") {
+      state.highlight.add(result.id);
+      scheduleReload();
+    } else if (result && result.id === run.id) {
+      upsert(result);
+    }
+  }
+
+  function renderEmpty() {
+    const cell = h("td.empty", { colspan: "7" });
+    if (filtersActive()) {
+      cell.append(
+        h("div.empty-title", null, "No runs match these filters"),
+        h("button.btn.btn-ghost.btn-sm", { type: "button", onclick: clearFilters }, "Clear filters"),
+      );
+    } else {
+      cell.append(
+        h("div.empty-title", null, "No runs yet"),
+        h("div.muted", null, SO.can.execute ? "Launch a script above — its output appears here live." : "Runs appear here as soon as someone launches a script."),
+      );
+    }
+    SO.clear(els.body).append(h("tr.empty-row", null, cell));
+  }
+
+  function renderTable() {
+    if (!state.order.length) return renderEmpty();
+    const frag = document.createDocumentFragment();
+    for (const id of state.order) {
+      const run = state.rows.get(id);
+      if (!run) continue;
+      const tr = rowFor(run);
+      if (state.highlight.has(id)) {
+        tr.classList.add("flash");
+        state.highlight.delete(id);
+      }
+      frag.append(tr);
+    }
+    SO.clear(els.body).append(frag);
+  }
+
+  function renderPager() {
+    const pages = Math.max(1, Math.ceil(state.count / state.pageSize));
+    const first = state.count ? (state.page - 1) * state.pageSize + 1 : 0;
+    const last = Math.min(state.count, state.page * state.pageSize);
+    els.info.textContent = state.count ? `Showing ${first}–${last} of ${fmt.number(state.count)}` : "";
+    els.pageNum.textContent = `Page ${state.page} of ${pages}`;
+    els.prev.disabled = state.page <= 1;
+    els.next.disabled = state.page >= pages;
+  }
+
+  function syncUrl() {
+    const q = new URLSearchParams();
+    if (state.status) q.set("status", state.status);
+    if (state.run_status) q.set("run_status", state.run_status);
+    if (state.search) q.set("search", state.search);
+    if (state.page > 1) q.set("page", String(state.page));
+    if (state.pageSize !== 25) q.set("page_size", String(state.pageSize));
+    if (libraryLaunch && libraryLaunch.id) q.set("script_id", libraryLaunch.id); // survives a reload
+    const qs = q.toString();
+    history.replaceState(null, "", qs ? `?${qs}` : location.pathname);
+    els.clear.hidden = !filtersActive();
+  }
+
+  let inflight = null;
+  async function load() {
+    if (inflight) inflight.abort();
+    const controller = new AbortController();
+    inflight = controller;
+    const q = new URLSearchParams({ page: String(state.page), page_size: String(state.pageSize) });
+    if (state.status) q.set("status", state.status);
+    if (state.run_status) q.set("run_status", state.run_status);
+    if (state.search) q.set("search", state.search);
+    els.wrap.classList.add("refreshing");
+    try {
+      const res = await SO.request("GET", `/api/runs?${q}`, undefined, { signal: controller.signal });
+      if (res.status === 404 && state.page > 1) {
+        state.page = 1; // the page vanished (runs deleted): back to the first
+        return load();
+      }
+      if (!res.ok) throw new SO.ApiError(res.status, res.data);
+      const data = res.data;
+      const results = Array.isArray(data) ? data : data.results;
+      state.count = Array.isArray(data) ? data.length : data.count;
+      state.order = results.map((r) => r.id);
+      state.rows = new Map(results.map((r) => [r.id, r]));
+      state.loaded = true;
+      renderTable();
+      renderPager();
+      syncUrl();
+    } catch (err) {
+      if (err.name === "AbortError") return;
+      SO.clear(els.body).append(
+        h("tr.empty-row", null, h("td.empty", { colspan: "7" }, h("div.empty-title", null, "Could not load the runs"), h("div.muted", null, err.message))),
+      );
+    } finally {
+      if (inflight === controller) {
+        inflight = null;
+        els.wrap.classList.remove("refreshing");
+      }
+    }
+  }
+
+  let reloadTimer = null;
+  function scheduleReload(delay = 300) {
+    clearTimeout(reloadTimer);
+    reloadTimer = setTimeout(load, delay);
+  }
+
+  /** A row changed (feed or action): redraw it in place if it is on this page. */
+  function upsert(run) {
+    const known = state.rows.get(run.id);
+    if (!known) return false;
+    const merged = { ...known, ...run };
+    const statusChanged = known.status !== merged.status || known.run_status !== merged.run_status || known.paused !== merged.paused;
+    state.rows.set(run.id, merged);
+    const old = els.body.querySelector(`tr[data-id="${CSS.escape(run.id)}"]`);
+    if (old) {
+      const tr = rowFor(merged);
+      if (statusChanged) tr.classList.add("flash");
+      old.replaceWith(tr);
+    }
+    return true;
+  }
+
+  // -- feed ------------------------------------------------------------------------
+  function onFeed(msg) {
+    const data = msg.data || {};
+    if (msg.type === "stats") renderStats(data);
+    else if (msg.type === "run_created") {
+      state.highlight.add(data.id);
+      if (state.page === 1) scheduleReload();
+      else {
+        state.count += 1;
+        renderPager();
+      }
+    } else if (msg.type === "run_updated") {
+      const shown = upsert(data);
+      // A status filter may now include or exclude it: ask the API again.
+      if (state.status || state.run_status) scheduleReload(600);
+      else if (!shown && state.page === 1 && !state.search) scheduleReload(600);
+    }
+  }
+
+  let wasLive = false;
+  const feed = new SO.LiveSocket(() => "/ws/runs/", {
+    onMessage: onFeed,
+    onState: (s) => {
+      SO.setLive(s);
+      if (s !== "live") return;
+      // The feed only reports changes from the moment it connects: after a reconnect,
+      // ask the API for what was missed meanwhile.
+      if (wasLive) {
+        scheduleReload(0);
+        loadStats();
+      }
+      wasLive = true;
+    },
+  });
+
+  // Durations of running rows tick every second without a re-render.
+  setInterval(() => {
+    for (const node of SO.$$(".ticking[data-since]")) {
+      node.textContent = fmt.duration((Date.now() - new Date(node.dataset.since)) / 1000);
+    }
+  }, 1000);
+
+  // -- filters and paging ------------------------------------------------------------
+  function clearFilters() {
+    state.status = state.run_status = state.search = "";
+    els.status.value = els.runStatus.value = els.search.value = "";
+    state.page = 1;
+    load();
+  }
+  els.search.value = state.search;
+  els.status.value = state.status;
+  els.runStatus.value = state.run_status;
+  els.pageSize.value = String(state.pageSize);
+  let searchTimer = null;
+  els.search.addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      state.search = els.search.value.trim();
+      state.page = 1;
+      load();
+    }, 300);
+  });
+  $("#filters").addEventListener("submit", (e) => e.preventDefault());
+  els.status.addEventListener("change", () => {
+    state.status = els.status.value;
+    state.page = 1;
+    load();
+  });
+  els.runStatus.addEventListener("change", () => {
+    state.run_status = els.runStatus.value;
+    state.page = 1;
+    load();
+  });
+  els.clear.addEventListener("click", clearFilters);
+  els.pageSize.addEventListener("change", () => {
+    state.pageSize = parseInt(els.pageSize.value, 10);
+    state.page = 1;
+    load();
+  });
+  els.prev.addEventListener("click", () => {
+    state.page = Math.max(1, state.page - 1);
+    load();
+  });
+  els.next.addEventListener("click", () => {
+    state.page += 1;
+    load();
+  });
+
+  // -- launch form -------------------------------------------------------------------
+  const form = $("#launch-form");
+  let libraryLaunch = null; // the library script the form was opened for (?script_id=)
+  if (form) setupLaunchForm(form);
+
+  function parseEnv(text) {
+    const env = {};
+    const errors = [];
+    text.split(/\r?\n/).forEach((raw, i) => {
+      const line = raw.trim();
+      if (!line || line.startsWith("#")) return;
+      const eq = line.indexOf("=");
+      if (eq <= 0) {
+        errors.push(`Line ${i + 1}: expected KEY=VALUE.`);
+        return;
+      }
+      env[line.slice(0, eq).trim()] = line.slice(eq + 1);
+    });
+    return { env, errors };
+  }
+
+  function setupLaunchForm(form) {
+    const retryToggle = $("#retry-toggle");
+    const retryFields = $("#retry-fields");
+    const syncRetry = () => retryFields.classList.toggle("dimmed", !retryToggle.checked);
+    retryToggle.addEventListener("change", syncRetry);
+    syncRetry();
+    $("#plan-close").addEventListener("click", () => ($("#plan").hidden = true));
+    libraryLaunch = setupLibraryLaunch(form);
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const dryRun = !!(event.submitter && event.submitter.name === "dry_run");
+      SO.clearFieldErrors(form);
+      $("#plan").hidden = true; // a plan is only valid for the values it was made from
+      const f = form.elements;
+      const lib = libraryLaunch && libraryLaunch.script ? libraryLaunch : null;
+      const payload = { script_path: f.script_path.value.trim() };
+      if (!payload.script_path) {
+        SO.showFieldErrors(form, { details: { script_path: ["Which script should run?"] } });
+        return;
+      }
+      if (lib) {
+        // The parameter fields and the free arguments, as one string split server-side.
+        const built = lib.args(f.args.value);
+        if (Object.keys(built.errors).length) {
+          SO.showFieldErrors(form, { details: built.errors });
+          return;
+        }
+        if (built.value) payload.args = built.value;
+      } else if (f.args.value.trim()) payload.args = f.args.value; // split server-side, like a shell
+      if (f.timeout.value !== "") payload.timeout = Number(f.timeout.value);
+      payload.log_level = f.log_level.value;
+      if (f.working_dir.value.trim()) payload.working_dir = f.working_dir.value.trim();
+      const { env, errors } = parseEnv(f.env_vars.value);
+      if (errors.length) {
+        SO.showFieldErrors(form, { details: { env_vars: errors } });
+        return;
+      }
+      if (Object.keys(env).length) payload.env_vars = env;
+      payload.stream_output = f.stream_output.checked;
+      if (f.monitor_interval.value !== "") payload.monitor_interval = Number(f.monitor_interval.value);
+      payload.enable_history = f.enable_history.checked;
+      payload.retry_on_failure = f.retry_on_failure.checked;
+      if (payload.retry_on_failure) {
+        for (const name of ["retry_max_attempts", "retry_initial_delay", "retry_max_delay", "retry_multiplier", "retry_max_time"]) {
+          if (f[name].value !== "") payload[name] = Number(f[name].value);
+        }
+        payload.retry_strategy = f.retry_strategy.value;
+      }
+      if (dryRun) payload.dry_run = true;
+      // A library script runs through its own endpoint, which uses the script's own path
+      // (and refuses script_path) and links the run to the script.
+      let url = "/api/run";
+      if (lib) {
+        url = `/api/library/scripts/${encodeURIComponent(lib.script.id)}/run`;
+        delete payload.script_path;
+        if (lib.force()) payload.force = true;
+      }
+
+      const buttons = SO.$$("button[type=submit]", form);
+      buttons.forEach((b) => (b.disabled = true));
+      const clicked = event.submitter;
+      if (clicked) clicked.classList.add("busy");
+      try {
+        const result = await SO.api("POST", url, payload);
+        if (dryRun) showPlan(result);
+        else if (lib) location.assign(`/runs/${result.id}/`);
+        else {
+          $("#plan").hidden = true;
+          state.highlight.add(result.id);
+          SO.toast(`Queued ${fmt.basename(result.script_path)} (${fmt.shortId(result.id)}).`, {
+            kind: "success",
+            link: { href: `/runs/${result.id}/`, label: "Watch it live →" },
+          });
+          if (state.page === 1) scheduleReload(0);
+        }
+      } catch (err) {
+        SO.showFieldErrors(form, err);
+      } finally {
+        buttons.forEach((b) => (b.disabled = false));
+        if (clicked) clicked.classList.remove("busy");
+      }
+    });
+  }
+
+  // -- a library script in the launch form (/?script_id=<id> or #library=<id>) ---------------
+  function setupLibraryLaunch(form) {
+    const box = $("#library-launch");
+    const hashId = /^#library=([\w-]+)$/.exec(location.hash);
+    const lib = {
+      id: params.get("script_id") || (hashId ? hashId[1] : null),
+      script: null,
+      parameters: [],
+      force: () => !!($("#library-force") && $("#library-force").checked && !$("#library-archived").hidden),
+      args: (extra) => libraryArgs(form, lib.parameters, extra),
+    };
+    if (!box || !lib.id) return lib;
+    const f = form.elements;
+    const hint = f.args.closest(".field").querySelector(".field-hint");
+    const originalHint = hint.textContent;
+    const originalPlaceholder = f.args.placeholder;
+    $("#library-clear").addEventListener("click", () => {
+      lib.id = null;
+      lib.script = null;
+      lib.parameters = [];
+      box.hidden = true;
+      SO.clear($("#library-params-grid"));
+      f.script_path.readOnly = false;
+      f.script_path.value = "";
+      hint.textContent = originalHint;
+      f.args.placeholder = originalPlaceholder;
+      syncUrl();
+      f.script_path.focus();
+    });
+    SO.api("GET", `/api/library/scripts/${encodeURIComponent(lib.id)}`)
+      .then((script) => {
+        if (!lib.id) return;
+        lib.script = script;
+        lib.parameters = script.parameters || [];
+        f.script_path.value = script.path;
+        f.script_path.readOnly = true;
+        $("#library-relpath").textContent = script.relpath;
+        $("#library-root").textContent = script.root_name ? `in ${script.root_name}` : "";
+        $("#library-open").href = `/library/#script=${encodeURIComponent(script.id)}`;
+        $("#library-archived").hidden = script.status !== "archived";
+        const grid = SO.clear($("#library-params-grid"));
+        lib.parameters.forEach((p, i) => grid.append(libraryParamField(p, i)));
+        $("#library-params").hidden = !lib.parameters.length;
+        if (lib.parameters.length) hint.textContent = "Extra arguments, after the parameters above; split like a shell would.";
+        f.args.placeholder = "";
+        box.hidden = false;
+        const first = grid.querySelector("input, select") || $("[data-testid=launch]");
+        first.focus();
+      })
+      .catch((err) => {
+        SO.showFieldErrors(form, { details: { non_field_errors: [`Could not load library script ${lib.id}: ${err.message}`] } });
+      });
+    return lib;
+  }
+
+  function paramKind(p) {
+    if (p.type === "flag" || ["store_true", "store_false", "store_const", "append_const"].includes(p.action)) return "flag";
+    if (p.type === "count" || p.action === "count") return "count";
+    if (Array.isArray(p.choices) && p.choices.length) return "choice";
+    return "value";
+  }
+  const paramFlag = (p) => (p.flags || []).find((x) => x.startsWith("--")) || (p.flags || [])[0] || p.name;
+  const paramMany = (p) => p.nargs === "*" || p.nargs === "+" || (typeof p.nargs === "number" && p.nargs > 1);
+
+  /** One labelled input per argparse argument: flag → checkbox, choices → select. */
+  function libraryParamField(p, i) {
+    const id = `lib-param-${i}`;
+    const name = `param:${i}`;
+    const kind = paramKind(p);
+    const many = paramMany(p);
+    const hasDefault = p.default !== null && p.default !== undefined;
+    const help = p.help ? h("span.field-hint", { id: `${id}-help` }, p.help) : null;
+    const error = h("span.field-error", { dataset: { errorFor: name } });
+    const described = p.help ? `${id}-help` : undefined;
+    if (kind === "flag") {
+      return h(
+        "div.field",
+        { dataset: { param: p.name } },
+        h("label.check", null, h("input", { type: "checkbox", id, name, "aria-describedby": described }), h("span.mono", null, paramFlag(p))),
+        help,
+        error,
+      );
+    }
+    let input;
+    if (kind === "choice") {
+      const none = hasDefault ? `default (${p.default})` : p.required ? "choose…" : "not set";
+      input = h("select", { id, name }, h("option", { value: "" }, none), ...p.choices.map((c) => h("option", { value: String(c) }, String(c))));
+    } else if (kind === "count") {
+      input = h("input", { type: "number", id, name, min: "0", step: "1", placeholder: "0" });
+    } else if (!many && (p.type === "int" || p.type === "float")) {
+      input = h("input", { type: "number", id, name, step: p.type === "int" ? "1" : "any", placeholder: hasDefault ? `default: ${p.default}` : "" });
+    } else {
+      const placeholder = hasDefault ? `default: ${Array.isArray(p.default) ? p.default.join(" ") : p.default}` : many ? "values separated by spaces" : p.metavar || "";
+      input = h("input", { type: "text", id, name, spellcheck: "false", placeholder });
+    }
+    if (described) input.setAttribute("aria-describedby", described);
+    if (p.required) {
+      input.required = true;
+      input.setAttribute("aria-required", "true");
+    }
+    const notes = [p.positional ? "positional" : null, p.required ? "required" : null, many ? "several values" : null, ["int", "float"].includes(p.type) ? p.type : null];
+    const meta = notes.filter(Boolean).join(" · ");
+    return h(
+      "div.field",
+      { dataset: { param: p.name } },
+      h(
+        "label.field-label",
+        { for: id },
+        h("span.mono", null, p.positional ? p.metavar || p.name : paramFlag(p)),
+        p.required ? h("span.req", { "aria-hidden": "true" }, " *") : null,
+        meta ? h("span.param-meta", null, ` ${meta}`) : null,
+      ),
+      input,
+      help,
+      error,
+    );
+  }
+
+  /** The parameter fields (and the free arguments) as one shell-quoted string, or errors. */
+  function libraryArgs(form, parameters, extra) {
+    const options = [];
+    const positionals = [];
+    const errors = {};
+    parameters.forEach((p, i) => {
+      const input = form.elements[`param:${i}`];
+      if (!input) return;
+      const kind = paramKind(p);
+      const flag = quote(paramFlag(p));
+      if (kind === "flag") {
+        if (input.checked) options.push(flag);
+        return;
+      }
+      const value = input.value.trim();
+      if (kind === "count") {
+        for (let n = 0; n < Math.min(parseInt(value || "0", 10) || 0, 20); n += 1) options.push(flag);
+        return;
+      }
+      if (!value) {
+        if (p.required) errors[`param:${i}`] = [`${p.positional ? p.metavar || p.name : paramFlag(p)} is required by the script.`];
+        return;
+      }
+      // Several values are typed as a shell would take them; one value is quoted whole.
+      const tokens = paramMany(p) ? value : quote(value);
+      if (p.positional) positionals.push(tokens);
+      else options.push(`${flag} ${tokens}`);
+    });
+    const dashes = positionals.some((t) => /^'?-/.test(t)) ? ["--"] : []; // a value like "-5" is not an option
+    const value = [...options, (extra || "").trim(), ...dashes, ...positionals].filter(Boolean).join(" ");
+    return { errors, value };
+  }
+
+  function quote(arg) {
+    return /^[A-Za-z0-9_./=:,@%+-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, "'\\''")}'`;
+  }
+
+  function showPlan(plan) {
+    const dl = SO.clear($("#plan-body"));
+    const row = (label, value) => dl.append(h("dt", null, label), h("dd", null, value));
+    row("Command", h("code.plan-cmd", null, plan.command.map(quote).join(" ")));
+    row("Working directory", h("code", null, plan.cwd));
+    row("Environment", h("span.chips", null, plan.env.map((name) => h("span.chip.mono", null, name))));
+    row("Timeout", plan.timeout ? `${plan.timeout} s (then SIGTERM, SIGKILL after ${plan.stop_grace} s)` : "none");
+    row("Attempts", plan.max_attempts > 1 ? `up to ${plan.max_attempts} (${plan.retry_strategy})` : "1 (no retry)");
+    if (plan.retry_delays && plan.retry_delays.length && plan.max_attempts > 1) {
+      row("Retry delays", plan.retry_delays.map((d) => `${Number(d).toFixed(2)} s`).join(" → "));
+    }
+    $("#plan").hidden = false;
+    $("#plan").scrollIntoView({ block: "nearest", behavior: "smooth" });
+  }
+
+  // -- start -------------------------------------------------------------------------
+  loadStats();
+  load();
+  feed.connect();
+})();
