@@ -1,0 +1,232 @@
+"""The Runs page, the run page and the System page in a real Chromium against a real stack."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+
+import httpx
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import RUN_TIMEOUT, no_page_errors, screenshot, start_run, write_script
+from tests.stack import Stack
+
+pytestmark = pytest.mark.browser
+
+RUN_PAGE = re.compile(r"/runs/[0-9a-f-]{36}/$")
+
+# Prints, then waits for the test to create a flag file: the first lines can only be on
+# the page *while* the run is still running, so seeing them proves live streaming.
+GATED = r"""
+import pathlib, sys, time
+
+flag = pathlib.Path(__file__).with_name("go-" + sys.argv[1])
+print("\x1b[32mready\x1b[0m for " + sys.argv[1], flush=True)
+print("a warning on stderr", file=sys.stderr, flush=True)
+deadline = time.monotonic() + 120
+while not flag.exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+print("<b>done</b> & finished", flush=True)
+"""
+
+
+def status_badge(page: Page, scope: str = "#run-badges") -> object:
+    return page.locator(f"{scope} [data-badge=status]")
+
+
+def test_launch_from_the_form_and_watch_the_output_live(login: Callable[[str], Page], stack: Stack) -> None:
+    write_script(stack, "gated.py", GATED)
+    token = uuid.uuid4().hex[:8]
+    page = login("exe")
+
+    page.fill("[data-testid=script-path]", "gated.py")
+    page.fill("[data-testid=args]", token)
+    page.click("[data-testid=launch]")
+    page.get_by_role("link", name="Watch it live →").click()
+
+    expect(page).to_have_url(RUN_PAGE)
+    terminal = page.locator("[data-testid=terminal]")
+    expect(terminal).to_contain_text(f"ready for {token}", timeout=RUN_TIMEOUT)
+    expect(page.locator("#run-badges [data-badge=status]")).to_have_text("running")
+    # ANSI colours become classes; stderr lines are marked.
+    expect(terminal.locator(".ansi-fg-32")).to_have_text("ready")
+    expect(terminal.locator(".s-stderr")).to_contain_text("a warning on stderr")
+    screenshot(page, "run-live")
+
+    (stack.scripts / f"go-{token}").touch()
+
+    # Text from the script is shown as text, never parsed as HTML.
+    expect(terminal).to_contain_text("<b>done</b> & finished", timeout=RUN_TIMEOUT)
+    expect(terminal.locator("b")).to_have_count(0)
+    expect(page.locator("#run-badges [data-badge=status]")).to_have_text("completed")
+    expect(page.locator("#run-badges [data-badge=run]")).to_have_text("success")
+    expect(page.locator("[data-testid=exit-code]")).to_have_text("0")
+    expect(page.locator("[data-testid=timeline] [data-kind=success]")).to_be_visible()
+    expect(page.locator("#attempts-body tr")).to_have_count(1)
+    screenshot(page, "run-detail")
+    no_page_errors(page)
+
+
+def test_the_launch_form_shows_api_errors_next_to_fields_and_the_dry_run_plan(
+    login: Callable[[str], Page],
+) -> None:
+    page = login("exe")
+
+    page.fill("[data-testid=script-path]", "examples/missing.py")
+    page.click("[data-testid=launch]")
+    expect(page.locator('[data-error-for="script_path"]')).to_contain_text("does not exist")
+
+    page.fill("[data-testid=script-path]", "examples/greet.py")
+    page.fill("[data-testid=args]", "'Ada Lovelace' --shout")
+    page.click("#advanced summary")
+    page.fill("textarea[name=env_vars]", "LD_PRELOAD=/tmp/x.so")
+    page.click("[data-testid=launch]")
+    expect(page.locator('[data-error-for="env_vars"]')).to_contain_text("LD_PRELOAD")
+
+    page.fill("textarea[name=env_vars]", "GREETING=hello there")
+    page.check("#retry-toggle")
+    page.click("[data-testid=dry-run]")
+    plan = page.locator("[data-testid=plan]")
+    expect(plan).to_be_visible()
+    # args were split like a shell would, server-side.
+    expect(plan).to_contain_text("greet.py 'Ada Lovelace' --shout")
+    expect(plan).to_contain_text("GREETING")
+    expect(plan).to_contain_text("up to 3 (exponential)")
+    screenshot(page, "runs-launch-form")
+    no_page_errors(page)
+
+
+def test_runs_table_updates_live_and_a_ticker_is_paused_stopped_and_restarted(
+    login: Callable[[str], Page], api: httpx.Client
+) -> None:
+    run = start_run(api, "examples/ticker.py", args=["--ticks", "900", "--interval", "0.2"])
+    page = login("exe")
+
+    row = page.locator(f"#runs-body tr[data-id='{run['id']}']")
+    expect(row.locator("[data-badge=status]")).to_have_text("running", timeout=RUN_TIMEOUT)
+    expect(page.locator('[data-stat="running"]')).not_to_have_text("0")
+
+    row.locator("[data-action=pause]").click()
+    expect(row.locator("[data-value=paused]")).to_be_visible()
+    expect(row.locator("[data-action=resume]")).to_be_enabled()
+    screenshot(page, "runs")
+    row.locator("[data-action=resume]").click()
+    expect(row.locator("[data-value=paused]")).to_have_count(0)
+
+    row.locator("[data-action=details]").click()
+    expect(page).to_have_url(re.compile(f"/runs/{run['id']}/$"))
+    expect(page.locator("[data-testid=terminal]")).to_contain_text("tick", timeout=RUN_TIMEOUT)
+    actions = page.locator("#run-actions")
+
+    actions.locator("[data-action=stop]").click()
+    expect(page.locator("#run-badges [data-badge=status]")).to_have_text("cancelled", timeout=RUN_TIMEOUT)
+    expect(page.locator("#run-badges [data-badge=run]")).to_have_text("killed")
+    expect(actions.locator("[data-action=stop]")).to_be_disabled()
+    expect(actions.locator("[data-action=kill]")).to_be_disabled()
+    expect(page.locator("[data-testid=timeline] [data-kind=stop_requested]")).to_be_visible()
+    screenshot(page, "run-stopped")
+
+    actions.locator("[data-action=restart]").click()
+    page.wait_for_url(lambda url: bool(RUN_PAGE.search(url)) and run["id"] not in url)
+    new_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    assert api.get(f"/api/runs/{new_id}").json()["restarted_from"] == run["id"]
+    expect(page.locator("#run-badges [data-badge=status]")).to_have_text("running", timeout=RUN_TIMEOUT)
+    expect(page.locator("[data-testid=terminal]")).to_contain_text("tick", timeout=RUN_TIMEOUT)
+
+    actions.locator("[data-action=kill]").click()
+    expect(page.locator("#run-badges [data-badge=status]")).to_have_text("cancelled", timeout=RUN_TIMEOUT)
+    expect(page.locator("#run-badges [data-badge=run]")).to_have_text("killed")
+    no_page_errors(page)
+
+
+def test_a_failed_run_shows_its_error_summary(login: Callable[[str], Page], api: httpx.Client) -> None:
+    run = start_run(api, "examples/fail.py")
+    page = login("exe")
+    page.goto(f"/runs/{run['id']}/")
+
+    expect(page.locator("#run-badges [data-badge=status]")).to_have_text("failed", timeout=RUN_TIMEOUT)
+    box = page.locator("#error-box")
+    expect(box).to_be_visible()
+    expect(box).to_contain_text("3")
+    expect(box.locator("#error-snippet")).to_contain_text("the input file is missing")
+    expect(page.locator("[data-testid=exit-code]")).to_have_text("3")
+    screenshot(page, "run-failed")
+    no_page_errors(page)
+
+
+def test_a_readonly_user_sees_no_launch_form_and_no_action_buttons(
+    login: Callable[[str], Page], api: httpx.Client
+) -> None:
+    run = start_run(api, "examples/hello.py")
+    page = login("ro")
+
+    expect(page.locator("#launch-form")).to_have_count(0)
+    row = page.locator(f"#runs-body tr[data-id='{run['id']}']")
+    expect(row).to_be_visible()
+    expect(row.locator("[data-action=logs]")).to_be_visible()
+    expect(row.locator("button")).to_have_count(0)
+    screenshot(page, "runs-readonly")
+
+    row.locator("[data-action=details]").click()
+    expect(page.locator("#run-badges [data-badge=status]")).to_have_text("completed", timeout=RUN_TIMEOUT)
+    expect(page.locator("[data-testid=terminal]")).to_contain_text("Hello from ScriptOps!")
+    expect(page.locator("#run-actions button")).to_have_count(0)
+    no_page_errors(page)
+
+
+def test_the_system_page_shows_the_host_and_the_workers(login: Callable[[str], Page]) -> None:
+    page = login("ro")
+    page.get_by_role("link", name="System").click()
+
+    expect(page).to_have_url(re.compile(r"/system/?$"))
+    expect(page.locator('[data-sys="workers-configured"]')).to_have_text("2")
+    expect(page.locator('[data-sys="cpu-count"]')).to_contain_text("core")
+    expect(page.locator('[data-sys="mem-percent"]')).to_have_text(re.compile(r"^\d+$"))
+    refreshed = page.locator("#refresh-state")
+    expect(refreshed).to_contain_text("Updated")
+    # It keeps refreshing (every 2 s): the "Updated hh:mm:ss" stamp moves on.
+    first = refreshed.text_content()
+    expect(refreshed).not_to_have_text(first or "")
+    expect(refreshed).to_contain_text("Updated")
+    screenshot(page, "system")
+    no_page_errors(page)
+
+
+def test_pages_need_a_session_and_unknown_runs_are_a_friendly_404(
+    login: Callable[[str], Page], stack: Stack
+) -> None:
+    anonymous = httpx.get(f"{stack.url}/system/", follow_redirects=False)
+    assert anonymous.status_code == 302
+    assert anonymous.headers["location"].startswith("/login/?next=/system/")
+
+    page = login("ro")
+    response = page.goto(f"/runs/{uuid.uuid4()}/")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", name="Run not found")).to_be_visible()
+
+
+def test_only_user_and_admin_roles_may_delete_a_finished_run(
+    login: Callable[[str], Page], api: httpx.Client, stack: Stack
+) -> None:
+    run = start_run(api, "examples/hello.py")
+
+    executor = login("exe")
+    executor.goto(f"/runs/{run['id']}/")
+    expect(executor.locator("#run-badges [data-badge=status]")).to_have_text("completed", timeout=RUN_TIMEOUT)
+    expect(executor.locator("#run-actions [data-action=restart]")).to_be_visible()
+    expect(executor.locator("#run-actions [data-action=remove]")).to_have_count(0)
+
+    page = login("usr")
+    page.goto(f"/runs/{run['id']}/")
+    delete = page.locator("#run-actions [data-action=remove]")
+    expect(delete).to_be_enabled()
+    delete.click()
+    expect(delete).to_have_text("Really delete?")
+    delete.click()
+    expect(page).to_have_url(f"{stack.url}/")
+    expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible()
+    expect(page.locator(f"#runs-body tr[data-id='{run['id']}']")).to_have_count(0)
+    assert api.get(f"/api/runs/{run['id']}").status_code == 404
+    no_page_errors(page)
