@@ -76,6 +76,31 @@ def _process_start(stack: Stack, run_id: str) -> float | None:
     return None
 
 
+def _run_dirs(stack: Stack) -> set[str]:
+    try:
+        return set(os.listdir(stack.data_dir / "runs"))
+    except FileNotFoundError:
+        return set()
+
+
+def _wait_new_runs(stack: Stack, before: set[str], count: int, *, timeout: float = 300) -> None:
+    """Wait until ``count`` runs not in ``before`` have printed their start time.
+
+    Watches the output files only: polling through ``manage.py shell`` (a Django start-up,
+    most of a CPU second each) would compete with the workers it measures."""
+    deadline = time.monotonic() + timeout
+    started: set[str] = set()
+    while True:
+        for run_id in _run_dirs(stack) - before - started:
+            if _process_start(stack, run_id) is not None:
+                started.add(run_id)
+        if len(started) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(started)} of {count} runs started after {timeout:g} s")
+        time.sleep(0.2)
+
+
 def _wait_started(stack: Stack, run_ids: list[str], *, timeout: float = 300) -> dict[str, float]:
     deadline = time.monotonic() + timeout
     starts: dict[str, float] = {}
@@ -103,6 +128,7 @@ def _create_tasks(client: httpx.Client, script: Path, count: int, prefix: str) -
 
 def _scheduled_round(stack: Stack, ids: list[int], *, spacing: float) -> dict[str, Any]:
     """Make task i due at T + i * spacing; time each fire, queue, claim and process start."""
+    before = _run_dirs(stack)
     dues: dict[str, float] = _shell(
         stack,
         f"""
@@ -129,14 +155,10 @@ def _scheduled_round(stack: Stack, ids: list[int], *, spacing: float) -> dict[st
               "started": r.run.started_at.timestamp() if r.run and r.run.started_at else None}}
             for r in rows]))
     """
-    deadline = time.monotonic() + 300
-    while True:
-        time.sleep(1.0)
-        rows: list[dict[str, Any]] = _shell(stack, code)
-        if len([r for r in rows if r["started"]]) >= len(ids):
-            break
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(rows)} of {len(ids)} tasks fired after 300 s")
+    _wait_new_runs(stack, before, len(ids))
+    rows: list[dict[str, Any]] = _shell(stack, code)
+    if len([r for r in rows if r["started"]]) < len(ids):
+        raise RuntimeError(f"only {len(rows)} of {len(ids)} tasks fired: {rows[:3]}")
     starts = _wait_started(stack, [r["run"] for r in rows])
     due = {int(k): v for k, v in dues.items()}
     return {

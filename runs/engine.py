@@ -85,13 +85,22 @@ class Outcome:
         return 100.0 * self.stats.cpu_time / self.duration if self.duration > 0 else 0.0
 
 
+_subreaper_pid = 0  # the process that became a subreaper (the flag is not inherited by fork)
+
+
 def become_subreaper() -> bool:
-    """Ask Linux to re-parent orphaned descendants to this process (best effort)."""
+    """Ask Linux to re-parent orphaned descendants to this process (best effort, once)."""
+    global _subreaper_pid
+    if _subreaper_pid == os.getpid():
+        return True
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            return False
     except (OSError, AttributeError):
         return False
+    _subreaper_pid = os.getpid()
+    return True
 
 
 @dataclass
@@ -326,8 +335,10 @@ class Supervisor:
                 self._tracked.pop(pid, None)
 
     def _alive(self) -> bool:
-        if self.returncode is None:
-            return True
+        return self.returncode is None or self._tracked_alive()
+
+    def _tracked_alive(self) -> bool:
+        """Is any process of the run seen so far still running (zombies do not count)?"""
         for proc in self._tracked.values():
             with contextlib.suppress(psutil.Error):
                 if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
@@ -537,6 +548,11 @@ class Supervisor:
 
     def _finish(self) -> None:
         """The child is gone and the pipes are closed: end leftovers, reap them."""
+        if not self._tracked_alive() and not _has_children():
+            # Nothing was re-parented to us (we are a subreaper): every descendant of
+            # the run is gone, so there is nothing to look for in /proc.
+            self._sel.close()
+            return
         # Orphans that no sample saw (short-lived parents) were re-parented to us all
         # the same: find them, or they would outlive the run and then stay zombies.
         self._refresh_tracked()
@@ -556,6 +572,15 @@ class Supervisor:
             if leftovers:
                 time.sleep(0.01)
         self._sel.close()
+
+
+def _has_children() -> bool:
+    """Has this process any child left, live or zombie? One system call, no /proc scan."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def _ppid_map() -> dict[int, int]:

@@ -209,7 +209,8 @@ Q_CLUSTER: dict[str, object] = {
     "max_attempts": 1,
     "ack_failures": True,
     "queue_limit": WORKERS,
-    "bulk": 1,
+    # The database broker takes up to this many tasks per write (scriptops.broker).
+    "bulk": WORKERS,
     "poll": env_float("SCRIPTOPS_QUEUE_POLL", default=0.02, minimum=0.005),
     "catch_up": False,
     # The Run row records everything; django-q2's own result rows would only cost a
@@ -217,9 +218,11 @@ Q_CLUSTER: dict[str, object] = {
     "save_limit": -1,
     "label": "Task queue",
     "orm": "default",
+    "broker_class": "scriptops.broker.DatabaseBroker",
 }
 if REDIS_URL:
     Q_CLUSTER.pop("orm")
+    Q_CLUSTER.pop("broker_class")
     Q_CLUSTER["redis"] = REDIS_URL
 
 if REDIS_URL:

@@ -5,6 +5,7 @@ from library.services.scans import scan_execute, scan_start, scans_fail_stale
 from library.services.scripts import (
     script_enqueue,
     script_run_check,
+    script_run_params,
     script_tag_attach,
     script_tag_detach,
     script_update,
@@ -24,6 +25,7 @@ __all__ = [
     "scans_fail_stale",
     "script_enqueue",
     "script_run_check",
+    "script_run_params",
     "script_tag_attach",
     "script_tag_detach",
     "script_update",

@@ -149,16 +149,15 @@ def script_run_check(*, script: Script, force: bool = False) -> Path:
     return real
 
 
-def script_enqueue(
+def script_run_params(
     *,
     script: Script,
     params: dict[str, Any],
-    user: Any = None,
-    source: str = "library",
     force: bool = False,
     concurrency: tuple[str, int | None] | None = None,
-) -> Run:
-    """Queue a run of a library script with RunRequest ``params`` (its path is the script's).
+) -> dict[str, Any]:
+    """The fields of a run of a library script with RunRequest ``params`` (its path is the
+    script's), for :func:`runs.services.run_enqueue`.
 
     Refuses with a 409 what :func:`script_run_check` refuses (archived unless ``force``,
     missing, moved outside its root).
@@ -174,14 +173,24 @@ def script_enqueue(
         key, limit = "", None
     fields = dict(params)
     fields.pop("script_path", None)
-    return run_enqueue(
-        params={
-            **fields,
-            "script_path": script.path,
-            "script": script,
-            "concurrency_key": key,
-            "concurrency_limit": limit,
-        },
-        user=user,
-        source=source,
-    )
+    return {
+        **fields,
+        "script_path": script.path,
+        "script": script,
+        "concurrency_key": key,
+        "concurrency_limit": limit,
+    }
+
+
+def script_enqueue(
+    *,
+    script: Script,
+    params: dict[str, Any],
+    user: Any = None,
+    source: str = "library",
+    force: bool = False,
+    concurrency: tuple[str, int | None] | None = None,
+) -> Run:
+    """Queue a run of a library script: see :func:`script_run_params`."""
+    fields = script_run_params(script=script, params=params, force=force, concurrency=concurrency)
+    return run_enqueue(params=fields, user=user, source=source)

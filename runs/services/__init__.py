@@ -9,6 +9,9 @@ from runs.services.lifecycle import (
     run_reap_orphans,
     run_restart,
     runs_delete,
+    runs_enqueue_collected,
+    runs_enqueue_many,
+    runs_hand_over,
 )
 
 __all__ = [
@@ -20,4 +23,7 @@ __all__ = [
     "run_reap_orphans",
     "run_restart",
     "runs_delete",
+    "runs_enqueue_collected",
+    "runs_enqueue_many",
+    "runs_hand_over",
 ]

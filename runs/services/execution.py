@@ -81,10 +81,21 @@ def retry_policy(run: Run) -> RetryPolicy:
 class DbReporter:
     """The engine's reporter for one attempt of one run."""
 
-    def __init__(self, run: Run, writer: LogWriter, *, attempt: int, control_seen: datetime | None = None):
+    def __init__(
+        self,
+        run: Run,
+        writer: LogWriter,
+        *,
+        attempt: int,
+        plan: dict[str, Any],
+        control_seen: datetime | None = None,
+    ):
         self.run = run
         self.writer = writer
         self.attempt = attempt
+        self.plan = plan
+        self.started_at = timezone.now()
+        self.attempt_pk: int | None = None
         self.stderr_bytes = 0
         # The time of the last control request acted on, carried from attempt to attempt
         # (so a pause or resume is not replayed). It starts as None, not as the row's
@@ -99,8 +110,30 @@ class DbReporter:
         self.notifier.flush()
         os.close(self._samples_fd)
 
+    def begin(self, pid: int | None = None, create_time: float | None = None) -> None:
+        """Record the attempt, once and in one write: its row, its start event and, on the
+        run, the attempt count, the resolved script and (once spawned) the process id.
+
+        One transaction instead of four: a worker's writes queue for SQLite's single
+        write lock, so a burst of short runs starts sooner with fewer of them."""
+        if self.attempt_pk is not None:
+            return
+        fields: dict[str, Any] = {"attempts": self.attempt, "resolved_path": self.plan["script"]}
+        if pid is not None:
+            fields.update(pid=pid, pid_create_time=create_time)
+        with transaction.atomic():
+            self.attempt_pk = RunAttempt.objects.create(
+                run=self.run, number=self.attempt, started_at=self.started_at
+            ).pk
+            Run.objects.filter(pk=self.run.pk).update(**fields)
+            RunEvent.objects.create(
+                run=self.run,
+                kind=EventKind.START,
+                data={"attempt": self.attempt, "command": self.plan["command"], "cwd": self.plan["cwd"]},
+            )
+
     def started(self, pid: int, create_time: float) -> None:
-        Run.objects.filter(pk=self.run.pk).update(pid=pid, pid_create_time=create_time)
+        self.begin(pid, create_time)
 
     def output(self, stream: str, data: bytes, ts: float) -> None:
         self.writer.write(stream, data, ts)
@@ -210,23 +243,27 @@ def run_execute(*, run_id: str) -> str | None:
         if run.concurrency_key:
             runs_start_waiting(key=run.concurrency_key)
         return RunStatus.FAILED
-    Run.objects.filter(pk=run.pk).update(resolved_path=plan["script"])
-    run.output_dir.mkdir(parents=True, exist_ok=True)
     writer = LogWriter(run.output_dir, cap_bytes=settings.MAX_OUTPUT_BYTES)
     policy = retry_policy(run)
     attempts_allowed = policy.max_attempts if policy.enabled else 1
     first_start = time.monotonic()
     outcomes: list[Outcome] = []
     control_seen: datetime | None = None
+    closing: tuple[int, Outcome] | None = None  # the last attempt, closed with the run
     try:
         for number in range(1, attempts_allowed + 1):
             if attempts_allowed > 1:
                 marker = f"=== attempt {number} of {attempts_allowed} ===\n"
                 writer.write("system", marker.encode(), time.time())
-            outcome, control_seen = _run_attempt(run, plan, writer, number, control_seen=control_seen)
+            outcome, control_seen, attempt_pk = _run_attempt(
+                run, plan, writer, number, control_seen=control_seen
+            )
             outcomes.append(outcome)
+            closing = (attempt_pk, outcome)
             if outcome.run_status in ("success", "killed") or number == attempts_allowed:
                 break
+            _attempt_close(*closing)
+            closing = None
             delay = policy.delay(number)
             if time.monotonic() - first_start + delay > policy.max_time:
                 RunEvent.objects.create(
@@ -253,7 +290,7 @@ def run_execute(*, run_id: str) -> str | None:
                 break
     finally:
         writer.close()
-    status = _finalise(run, outcomes, writer)
+    status = _finalise(run, outcomes, writer, closing=closing)
     run_changed(run_id)
     if run.concurrency_key:
         runs_start_waiting(key=run.concurrency_key)  # a slot is free: the next in line starts
@@ -262,17 +299,10 @@ def run_execute(*, run_id: str) -> str | None:
 
 def _run_attempt(
     run: Run, plan: dict[str, Any], writer: LogWriter, number: int, *, control_seen: datetime | None
-) -> tuple[Outcome, datetime | None]:
-    """Run one attempt. Returns its outcome and the last control request acted on."""
-    started = timezone.now()
-    attempt = RunAttempt.objects.create(run=run, number=number, started_at=started)
-    Run.objects.filter(pk=run.pk).update(attempts=number)
-    RunEvent.objects.create(
-        run=run,
-        kind=EventKind.START,
-        data={"attempt": number, "command": plan["command"], "cwd": plan["cwd"]},
-    )
-    reporter = DbReporter(run, writer, attempt=number, control_seen=control_seen)
+) -> tuple[Outcome, datetime | None, int]:
+    """Run one attempt. Returns its outcome, the last control request acted on and the
+    attempt's row (recorded as the process starts; closed by the caller)."""
+    reporter = DbReporter(run, writer, attempt=number, plan=plan, control_seen=control_seen)
     supervisor = Supervisor(
         plan["command"],
         cwd=plan["cwd"],
@@ -291,6 +321,7 @@ def _run_attempt(
     except OSError as exc:
         # The interpreter could not be started (e.g. a bad shebang).
         supervisor.abort()
+        reporter.begin()
         writer.write("stderr", f"{exc}\n".encode(), time.time())
         outcome = Outcome(None, "failed", time.time(), time.time(), reason=str(exc))
     except Exception:
@@ -301,7 +332,13 @@ def _run_attempt(
         raise
     finally:
         reporter.close()
-    RunAttempt.objects.filter(pk=attempt.pk).update(
+    reporter.begin()  # a no-op once the process has started
+    assert reporter.attempt_pk is not None
+    return outcome, reporter.control_seen, reporter.attempt_pk
+
+
+def _attempt_close(attempt_pk: int, outcome: Outcome) -> None:
+    RunAttempt.objects.filter(pk=attempt_pk).update(
         finished_at=_aware(outcome.finished),
         exit_code=outcome.exit_code,
         run_status=outcome.run_status,
@@ -309,7 +346,6 @@ def _run_attempt(
         cpu_time=outcome.stats.cpu_time,
         peak_rss=outcome.stats.peak_rss or None,
     )
-    return outcome, reporter.control_seen
 
 
 def _stderr_tail(run: Run) -> str:
@@ -319,8 +355,12 @@ def _stderr_tail(run: Run) -> str:
     return data[-STDERR_SNIPPET_BYTES:].decode("utf-8", errors="replace")
 
 
-@transaction.atomic  # the terminal status and its final event become visible together
-def _finalise(run: Run, outcomes: list[Outcome], writer: LogWriter) -> str:
+@transaction.atomic  # the terminal status, its last attempt and final event: one write
+def _finalise(
+    run: Run, outcomes: list[Outcome], writer: LogWriter, *, closing: tuple[int, Outcome] | None
+) -> str:
+    if closing is not None:
+        _attempt_close(*closing)
     last = outcomes[-1]
     status = {
         "success": RunStatus.COMPLETED,

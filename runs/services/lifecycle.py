@@ -7,10 +7,12 @@ request works whichever process or host handles it.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import socket
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -33,9 +35,33 @@ logger = logging.getLogger(__name__)
 ControlCommand = Control
 
 
-def _enqueue_task(run_id: str) -> None:
-    async_task("runs.tasks.execute_run", run_id, task_name=f"run {run_id}", hook=None)
-    run_changed(run_id)
+# Set by runs_enqueue_collected(): run_enqueue then leaves the hand-over to its caller.
+_collector: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("run_collector", default=None)
+
+
+@contextmanager
+def runs_enqueue_collected() -> Iterator[list[str]]:
+    """Within this block, :func:`runs_enqueue_many` collects the ids of the runs it
+    creates instead of handing them to the workers after its commit; the caller passes
+    them to :func:`runs_hand_over` once its own transaction has committed (the
+    scheduler's tick, which fires many tasks in one transaction)."""
+    collected: list[str] = []
+    token = _collector.set(collected)
+    try:
+        yield collected
+    finally:
+        _collector.reset(token)
+
+
+def runs_hand_over(run_ids: list[str]) -> None:
+    """Hand committed queued runs to the workers: one broker write for all of them."""
+    if not run_ids:
+        return
+    with transaction.atomic():  # the database broker: one write transaction, not one per run
+        for run_id in run_ids:
+            async_task("runs.tasks.execute_run", run_id, task_name=f"run {run_id}", hook=None)
+    for run_id in run_ids:
+        run_changed(run_id)
 
 
 def run_enqueue(
@@ -46,23 +72,43 @@ def run_enqueue(
     restarted_from: Run | None = None,
 ) -> Run:
     """Create a queued run and hand it to the workers once the row is committed."""
-    gate_ensure(key=params.get("concurrency_key") or "")
+    return runs_enqueue_many(requests=[params], user=user, source=source, restarted_from=restarted_from)[0]
+
+
+def runs_enqueue_many(
+    *,
+    requests: list[dict[str, Any]],
+    user: Any = None,
+    source: str = "api",
+    restarted_from: Run | None = None,
+) -> list[Run]:
+    """Create queued runs (one per field dict in ``requests``) with a few statements for
+    all of them, and hand them to the workers once the rows are committed."""
+    for key in sorted({params.get("concurrency_key") or "" for params in requests}):
+        gate_ensure(key=key)
+    created_by = user if getattr(user, "is_authenticated", False) else None
     with transaction.atomic():
-        run = Run.objects.create(
-            **params,
-            source=source,
-            created_by=user if getattr(user, "is_authenticated", False) else None,
-            restarted_from=restarted_from,
+        runs = Run.objects.bulk_create(
+            [
+                Run(**params, source=source, created_by=created_by, restarted_from=restarted_from)
+                for params in requests
+            ]
         )
-        RunEvent.objects.create(
-            run=run,
-            kind=EventKind.QUEUED,
-            data={"source": source, "restarted_from": str(restarted_from.pk) if restarted_from else None},
+        restarted = str(restarted_from.pk) if restarted_from else None
+        RunEvent.objects.bulk_create(
+            [
+                RunEvent(run=run, kind=EventKind.QUEUED, data={"source": source, "restarted_from": restarted})
+                for run in runs
+            ]
         )
-        run_id = str(run.pk)
-        # on_commit: no worker may look for a row that is not committed yet.
-        transaction.on_commit(lambda: _enqueue_task(run_id))
-    return run
+        run_ids = [str(run.pk) for run in runs]
+        collected = _collector.get()
+        if collected is not None:
+            collected += run_ids
+        else:
+            # on_commit: no worker may look for a row that is not committed yet.
+            transaction.on_commit(lambda: runs_hand_over(run_ids))
+    return runs
 
 
 def _finish_unstarted(run: Run, *, reason: str) -> bool:

@@ -25,9 +25,15 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
-from library.services import script_enqueue
+from library.services import script_run_params
 from runs.models import ACTIVE, TERMINAL, Run, RunStatus
-from runs.services import run_control, run_enqueue
+from runs.services import (
+    run_control,
+    run_enqueue,
+    runs_enqueue_collected,
+    runs_enqueue_many,
+    runs_hand_over,
+)
 from scheduler import conf
 from scheduler.models import (
     Outcome,
@@ -37,7 +43,7 @@ from scheduler.models import (
     TaskRun,
     Trigger,
 )
-from scheduler.schedules import plan_tick
+from scheduler.schedules import TickPlan, plan_tick
 from scheduler.services.tasks import hash_token
 from scriptops.errors import Conflict
 
@@ -85,26 +91,30 @@ def task_environment(
     return env
 
 
-def _enqueue(task: ScheduledTask, *, user: Any, env: dict[str, str]) -> Run:
+def _run_params(task: ScheduledTask, *, env: dict[str, str]) -> dict[str, Any]:
+    """The fields of a run of ``task`` (raises Conflict for a library script that cannot run)."""
     # system_env: set by ScriptOps, not the caller, so SCRIPTOPS_* names pass the deny list.
     params: dict[str, Any] = {**task.run_options(), "system_env": env}
     concurrency = task.concurrency()
     if task.script is not None:
-        return script_enqueue(
-            script=task.script, params=params, user=user, source=SOURCE, concurrency=concurrency
-        )
+        return script_run_params(script=task.script, params=params, concurrency=concurrency)
     params["script_path"] = task.script_path
     if concurrency is not None:
         params["concurrency_key"], params["concurrency_limit"] = concurrency
-    return run_enqueue(params=params, user=user, source=SOURCE)
+    return params
 
 
-def _record(task: ScheduledTask, *, outcome: str, run: Run | None = None, **fields: Any) -> TaskRun:
+def _entry(task: ScheduledTask, *, outcome: str, **fields: Any) -> TaskRun:
+    """An unsaved history entry. Only a finished run can trigger dependents: entries that
+    start no run are handled already."""
     fields["reason"] = _clip(fields.get("reason", ""))
-    # Only a finished run can trigger dependents: entries without one are handled already.
-    return TaskRun.objects.create(
-        task=task, run=run, outcome=outcome, downstream_handled=run is None, **fields
-    )
+    return TaskRun(task=task, outcome=outcome, downstream_handled=outcome != Outcome.QUEUED, **fields)
+
+
+def _record(task: ScheduledTask, *, outcome: str, **fields: Any) -> TaskRun:
+    entry = _entry(task, outcome=outcome, **fields)
+    entry.save()
+    return entry
 
 
 def task_fire(
@@ -146,7 +156,17 @@ def task_fire(
         )
 
 
-def _fire(
+def _fire(task: ScheduledTask, *, user: Any = None, **firing: Any) -> TaskRun:
+    """:func:`task_fire` for a caller inside a transaction that holds the task's row lock
+    (``firing``: the keyword arguments of :func:`_decide`)."""
+    entry, params = _decide(task, user=user, **firing)
+    if params is not None:
+        entry.run = run_enqueue(params=params, user=user, source=SOURCE)
+    entry.save()
+    return entry
+
+
+def _decide(
     task: ScheduledTask,
     *,
     trigger: str,
@@ -157,8 +177,14 @@ def _fire(
     upstream: dict[str, dict[str, Any]] | None = None,
     payload: str | None = None,
     reason: str = "",
-) -> TaskRun:
-    """:func:`task_fire` for a caller inside a transaction that holds the task's row lock."""
+    active: list[tuple[Any, str]] | None = None,
+) -> tuple[TaskRun, dict[str, Any] | None]:
+    """What firing ``task`` does, nothing saved yet: its history entry and, when a run is
+    to start, the run's fields (the caller creates the run and links it to the entry).
+
+    The overlap policy is applied here (``cancel_previous`` cancels at once). ``active``
+    is the task's active runs (oldest first) when the caller already looked them up under
+    the same lock (the tick does it for all its due tasks in one query)."""
     base: dict[str, Any] = {
         "trigger": trigger,
         "event": event,
@@ -168,24 +194,20 @@ def _fire(
     }
     notes = [reason] if reason else []
     if trigger != Trigger.MANUAL:
-        active = list(
-            Run.objects.filter(scheduler_runs__task=task, status__in=ACTIVE)
-            .order_by("created_at", "pk")
-            .values_list("pk", "status")
-            .distinct()
-        )
+        if active is None:
+            active = _active_runs([task.pk]).get(task.pk, [])
         if active:
             policy = task.overlap_policy
             run_id, status = active[0]
             if policy == OverlapPolicy.SKIP:
                 skip = f"Previous run {run_id} is still {status} (overlap policy skip)."
-                return _record(task, outcome=Outcome.SKIPPED, reason=skip, **base)
+                return _entry(task, outcome=Outcome.SKIPPED, reason=skip, **base), None
             if policy == OverlapPolicy.QUEUE and len(active) >= 2:
                 skip = (
                     f"Run {active[-1][0]} is already waiting behind run {run_id} "
                     "(overlap policy queue keeps at most one waiting)."
                 )
-                return _record(task, outcome=Outcome.SKIPPED, reason=skip, **base)
+                return _entry(task, outcome=Outcome.SKIPPED, reason=skip, **base), None
             if policy == OverlapPolicy.QUEUE:
                 notes.append(f"Waits for run {run_id} (overlap policy queue).")
             elif policy == OverlapPolicy.CANCEL_PREVIOUS:
@@ -198,12 +220,27 @@ def _fire(
                 notes.append(f"Cancelled previous run(s) {ids}; starts once they have stopped.")
     env = task_environment(task=task, trigger=trigger, event=event, upstream=upstream, payload=payload)
     try:
-        run = _enqueue(task, user=user, env=env)
+        params = _run_params(task, env=env)
     except Conflict as exc:
         if trigger == Trigger.MANUAL:
             raise
-        return _record(task, outcome=Outcome.ERROR, reason=str(exc.detail), **base)
-    return _record(task, outcome=Outcome.QUEUED, run=run, reason=" ".join(notes), **base)
+        return _entry(task, outcome=Outcome.ERROR, reason=str(exc.detail), **base), None
+    return _entry(task, outcome=Outcome.QUEUED, reason=" ".join(notes), **base), params
+
+
+def _active_runs(task_ids: list[int]) -> dict[int, list[tuple[Any, str]]]:
+    """``{task id: [(run id, status), ...]}``: the tasks' active runs, oldest first."""
+    rows = (
+        TaskRun.objects.filter(task_id__in=task_ids, run__status__in=ACTIVE)
+        .order_by("run__created_at", "run_id")
+        .values_list("task_id", "run_id", "run__status")
+    )
+    active: dict[int, list[tuple[Any, str]]] = {}
+    for task_id, run_id, status in rows:
+        runs = active.setdefault(task_id, [])
+        if (run_id, status) not in runs:
+            runs.append((run_id, status))
+    return active
 
 
 def _public(info: dict[str, Any]) -> dict[str, Any]:
@@ -295,53 +332,103 @@ def tasks_fire_due(*, now: datetime | None = None) -> TickResult:
         .exclude(schedule_type=ScheduleType.NONE)
         .order_by("next_run_at", "pk")
     )
-    for task in list(due[: conf.tick_batch()]):
-        try:
-            result.fired += _tick_task(task, now)
-        except Exception as exc:  # one broken task must not stop the others
-            logger.exception("Scheduler: ticking task %s failed", task.pk)
-            result.errors.append(f"task {task.pk}: {type(exc).__name__}: {exc}")
+    tasks = list(due[: conf.tick_batch()])
+    for start in range(0, len(tasks), TICK_CHUNK):
+        _tick_chunk(tasks[start : start + TICK_CHUNK], now, result)
     _dependents_fire(now, result)
     return result
 
 
-def _tick_task(task: ScheduledTask, now: datetime) -> list[TaskRun]:
-    due_at, schedule = task.next_run_at, task.schedule
-    if due_at is None or schedule is None:
-        return []
-    plan = plan_tick(schedule, due=due_at, now=now, grace=conf.misfire_grace(), policy=task.misfire_policy)
-    with transaction.atomic():
-        # The claim: only the process that moves next_run_at from this due time fires it.
-        # The UPDATE also holds the row lock until the commit, as task_fire's would.
-        claimed = ScheduledTask.objects.filter(pk=task.pk, enabled=True, next_run_at=due_at).update(
-            next_run_at=plan.next_run_at
+# Due tasks fired per transaction. Many tasks due at once (a round hour) share commits —
+# a transaction per task cost more than the work inside it — while the first runs still
+# reach the workers within milliseconds.
+TICK_CHUNK = 20
+
+
+def _tick_chunk(tasks: list[ScheduledTask], now: datetime, result: TickResult) -> None:
+    """Claim and fire a few due tasks in one transaction, with a few statements for all of
+    them (their runs, events and history entries in bulk); then hand the runs over.
+
+    On SQLite every writer waits for the one write lock: the shorter the tick holds it,
+    the sooner the workers claim and start the runs it queued."""
+    grace = conf.misfire_grace()
+    try:
+        with runs_enqueue_collected() as queued, transaction.atomic():
+            claimed = []
+            for task in tasks:
+                due_at, schedule = task.next_run_at, task.schedule
+                if due_at is None or schedule is None:
+                    continue
+                plan = plan_tick(schedule, due=due_at, now=now, grace=grace, policy=task.misfire_policy)
+                # The claim: only the process that moves next_run_at from this due time
+                # fires it. The UPDATE also holds the row lock until the commit, as
+                # task_fire's would, so the active runs looked up next cannot change.
+                if ScheduledTask.objects.filter(pk=task.pk, enabled=True, next_run_at=due_at).update(
+                    next_run_at=plan.next_run_at
+                ):
+                    claimed.append((task, plan, due_at))
+            active = _active_runs([task.pk for task, _, _ in claimed])
+            entries: list[TaskRun] = []
+            starts: list[tuple[TaskRun, dict[str, Any]]] = []  # entries waiting for their run
+            for task, plan, due_at in claimed:
+                try:
+                    decided = _tick_task(task, plan, due_at, now, active.get(task.pk, []))
+                except Exception as exc:  # one broken task must not stop the others
+                    logger.exception("Scheduler: ticking task %s failed", task.pk)
+                    result.errors.append(f"task {task.pk}: {type(exc).__name__}: {exc}")
+                    # Give the due time back, as if never claimed: the next tick retries it.
+                    ScheduledTask.objects.filter(pk=task.pk, next_run_at=plan.next_run_at).update(
+                        next_run_at=due_at
+                    )
+                    continue
+                for entry, params in decided:
+                    entries.append(entry)
+                    if params is not None:
+                        starts.append((entry, params))
+            if starts:
+                runs = runs_enqueue_many(requests=[params for _, params in starts], source=SOURCE)
+                for (entry, _), run in zip(starts, runs, strict=True):
+                    entry.run = run
+            result.fired += TaskRun.objects.bulk_create(entries)
+    except Exception as exc:  # the database: nothing was claimed, the next tick retries
+        logger.exception("Scheduler: ticking tasks %s failed", [task.pk for task in tasks])
+        result.errors.append(f"tasks {[task.pk for task in tasks]}: {type(exc).__name__}: {exc}")
+        return
+    # After the commit: at once here, unless a caller's own transaction is still open.
+    transaction.on_commit(lambda: runs_hand_over(queued))
+
+
+def _tick_task(
+    task: ScheduledTask, plan: TickPlan, due_at: datetime, now: datetime, active: list[tuple[Any, str]]
+) -> list[tuple[TaskRun, dict[str, Any] | None]]:
+    """What the claimed due time ``due_at`` of ``task`` does (``plan``): its entries,
+    unsaved, each with the fields of the run it starts (if any)."""
+    decided: list[tuple[TaskRun, dict[str, Any] | None]] = []
+    if plan.missed and plan.missed_from is not None:
+        skipped = _entry(
+            task,
+            outcome=Outcome.SKIPPED,
+            trigger=Trigger.SCHEDULE,
+            due_at=plan.missed_from,
+            fired_at=now,
+            reason=(
+                f"{plan.missed} due time(s) from {_when(plan.missed_from)} were missed while no "
+                "worker ran (misfire policy skip)."
+            ),
         )
-        if not claimed:
-            return []
-        entries: list[TaskRun] = []
-        if plan.missed and plan.missed_from is not None:
-            entries.append(
-                _record(
-                    task,
-                    outcome=Outcome.SKIPPED,
-                    trigger=Trigger.SCHEDULE,
-                    due_at=plan.missed_from,
-                    fired_at=now,
-                    reason=(
-                        f"{plan.missed} due time(s) from {_when(plan.missed_from)} were missed while no "
-                        "worker ran (misfire policy skip)."
-                    ),
-                )
+        decided.append((skipped, None))
+    if plan.fire_at is not None:
+        reason = ""
+        if plan.coalesced:
+            reason = (
+                f"Runs once for {plan.coalesced} due time(s) from {_when(due_at)} missed while no "
+                "worker ran (misfire policy run_once)."
             )
-        if plan.fire_at is not None:
-            reason = ""
-            if plan.coalesced:
-                reason = (
-                    f"Runs once for {plan.coalesced} due time(s) from {_when(due_at)} missed while no "
-                    "worker ran (misfire policy run_once)."
-                )
-            entries.append(_fire(task, trigger=Trigger.SCHEDULE, due_at=plan.fire_at, now=now, reason=reason))
-        return entries
+        fire = _decide(
+            task, trigger=Trigger.SCHEDULE, due_at=plan.fire_at, now=now, reason=reason, active=active
+        )
+        decided.append(fire)
+    return decided
 
 
 def _dependents_fire(now: datetime, result: TickResult) -> None:

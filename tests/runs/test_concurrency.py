@@ -21,7 +21,7 @@ KEY = "library.script:42"
 def handed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Run ids handed to the workers (recorded instead of queued: the tests claim by hand)."""
     calls: list[str] = []
-    monkeypatch.setattr(lifecycle, "_enqueue_task", lambda run_id: None)
+    monkeypatch.setattr(lifecycle, "runs_hand_over", lambda run_ids: None)
     monkeypatch.setattr(concurrency, "async_task", lambda func, run_id, **kw: calls.append(run_id))
     return calls
 

@@ -473,3 +473,53 @@ def test_two_hundred_megabytes_of_output_keep_memory_and_store_bounded(
     tail = reader.tail_lines(3, stream="stdout")
     assert [line.text[:9] for line in tail] == [f"{n:09d}" for n in range(lines - 3, lines)]
     assert [line.number for line in tail] == [lines - 2, lines - 1, lines]
+
+
+# In a fresh interpreter (this test process has children of its own): the engine's
+# "no child left" check, and a run that leaves an orphan detached from its pipes (so the
+# loop ends at once) — the orphan is re-parented to the worker and must still be ended.
+ORPHAN_CHECK = """
+import json, os, subprocess, sys, time, psutil
+from runs import engine
+from tests.runs.helpers import RecordingReporter, make_supervisor
+out = {"before": engine._has_children()}
+child = subprocess.Popen(["sleep", "30"])
+out["live"] = engine._has_children()
+child.kill()
+while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE:
+    time.sleep(0.01)
+out["zombie"] = engine._has_children()
+child.wait()
+out["reaped"] = engine._has_children()
+reporter = RecordingReporter()
+command = ["bash", "-c", "sleep 300 >/dev/null 2>&1 & echo $!"]
+supervisor = make_supervisor(command, cwd="/", reporter=reporter)
+outcome = supervisor.run()
+orphan = int(reporter.text("stdout").split()[0])
+out["outcome"] = [outcome.run_status, outcome.exit_code]
+out["orphan_left"] = psutil.pid_exists(orphan) and psutil.Process(orphan).status() != psutil.STATUS_ZOMBIE
+out["after"] = engine._has_children()
+print(json.dumps(out))
+"""
+
+
+def test_a_worker_with_no_child_left_skips_the_search_but_never_an_orphan() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", ORPHAN_CHECK],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == {
+        "before": False,
+        "live": True,
+        "zombie": True,
+        "reaped": False,
+        "outcome": ["success", 0],
+        "orphan_left": False,
+        "after": False,
+    }

@@ -41,7 +41,7 @@ ALWAYS_FAILS = "echo 'attempt failed' >&2\nexit 1\n"
 @pytest.fixture
 def no_dispatch(monkeypatch: pytest.MonkeyPatch) -> None:
     """Queue without handing the run to django-q: the tests call ``run_execute`` themselves."""
-    monkeypatch.setattr(lifecycle, "_enqueue_task", lambda run_id: None)
+    monkeypatch.setattr(lifecycle, "runs_hand_over", lambda run_ids: None)
 
 
 def queue(script: Path | str, **params: Any) -> Run:

@@ -517,7 +517,7 @@ async def test_execute_with_a_readonly_session_is_403_before_csrf(roots: Path) -
 def never_dispatched(monkeypatch: pytest.MonkeyPatch) -> None:
     """Runs stay queued: no worker picks them up (the unit settings would run them at
     once, in-process). Lets a test close the connection while its run is active."""
-    monkeypatch.setattr("runs.services.lifecycle._enqueue_task", lambda run_id: None)
+    monkeypatch.setattr("runs.services.lifecycle.runs_hand_over", lambda run_ids: None)
 
 
 @pytest.mark.parametrize(("query", "expected"), [("?cancel_on_disconnect=true", "cancelled"), ("", "queued")])

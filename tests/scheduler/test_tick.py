@@ -139,20 +139,20 @@ def test_a_broken_task_does_not_stop_the_others(
     good = make_task("good", interval_seconds=60, now=NOW)
     from scheduler.services import firing
 
-    real = firing._fire
+    real = firing._decide
 
-    def fire(task: ScheduledTask, **kwargs: Any) -> TaskRun:
+    def decide(task: ScheduledTask, **kwargs: Any) -> tuple[TaskRun, dict[str, Any] | None]:
         if task.pk == bad.pk:
             raise RuntimeError("boom")
         return real(task, **kwargs)
 
-    monkeypatch.setattr(firing, "_fire", fire)
+    monkeypatch.setattr(firing, "_decide", decide)
     result = tasks_fire_due(now=NOW + 61 * S)
 
     assert [e.task_id for e in result.fired] == [good.pk]
     assert result.errors and "boom" in result.errors[0]
     bad.refresh_from_db()
-    assert bad.next_run_at == NOW + 60 * S  # rolled back with the failed fire: retried next tick
+    assert bad.next_run_at == NOW + 60 * S  # given back by the failed fire: retried next tick
 
 
 def test_the_fallback_tick_task_and_its_schedule(make_task: Callable[..., ScheduledTask]) -> None:
@@ -184,3 +184,48 @@ def test_finished_runs_of_tasks_without_dependents_are_marked_handled(
     entry.refresh_from_db()
     assert entry.downstream_handled is True
     assert tasks_fire_due(now=NOW + 64 * S).handled == 0
+
+
+def test_many_due_tasks_fire_in_chunks_each_with_its_own_run(
+    make_task: Callable[..., ScheduledTask],
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """More due tasks than one transaction takes: each fires once, linked to its own run,
+    and the runs reach the workers in one hand-over per chunk — after the commit."""
+    from scheduler.services import firing
+
+    count = firing.TICK_CHUNK * 2 + 3
+    tasks = [make_task(f"t{i:02d}", interval_seconds=60, now=NOW, args=[str(i)]) for i in range(count)]
+    handed: list[list[str]] = []
+    monkeypatch.setattr(firing, "runs_hand_over", lambda run_ids: handed.append(list(run_ids)))
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        result = tasks_fire_due(now=NOW + 61 * S)
+
+    assert len(result.fired) == count
+    assert len(callbacks) == 3  # one per chunk
+    assert [len(ids) for ids in handed] == [firing.TICK_CHUNK, firing.TICK_CHUNK, 3]
+    for task in tasks:
+        [entry] = entries(task)
+        assert entry.outcome == Outcome.QUEUED and entry.run is not None
+        assert entry.run.args == task.args and entry.run.source == "scheduler"
+        assert entry.run.events.filter(kind="queued").count() == 1
+    assert sorted(run_id for ids in handed for run_id in ids) == sorted(
+        str(pk) for pk in Run.objects.values_list("pk", flat=True)
+    )
+    assert tasks_fire_due(now=NOW + 62 * S).fired == []  # claimed: nothing fires twice
+
+
+def test_a_skipped_overlap_and_a_fire_share_a_chunk(make_task: Callable[..., ScheduledTask]) -> None:
+    """The active runs are looked up for the whole chunk at once: a busy task skips while
+    an idle one fires, in the same tick."""
+    busy = make_task("busy", interval_seconds=10, now=NOW)
+    [first] = tasks_fire_due(now=NOW + 10 * S).fired
+    idle = make_task("idle", interval_seconds=10, now=NOW + 10 * S)
+
+    fired = {entry.task_id: entry for entry in tasks_fire_due(now=NOW + 20 * S).fired}
+
+    assert fired[busy.pk].outcome == Outcome.SKIPPED and fired[busy.pk].run is None
+    assert f"Previous run {first.run_id} is still queued" in fired[busy.pk].reason
+    assert fired[idle.pk].outcome == Outcome.QUEUED and fired[idle.pk].run is not None

@@ -1,0 +1,50 @@
+"""The task queue's database broker (the default, when ``SCRIPTOPS_REDIS_URL`` is unset).
+
+django-q2's ORM broker locks the tasks it takes one ``UPDATE`` at a time. On SQLite every
+write waits for the one write lock, and the cluster's single pusher is what keeps the
+workers fed: when 200 scheduled runs are due together, a write per task (queued behind
+the workers' own writes) left workers idle waiting for their next task. This broker takes
+up to ``bulk`` tasks (the number of workers) with one write: it looks for waiting tasks
+without a transaction (an idle queue costs no write lock), then locks the ones it found
+in one transaction — rows that another cluster took meanwhile are skipped (row locks on
+PostgreSQL, the single writer on SQLite).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from time import sleep
+
+from django.db import transaction
+from django.utils import timezone
+from django_q.brokers.orm import ORM
+from django_q.conf import Conf
+from django_q.models import OrmQ
+
+
+class DatabaseBroker(ORM):
+    def dequeue(self) -> list[tuple[int, str]] | None:
+        waiting = (
+            self.get_connection()
+            .filter(key=self.list_key, lock__lt=timezone.now())
+            .order_by("id")
+            .values_list("id", flat=True)[: Conf.BULK]
+        )
+        ids = list(waiting)
+        if not ids:
+            sleep(Conf.POLL)  # an empty queue: spare the CPU
+            return None
+        with transaction.atomic(using=Conf.ORM):
+            now = timezone.now()
+            rows = list(
+                OrmQ.objects.using(Conf.ORM)
+                .select_for_update(skip_locked=True)
+                .filter(id__in=ids, key=self.list_key, lock__lt=now)
+                .order_by("id")
+                .values_list("id", "payload")
+            )
+            if rows:
+                OrmQ.objects.using(Conf.ORM).filter(id__in=[pk for pk, _ in rows]).update(
+                    lock=now + timedelta(seconds=Conf.RETRY)
+                )
+        return rows or None

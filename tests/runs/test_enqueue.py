@@ -1,0 +1,67 @@
+"""Queueing runs: one or many at once, handed to the workers only after the commit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runs.models import ConcurrencyGate, EventKind, Run, RunStatus
+from runs.services import lifecycle, run_enqueue, runs_enqueue_collected, runs_enqueue_many
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def handed(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Each hand-over to the workers (recorded instead of queued)."""
+    calls: list[list[str]] = []
+    monkeypatch.setattr(lifecycle, "runs_hand_over", lambda run_ids: calls.append(list(run_ids)))
+    return calls
+
+
+@pytest.fixture
+def script(make_script: Any) -> Path:
+    return make_script("job.sh", "echo hi\n")
+
+
+def test_many_runs_are_created_with_their_events_and_handed_over_together_after_the_commit(
+    script: Path, handed: list[list[str]], django_capture_on_commit_callbacks: Any
+) -> None:
+    requests = [{"script_path": str(script), "args": [str(i)]} for i in range(5)]
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        runs = runs_enqueue_many(requests=requests, source="test")
+        assert handed == []  # not before the commit: a worker would not find the rows
+
+    assert [run.args for run in runs] == [[str(i)] for i in range(5)]
+    assert all(run.status == RunStatus.QUEUED and run.source == "test" for run in runs)
+    for run in runs:
+        assert list(run.events.values_list("kind", "data")) == [
+            (EventKind.QUEUED, {"source": "test", "restarted_from": None})
+        ]
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert handed == [[str(run.pk) for run in runs]]
+
+
+def test_collected_runs_are_left_for_the_caller_to_hand_over(
+    script: Path, handed: list[list[str]], django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, runs_enqueue_collected() as ids:
+        first = run_enqueue(params={"script_path": str(script)}, source="test")
+        more = runs_enqueue_many(requests=[{"script_path": str(script)}] * 2, source="test")
+
+    assert callbacks == [] and handed == []
+    assert ids == [str(run.pk) for run in [first, *more]]
+    run_enqueue(params={"script_path": str(script)}, source="test")  # outside: handed over as usual
+    assert Run.objects.count() == 4
+
+
+def test_every_concurrency_key_gets_its_gate_before_its_runs(script: Path, handed: list[list[str]]) -> None:
+    requests = [
+        {"script_path": str(script), "concurrency_key": key, "concurrency_limit": 1}
+        for key in ("a", "b", "a", "")
+    ]
+    runs_enqueue_many(requests=requests, source="test")
+    assert sorted(ConcurrencyGate.objects.values_list("key", flat=True)) == ["a", "b"]

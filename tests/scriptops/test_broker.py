@@ -1,0 +1,57 @@
+"""The database broker (scriptops.broker): a batch of tasks per write, never one twice."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+from django_q.brokers import get_broker
+from django_q.conf import Conf
+from django_q.models import OrmQ
+
+from scriptops.broker import DatabaseBroker
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broker(monkeypatch: pytest.MonkeyPatch) -> DatabaseBroker:
+    monkeypatch.setattr(Conf, "BULK", 4)
+    monkeypatch.setattr(Conf, "POLL", 0.001)
+    return DatabaseBroker(list_key="test-queue")
+
+
+def test_the_default_configuration_uses_it() -> None:
+    if settings.REDIS_URL:
+        pytest.skip("SCRIPTOPS_REDIS_URL is set: the Redis broker is used")
+    assert settings.Q_CLUSTER["broker_class"] == "scriptops.broker.DatabaseBroker"
+    assert isinstance(get_broker(), DatabaseBroker)
+
+
+def test_dequeue_takes_up_to_bulk_tasks_oldest_first_and_locks_them(broker: DatabaseBroker) -> None:
+    ids = [broker.enqueue(f"payload-{i}") for i in range(6)]
+
+    first = broker.dequeue()
+    second = broker.dequeue()
+
+    assert first == [(pk, f"payload-{i}") for i, pk in enumerate(ids[:4])]
+    assert second == [(pk, f"payload-{i + 4}") for i, pk in enumerate(ids[4:])]
+    # Taken tasks stay locked (for the cluster's retry time) until acknowledged.
+    soon = timezone.now() + timedelta(days=1)
+    assert OrmQ.objects.filter(pk__in=ids, lock__gt=soon).count() == 6
+    assert broker.dequeue() is None  # nothing left: none is handed out twice
+    broker.acknowledge(ids[0])
+    assert not OrmQ.objects.filter(pk=ids[0]).exists()
+
+
+def test_tasks_locked_elsewhere_and_other_queues_are_left_alone(broker: DatabaseBroker) -> None:
+    mine = broker.enqueue("mine")
+    taken = broker.enqueue("taken by another cluster")
+    OrmQ.objects.filter(pk=taken).update(lock=timezone.now() + timedelta(hours=1))
+    DatabaseBroker(list_key="another-queue").enqueue("theirs")
+
+    assert broker.dequeue() == [(mine, "mine")]
+    assert broker.dequeue() is None
+    assert broker.queue_size() == 0 and broker.lock_size() == 2
