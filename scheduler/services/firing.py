@@ -16,6 +16,7 @@ time or a finished run is acted on exactly once, and never lost if a process die
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -334,6 +335,8 @@ def tasks_fire_due(*, now: datetime | None = None) -> TickResult:
     )
     tasks = list(due[: conf.tick_batch()])
     for start in range(0, len(tasks), TICK_CHUNK):
+        if start:
+            time.sleep(TICK_YIELD)
         _tick_chunk(tasks[start : start + TICK_CHUNK], now, result)
     _dependents_fire(now, result)
     return result
@@ -343,6 +346,11 @@ def tasks_fire_due(*, now: datetime | None = None) -> TickResult:
 # a transaction per task cost more than the work inside it — while the first runs still
 # reach the workers within milliseconds.
 TICK_CHUNK = 20
+# A pause between two chunks: back-to-back transactions kept the broker's pusher (which
+# needs the write lock to take tasks) out until the whole tick was done, so the workers
+# idled while the runs piled up (200 due at once: first run started 0.3-0.4 s after the
+# due time with no pause, 0.15 s with it; last one ~0.1-0.5 s sooner).
+TICK_YIELD = 0.01
 
 
 def _tick_chunk(tasks: list[ScheduledTask], now: datetime, result: TickResult) -> None:
