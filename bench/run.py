@@ -112,6 +112,11 @@ def sizes(args: argparse.Namespace) -> dict[str, Any]:
 def guarded(results: dict[str, Any], key: str, errors: list[str], fn: Callable[[], Any]) -> Any:
     """Run one measurement; a failure is recorded and the benchmark goes on."""
     print(f"  - {key} ...", flush=True)
+    # Each measurement starts on a quiet disk: the previous one's files (50,000 scripts,
+    # 600 MB of captured output) are still being written back otherwise, and every run
+    # creates files of its own.
+    os.sync()
+    time.sleep(1.0)
     t0 = time.perf_counter()
     try:
         value = fn()
