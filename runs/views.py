@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count
+from django.db.models import Avg, Count, QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
@@ -181,6 +181,13 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         "destroy": Capability.WRITE,
         "bulk_delete": Capability.WRITE,
     }
+
+    def filter_queryset(self, queryset: QuerySet[Run]) -> QuerySet[Run]:
+        # Query-string filters narrow the list; a run is addressed by its id alone (and
+        # building the filter set costs a few ms on every detail, logs or control call).
+        if self.action != "list":
+            return queryset
+        return super().filter_queryset(queryset)
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         run_delete(run=self.get_object())

@@ -121,6 +121,13 @@ def test_ordering(client: APIClient) -> None:
 # -- detail, events, attempts, samples -----------------------------------------------------------
 
 
+def test_list_filters_never_hide_a_run_addressed_by_its_id(client: APIClient) -> None:
+    failed = RunFactory(status=RunStatus.FAILED, run_status="failed", exit_code=1)
+    assert ids(client.get("/api/runs", {"status": "completed"})) == []
+    for path in (f"/api/runs/{failed.pk}", f"/api/runs/{failed.pk}/events", f"/api/runs/{failed.pk}/logs"):
+        assert client.get(path, {"status": "completed", "search": "nothing-like-it"}).status_code == 200, path
+
+
 def test_detail_is_the_run_record(client: APIClient) -> None:
     run = RunFactory(
         status=RunStatus.FAILED,
