@@ -9,7 +9,6 @@ from runs.services.lifecycle import (
     run_reap_orphans,
     run_restart,
     runs_delete,
-    runs_enqueue_collected,
     runs_enqueue_many,
     runs_hand_over,
 )
@@ -23,7 +22,6 @@ __all__ = [
     "run_reap_orphans",
     "run_restart",
     "runs_delete",
-    "runs_enqueue_collected",
     "runs_enqueue_many",
     "runs_hand_over",
 ]

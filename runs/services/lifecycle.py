@@ -7,12 +7,11 @@ request works whichever process or host handles it.
 
 from __future__ import annotations
 
-import contextvars
+import contextlib
 import logging
 import socket
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -21,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from runs.engine import kill_process_tree
@@ -35,29 +35,12 @@ logger = logging.getLogger(__name__)
 ControlCommand = Control
 
 
-# Set by runs_enqueue_collected(): run_enqueue then leaves the hand-over to its caller.
-_collector: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("run_collector", default=None)
-
-
-@contextmanager
-def runs_enqueue_collected() -> Iterator[list[str]]:
-    """Within this block, :func:`runs_enqueue_many` collects the ids of the runs it
-    creates instead of handing them to the workers after its commit; the caller passes
-    them to :func:`runs_hand_over` once its own transaction has committed (the
-    scheduler's tick, which fires many tasks in one transaction)."""
-    collected: list[str] = []
-    token = _collector.set(collected)
-    try:
-        yield collected
-    finally:
-        _collector.reset(token)
-
-
 def runs_hand_over(run_ids: list[str]) -> None:
     """Hand committed queued runs to the workers: one broker write for all of them."""
     if not run_ids:
         return
-    with transaction.atomic():  # the database broker: one write transaction, not one per run
+    # The database broker: one write transaction for all of them, not one per run.
+    with transaction.atomic() if Conf.ORM else contextlib.nullcontext():
         for run_id in run_ids:
             async_task("runs.tasks.execute_run", run_id, task_name=f"run {run_id}", hook=None)
     for run_id in run_ids:
@@ -102,12 +85,9 @@ def runs_enqueue_many(
             ]
         )
         run_ids = [str(run.pk) for run in runs]
-        collected = _collector.get()
-        if collected is not None:
-            collected += run_ids
-        else:
-            # on_commit: no worker may look for a row that is not committed yet.
-            transaction.on_commit(lambda: runs_hand_over(run_ids))
+        # on_commit (of the caller's transaction, if any): no worker may look for a row
+        # that is not committed yet.
+        transaction.on_commit(lambda: runs_hand_over(run_ids))
     return runs
 
 

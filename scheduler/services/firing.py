@@ -31,9 +31,7 @@ from runs.models import ACTIVE, TERMINAL, Run, RunStatus
 from runs.services import (
     run_control,
     run_enqueue,
-    runs_enqueue_collected,
     runs_enqueue_many,
-    runs_hand_over,
 )
 from scheduler import conf
 from scheduler.models import (
@@ -355,13 +353,14 @@ TICK_YIELD = 0.01
 
 def _tick_chunk(tasks: list[ScheduledTask], now: datetime, result: TickResult) -> None:
     """Claim and fire a few due tasks in one transaction, with a few statements for all of
-    them (their runs, events and history entries in bulk); then hand the runs over.
+    them (their runs, events and history entries in bulk); the runs reach the workers
+    together once it commits (``runs_enqueue_many``).
 
     On SQLite every writer waits for the one write lock: the shorter the tick holds it,
     the sooner the workers claim and start the runs it queued."""
     grace = conf.misfire_grace()
     try:
-        with runs_enqueue_collected() as queued, transaction.atomic():
+        with transaction.atomic():
             claimed = []
             for task in tasks:
                 due_at, schedule = task.next_run_at, task.schedule
@@ -401,9 +400,6 @@ def _tick_chunk(tasks: list[ScheduledTask], now: datetime, result: TickResult) -
     except Exception as exc:  # the database: nothing was claimed, the next tick retries
         logger.exception("Scheduler: ticking tasks %s failed", [task.pk for task in tasks])
         result.errors.append(f"tasks {[task.pk for task in tasks]}: {type(exc).__name__}: {exc}")
-        return
-    # After the commit: at once here, unless a caller's own transaction is still open.
-    transaction.on_commit(lambda: runs_hand_over(queued))
 
 
 def _tick_task(

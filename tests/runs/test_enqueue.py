@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from runs.models import ConcurrencyGate, EventKind, Run, RunStatus
-from runs.services import lifecycle, run_enqueue, runs_enqueue_collected, runs_enqueue_many
+from runs.models import ConcurrencyGate, EventKind, RunStatus
+from runs.services import lifecycle, runs_enqueue_many
 
 pytestmark = pytest.mark.django_db
 
@@ -43,19 +43,6 @@ def test_many_runs_are_created_with_their_events_and_handed_over_together_after_
     assert len(callbacks) == 1
     callbacks[0]()
     assert handed == [[str(run.pk) for run in runs]]
-
-
-def test_collected_runs_are_left_for_the_caller_to_hand_over(
-    script: Path, handed: list[list[str]], django_capture_on_commit_callbacks: Any
-) -> None:
-    with django_capture_on_commit_callbacks(execute=True) as callbacks, runs_enqueue_collected() as ids:
-        first = run_enqueue(params={"script_path": str(script)}, source="test")
-        more = runs_enqueue_many(requests=[{"script_path": str(script)}] * 2, source="test")
-
-    assert callbacks == [] and handed == []
-    assert ids == [str(run.pk) for run in [first, *more]]
-    run_enqueue(params={"script_path": str(script)}, source="test")  # outside: handed over as usual
-    assert Run.objects.count() == 4
 
 
 def test_every_concurrency_key_gets_its_gate_before_its_runs(script: Path, handed: list[list[str]]) -> None:

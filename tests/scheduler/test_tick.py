@@ -193,12 +193,13 @@ def test_many_due_tasks_fire_in_chunks_each_with_its_own_run(
 ) -> None:
     """More due tasks than one transaction takes: each fires once, linked to its own run,
     and the runs reach the workers in one hand-over per chunk — after the commit."""
+    from runs.services import lifecycle
     from scheduler.services import firing
 
     count = firing.TICK_CHUNK * 2 + 3
     tasks = [make_task(f"t{i:02d}", interval_seconds=60, now=NOW, args=[str(i)]) for i in range(count)]
     handed: list[list[str]] = []
-    monkeypatch.setattr(firing, "runs_hand_over", lambda run_ids: handed.append(list(run_ids)))
+    monkeypatch.setattr(lifecycle, "runs_hand_over", lambda run_ids: handed.append(list(run_ids)))
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         result = tasks_fire_due(now=NOW + 61 * S)
