@@ -2,10 +2,15 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scriptops.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)  # what get_asgi_application() does before its handler
+
+from scriptops.asgi_handler import ScriptOpsASGIHandler  # noqa: E402
+
+# Django's handler with sync requests served in one hop on reused threads (see the module).
+django_asgi_app = ScriptOpsASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
