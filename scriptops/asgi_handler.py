@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import AsyncToSync, ThreadSensitiveContext, iscoroutinefunction, sync_to_async
@@ -90,6 +90,11 @@ def _take(iterator: Iterator[bytes], limit: int = STREAM_BATCH_BYTES) -> list[by
     return parts
 
 
+def _log_failure(future: Future[None]) -> None:
+    if (exc := future.exception()) is not None:
+        logger.error("Closing a response failed", exc_info=exc)
+
+
 async def _pulled(iterator: Iterator[bytes]) -> AsyncIterator[bytes]:
     take = sync_to_async(_take)  # thread-sensitive: the request's own thread
     while parts := await take(iterator):
@@ -111,22 +116,24 @@ class ScriptOpsASGIHandler(ASGIHandler):
             # Called from a sync thread through async_to_sync (tests drive the app so):
             # Django's rule stands, the request's sync work goes back to that thread.
             async with ThreadSensitiveContext():
-                await self._dispatch(scope, receive, send)
+                await self._dispatch(scope, receive, send, None)
             return
         executor = self.threads.lend()
         clean = False
         try:
             async with ThreadSensitiveContext(executor=executor):
-                await self._dispatch(scope, receive, send)
+                await self._dispatch(scope, receive, send, executor)
             clean = True
         finally:
             self.threads.give_back(executor, clean=clean)
 
-    async def _dispatch(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def _dispatch(
+        self, scope: dict[str, Any], receive: Any, send: Any, executor: ThreadPoolExecutor | None
+    ) -> None:
         if self._is_async_view(scope):
             await self.handle(scope, receive, send)
         else:
-            await self.handle_sync(scope, receive, send)
+            await self.handle_sync(scope, receive, send, executor)
 
     @staticmethod
     def _is_async_view(scope: dict[str, Any]) -> bool:
@@ -138,7 +145,9 @@ class ScriptOpsASGIHandler(ASGIHandler):
             return False  # a static file or a 404: both served by the sync chain
         return iscoroutinefunction(match.func)
 
-    async def handle_sync(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def handle_sync(
+        self, scope: dict[str, Any], receive: Any, send: Any, executor: ThreadPoolExecutor | None = None
+    ) -> None:
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
@@ -148,7 +157,13 @@ class ScriptOpsASGIHandler(ASGIHandler):
             if response.streaming and not response.is_async:  # type: ignore[attr-defined]
                 response.streaming_content = _pulled(iter(response.streaming_content))  # type: ignore[attr-defined]
             await self.send_response(response, send)
-            await sync_to_async(response.close)()
+            if executor is None:
+                await sync_to_async(response.close)()
+            else:
+                # The client has its response: close it (request_finished) on the request's
+                # thread without waiting, so the thread is free for the next request at once.
+                # Anything that thread runs next queues behind this.
+                executor.submit(response.close).add_done_callback(_log_failure)
         finally:
             body_file.close()
 
