@@ -55,7 +55,7 @@ from library.services import (
     script_tag_detach,
     tag_delete,
 )
-from runs.serializers import RunSerializer
+from runs.serializers import RunSerializer, run_record
 from scriptops.permissions import effective_role
 from scriptops.roles import Capability, role_allows
 
@@ -419,7 +419,7 @@ class ScriptViewSet(
         if run_request.validated_data["dry_run"]:
             return Response({**run_request.execution_plan(), "script": script.pk})
         run = script_enqueue(script=script, params=run_request.run_params(), user=request.user, force=force)
-        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        return Response(run_record(run), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: RunSerializer(many=True)}, filters=False)
     @action(detail=True, methods=["get"])

@@ -293,6 +293,25 @@ class RunSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         return sorted(obj.system_env or {})
 
 
+_record_serializer: RunSerializer | None = None
+
+
+def run_record(run: Run) -> dict[str, Any]:
+    """The RunRecord of ``run``, as ``RunSerializer(run).data`` gives it.
+
+    Built by one serializer kept for the process: building a RunSerializer's ~50 fields
+    from the model costs ~1.5 ms per instance, rendering a run with them ~0.1 ms, and
+    every launch answers with a RunRecord. Sharing is safe because no field of it uses
+    the serializer's context or state (no request, no hyperlinks) — keep it so.
+    """
+    global _record_serializer
+    if _record_serializer is None:
+        shared = RunSerializer()
+        shared.fields  # noqa: B018 - build (and bind) the fields once, before sharing
+        _record_serializer = shared
+    return dict(_record_serializer.to_representation(run))
+
+
 class RunEventSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     class Meta:
         model = RunEvent

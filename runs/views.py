@@ -33,6 +33,7 @@ from runs.serializers import (
     RunRequestSerializer,
     RunSerializer,
     RunUploadSerializer,
+    run_record,
 )
 from runs.services import run_control, run_delete, run_enqueue, run_restart, runs_delete
 from scriptops.errors import PayloadTooLarge
@@ -48,7 +49,7 @@ def _queue_run(request: Request, data: Any, *, source: str) -> Response:
     if serializer.validated_data["dry_run"]:
         return Response(serializer.execution_plan(), status=status.HTTP_200_OK)
     run = run_enqueue(params=serializer.run_params(), user=request.user, source=source)
-    return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+    return Response(run_record(run), status=status.HTTP_202_ACCEPTED)
 
 
 class RunCreateView(APIView):
@@ -189,6 +190,9 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             return queryset
         return super().filter_queryset(queryset)
 
+    def retrieve(self, request: Request, pk: str | None = None) -> Response:
+        return Response(run_record(self.get_object()))
+
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         run_delete(run=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -204,7 +208,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
 
     def _control(self, request: Request, command: str) -> Response:
         run = run_control(run=self.get_object(), command=command, user=request.user)
-        return Response(RunSerializer(run).data)
+        return Response(run_record(run))
 
     @extend_schema(request=None, responses={200: RunSerializer})
     @action(detail=True, methods=["post"])
@@ -241,7 +245,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def restart(self, request: Request, pk: str | None = None) -> Response:
         """Cancel if active, then queue a fresh run with the same parameters."""
         new = run_restart(run=self.get_object(), user=request.user)
-        return Response(RunSerializer(new).data, status=status.HTTP_202_ACCEPTED)
+        return Response(run_record(new), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: RunEventSerializer(many=True)})
     @action(detail=True, methods=["get"])

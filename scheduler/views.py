@@ -20,7 +20,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from runs.serializers import RunSerializer
+from runs.serializers import RunSerializer, run_record
 from scheduler import conf
 from scheduler.filters import TaskFilter, TaskRunFilter
 from scheduler.models import ScheduledTask, TaskRun
@@ -127,9 +127,7 @@ class TaskViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         task = self.get_object()
         entry = task_run_now(task=task, user=request.user)
         assert entry.run is not None
-        return Response(
-            {"task_id": task.pk, "run": RunSerializer(entry.run).data}, status=status.HTTP_202_ACCEPTED
-        )
+        return Response({"task_id": task.pk, "run": run_record(entry.run)}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={200: TaskSerializer})
     @action(detail=True, methods=["post"])

@@ -21,7 +21,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
 from runs.models import LogLevel, RetryStrategy, Run, RunnerStatus, RunStatus
-from runs.serializers import RunSerializer
+from runs.serializers import run_record
 from scriptops.roles import Capability, Role, role_allows
 
 
@@ -76,7 +76,7 @@ def run_page(request: HttpRequest, pk: str) -> HttpResponse:
         "runs",
         run=run,
         script_name=PurePath(run.script_path).name or "Run",
-        run_data=RunSerializer(run).data,
+        run_data=run_record(run),
     )
 
 
