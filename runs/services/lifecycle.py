@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django_q.brokers import Broker, get_broker
 from django_q.conf import Conf
 from django_q.tasks import async_task
 
@@ -35,14 +36,27 @@ logger = logging.getLogger(__name__)
 ControlCommand = Control
 
 
+_broker: Broker | None = None
+
+
+def _run_broker() -> Broker:
+    """The process's broker. Without one, async_task builds a broker per call: with Redis,
+    a new connection (TCP connect and handshake) for every run handed over."""
+    global _broker
+    if _broker is None:
+        _broker = get_broker()
+    return _broker
+
+
 def runs_hand_over(run_ids: list[str]) -> None:
     """Hand committed queued runs to the workers: one broker write for all of them."""
     if not run_ids:
         return
+    broker = _run_broker()
     # The database broker: one write transaction for all of them, not one per run.
     with transaction.atomic() if Conf.ORM else contextlib.nullcontext():
         for run_id in run_ids:
-            async_task("runs.tasks.execute_run", run_id, task_name=f"run {run_id}", hook=None)
+            async_task("runs.tasks.execute_run", run_id, task_name=f"run {run_id}", hook=None, broker=broker)
     for run_id in run_ids:
         run_changed(run_id)
 

@@ -52,3 +52,25 @@ def test_every_concurrency_key_gets_its_gate_before_its_runs(script: Path, hande
     ]
     runs_enqueue_many(requests=requests, source="test")
     assert sorted(ConcurrencyGate.objects.values_list("key", flat=True)) == ["a", "b"]
+
+
+def test_hand_overs_share_one_broker(
+    script: Path, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    """django-q2 builds a broker per async_task unless given one; with Redis that is a new
+    connection per run. The hand-over keeps one broker for the process."""
+    built: list[object] = []
+
+    def counting_get_broker(*args: Any, **kwargs: Any) -> object:
+        broker = real_get_broker(*args, **kwargs)
+        built.append(broker)
+        return broker
+
+    real_get_broker = lifecycle.get_broker
+    monkeypatch.setattr(lifecycle, "_broker", None)
+    monkeypatch.setattr(lifecycle, "get_broker", counting_get_broker)
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True) as callbacks:
+            runs_enqueue_many(requests=[{"script_path": str(script)}], source="test")
+        assert len(callbacks) == 1
+    assert len(built) == 1
