@@ -37,6 +37,9 @@ PIPE_SIZE = 1 << 20
 PARTIAL_FLUSH = 0.2
 PARTIAL_MAX = 1 << 20
 EOF_GRACE = 1.0
+# The start is reported (a database write) after the first look at the pipes, which
+# waits at most this long for the script's first output.
+START_REPORT_WAIT = 0.005
 F_SETPIPE_SZ = 1031
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -150,6 +153,8 @@ class Supervisor:
         self._last_cpu: tuple[float, float] | None = None
         self._started_wall = 0.0
         self._child_born: float | None = None  # the child's create_time (psutil's clock)
+        self._create_time = 0.0  # the same, or the spawn's wall time if psutil could not tell
+        self._start_reported = False
         self._started_mono = 0.0
         self._next_sample = 0.0
         self._next_control = 0.0
@@ -176,12 +181,11 @@ class Supervisor:
             raise
         self._started_wall = time.time()
         now = self._started_mono = self.clock()
-        create_time = self._started_wall
+        self._create_time = self._started_wall
         with contextlib.suppress(psutil.Error):
             child = psutil.Process(self.proc.pid)
-            create_time = self._child_born = child.create_time()
+            self._create_time = self._child_born = child.create_time()
             self._tracked[child.pid] = child
-        self.reporter.started(self.proc.pid, create_time)
         for name, pipe in (("stdout", self.proc.stdout), ("stderr", self.proc.stderr)):
             assert pipe is not None
             fd = pipe.fileno()
@@ -211,11 +215,20 @@ class Supervisor:
         """One turn of the loop. Returns False once the run is over."""
         now = self.clock()
         wait = max(0.0, min(self._next_timer(now) - now, 0.5))
+        if not self._start_reported:
+            wait = min(wait, START_REPORT_WAIT)
         if self._open_streams:
             for key, _ in self._sel.select(wait):
                 self._read(key.fd, str(key.data))
         else:
             time.sleep(min(wait, 0.05))
+        if not self._start_reported:
+            # Reported after the first look at the pipes, not before: a script's first
+            # line is stored (and readable through the API) without waiting for the
+            # reporter's database write.
+            self._start_reported = True
+            assert self.proc is not None
+            self.reporter.started(self.proc.pid, self._create_time)
         now = self.clock()
         self._flush_stale_partials(now)
         self._reap_child(now)

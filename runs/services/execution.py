@@ -129,8 +129,12 @@ class DbReporter:
             RunEvent.objects.create(
                 run=self.run,
                 kind=EventKind.START,
+                # The attempt's start, not this write's time: the engine reports the start
+                # after it has stored the script's first output.
+                timestamp=self.started_at,
                 data={"attempt": self.attempt, "command": self.plan["command"], "cwd": self.plan["cwd"]},
             )
+        run_changed(str(self.run.pk))
 
     def started(self, pid: int, create_time: float) -> None:
         self.begin(pid, create_time)
@@ -233,7 +237,8 @@ def run_execute(*, run_id: str) -> str | None:
     if claim == "gone":
         logger.info("Run %s was not queued any more; nothing to do", run_id)
         return None
-    run_changed(run_id)
+    # Live viewers hear of the claim once the script has started (DbReporter.begin) or was
+    # refused: the spawn comes first.
     run = Run.objects.get(pk=run_id)
     try:
         plan = build_plan(run)

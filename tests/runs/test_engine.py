@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import select
+import signal
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from runs import engine
 from runs.engine import kill_process_tree
 from runs.logstore import LogReader
 from tests.runs.helpers import (
+    DEADLINE,
     RecordingReporter,
     drive,
     is_dead,
@@ -69,6 +72,52 @@ def test_success_captures_stdout_and_stderr_separately_and_in_order(make_script:
     stamps = [ts for _, _, ts in reporter.chunks]
     assert stamps == sorted(stamps)
     assert outcome.finished >= outcome.started
+
+
+def test_first_output_is_stored_before_the_start_is_reported(make_script: Callable[..., Path]):
+    """The start report is a database write in the worker: a script's first line must not
+    wait for it to become readable."""
+    script = make_script("early.sh", "echo first\nsleep 30\n")
+    reporter = RecordingReporter()
+    supervisor = make_supervisor(bash(script), cwd=str(script.parent), reporter=reporter)
+    supervisor.start()
+    try:
+        assert reporter.pid is None  # not reported by start() itself
+        assert supervisor.proc is not None and supervisor.proc.stdout is not None
+        ready, _, _ = select.select([supervisor.proc.stdout], [], [], DEADLINE)
+        assert ready, "the script printed nothing"
+        order: list[str] = []
+        reporter_output, reporter_started = reporter.output, reporter.started
+        reporter.output = lambda *a: (order.append("output"), reporter_output(*a))[-1]  # type: ignore[method-assign]
+        reporter.started = lambda *a: (order.append("started"), reporter_started(*a))[-1]  # type: ignore[method-assign]
+        supervisor.step()
+        assert order == ["output", "started"]
+        assert reporter.pid == supervisor.proc.pid and reporter.text("stdout") == "first\n"
+    finally:
+        supervisor._signal_all(signal.SIGKILL)
+        run_to_end(supervisor)
+
+
+def test_a_silent_script_is_reported_started_at_once(make_script: Callable[..., Path]):
+    script = make_script("silent.sh", "sleep 30\n")
+    reporter = RecordingReporter()
+    supervisor = make_supervisor(
+        bash(script),
+        cwd=str(script.parent),
+        reporter=reporter,
+        monitor_interval=5.0,
+        control_interval=5.0,
+        heartbeat_interval=5.0,
+    )
+    supervisor.start()
+    try:
+        t0 = time.monotonic()
+        supervisor.step()  # waits START_REPORT_WAIT for output, not until the next timer (0.5 s)
+        assert time.monotonic() - t0 < 0.25
+        assert supervisor.proc is not None and reporter.pid == supervisor.proc.pid
+    finally:
+        supervisor._signal_all(signal.SIGKILL)
+        run_to_end(supervisor)
 
 
 def test_non_zero_exit_is_a_failure_with_its_code(make_script: Callable[..., Path]):
