@@ -183,6 +183,16 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         "bulk_delete": Capability.WRITE,
     }
 
+    # Actions that read a run's files or child rows, and need of the row only its id and
+    # state: loading all ~55 columns and the creator cost ~1 ms per call, and the log
+    # viewer and API clients poll these.
+    LEAN_ACTIONS = frozenset({"logs", "events", "attempts", "samples"})
+
+    def get_queryset(self) -> QuerySet[Run]:
+        if self.action in self.LEAN_ACTIONS:
+            return Run.objects.only("id", "status")
+        return super().get_queryset()
+
     def filter_queryset(self, queryset: QuerySet[Run]) -> QuerySet[Run]:
         # Query-string filters narrow the list; a run is addressed by its id alone (and
         # building the filter set costs a few ms on every detail, logs or control call).
