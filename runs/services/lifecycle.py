@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 from django.conf import settings
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django_q.brokers import Broker, get_broker
@@ -48,17 +48,33 @@ def _run_broker() -> Broker:
     return _broker
 
 
-def runs_hand_over(run_ids: list[str]) -> None:
-    """Hand committed queued runs to the workers: one broker write for all of them."""
-    if not run_ids:
-        return
+def _queue_tasks(run_ids: list[str]) -> None:
     broker = _run_broker()
     # The database broker: one write transaction for all of them, not one per run.
     with transaction.atomic() if Conf.ORM else contextlib.nullcontext():
         for run_id in run_ids:
             async_task("runs.tasks.execute_run", run_id, task_name=f"run {run_id}", hook=None, broker=broker)
+
+
+def _announce(run_ids: list[str]) -> None:
     for run_id in run_ids:
         run_changed(run_id)
+
+
+def runs_hand_over(run_ids: list[str]) -> None:
+    """Hand committed queued runs to the workers: one broker write for all of them."""
+    if not run_ids:
+        return
+    _queue_tasks(run_ids)
+    _announce(run_ids)
+
+
+def _queue_with_the_rows() -> bool:
+    """True when the task queue is a table of the runs' own database (the database broker,
+    outside django-q2's sync mode): the tasks can then be queued in the transaction that
+    creates the runs — committed together, so never before the rows, and one write lock
+    per launch instead of two (SQLite has one writer at a time)."""
+    return Conf.ORM == DEFAULT_DB_ALIAS and not Conf.SYNC
 
 
 def run_enqueue(
@@ -99,9 +115,13 @@ def runs_enqueue_many(
             ]
         )
         run_ids = [str(run.pk) for run in runs]
-        # on_commit (of the caller's transaction, if any): no worker may look for a row
-        # that is not committed yet.
-        transaction.on_commit(lambda: runs_hand_over(run_ids))
+        if _queue_with_the_rows():
+            _queue_tasks(run_ids)
+            transaction.on_commit(lambda: _announce(run_ids))
+        else:
+            # on_commit (of the caller's transaction, if any): no worker may look for a
+            # row that is not committed yet.
+            transaction.on_commit(lambda: runs_hand_over(run_ids))
     return runs
 
 

@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import transaction
+from django_q.conf import Conf
+from django_q.models import OrmQ
 
 from runs.models import ConcurrencyGate, EventKind, RunStatus
 from runs.services import lifecycle, runs_enqueue_many
@@ -74,3 +77,25 @@ def test_hand_overs_share_one_broker(
             runs_enqueue_many(requests=[{"script_path": str(script)}], source="test")
         assert len(callbacks) == 1
     assert len(built) == 1
+
+
+@pytest.mark.skipif(Conf.ORM != "default", reason="the database broker only (SCRIPTOPS_REDIS_URL unset)")
+def test_with_the_database_broker_the_tasks_commit_with_the_runs(
+    script: Path, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    monkeypatch.setattr(Conf, "SYNC", False)  # the unit-test settings run tasks in-process
+    OrmQ.objects.all().delete()
+
+    class Refused(Exception):
+        pass
+
+    with pytest.raises(Refused), transaction.atomic():
+        runs_enqueue_many(requests=[{"script_path": str(script)}], source="test")
+        assert OrmQ.objects.count() == 1  # queued inside the transaction that creates the run
+        raise Refused  # rolled back: neither the run nor its task remains
+    assert OrmQ.objects.count() == 0
+
+    with django_capture_on_commit_callbacks(execute=True):
+        (run,) = runs_enqueue_many(requests=[{"script_path": str(script)}], source="test")
+    (task,) = OrmQ.objects.all()
+    assert task.task["args"] == (str(run.pk),)
