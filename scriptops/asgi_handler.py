@@ -10,9 +10,10 @@ Why not Django's own ``ASGIHandler`` as it is: under it every HTTP request
 ScriptOps' views are sync except the server-sent-event streams. Here a sync request is
 read on the loop, then the whole of it (``request_started``, middleware, view) runs in one
 hop on a thread lent from a small pool; the thread and its database connection stay for
-the next request. Async views (SSE) keep Django's async path, on a lent thread too.
-Measured under daphne on a 2-CPU machine: ``/api/health`` 5.4 → ~2.5 ms; see
-``docs/architecture.md``.
+the next request. At most ``SYNC_REQUESTS_AT_ONCE`` sync requests run at a time (a WSGI
+server's thread count), the others wait on the loop. Async views (SSE) keep Django's
+async path, on a lent thread too. Measured under daphne on this 2-CPU machine:
+``/api/health`` 7.5 → 3.2 ms, a run's logs 14.9 → 8.4 ms (see ``docs/architecture.md``).
 
 A sync streaming response (a log download) is pulled from its iterator on the request's
 thread a batch at a time, where Django's ASGI handler would read it whole into memory.
@@ -20,7 +21,10 @@ thread a batch at a time, where Django's ASGI handler would read it whole into m
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -41,6 +45,11 @@ logger = logging.getLogger(__name__)
 # usual handful of concurrent requests of a dashboard and its API clients; a burst beyond
 # it gets fresh threads, closed again afterwards.
 IDLE_THREADS = 8
+# Sync requests run at most this many at a time; the others wait their turn on the loop.
+# Python runs one thread at a time and SQLite writes one transaction at a time: past a
+# few, more threads at once only finish every request later (a burst of launches all
+# returning at the end, their SQLite writers sleeping in its busy handler).
+SYNC_REQUESTS_AT_ONCE = 4
 # A sync streaming response is pulled from its thread in batches of about this size.
 STREAM_BATCH_BYTES = 256 * 1024
 
@@ -108,6 +117,17 @@ class ScriptOpsASGIHandler(ASGIHandler):
         self.sync_handler = BaseHandler()
         self.sync_handler.load_middleware(is_async=False)
         self.threads = ThreadLender()
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _gate(self) -> asyncio.Semaphore:
+        """The sync requests' semaphore of the running loop (one per loop: tests run several)."""
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(SYNC_REQUESTS_AT_ONCE)
+        return gate
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -116,24 +136,29 @@ class ScriptOpsASGIHandler(ASGIHandler):
             # Called from a sync thread through async_to_sync (tests drive the app so):
             # Django's rule stands, the request's sync work goes back to that thread.
             async with ThreadSensitiveContext():
-                await self._dispatch(scope, receive, send, None)
+                if self._is_async_view(scope):
+                    await self.handle(scope, receive, send)
+                else:
+                    await self.handle_sync(scope, receive, send)
             return
+        if self._is_async_view(scope):
+            async with self._lent_thread():
+                await self.handle(scope, receive, send)
+        else:
+            await self.handle_sync(scope, receive, send, pooled=True)
+
+    @contextlib.asynccontextmanager
+    async def _lent_thread(self) -> AsyncIterator[ThreadPoolExecutor]:
+        """A thread of the pool for the request's thread-sensitive work, kept if it ends
+        cleanly (a cancelled request's thread may still be busy: it is retired)."""
         executor = self.threads.lend()
         clean = False
         try:
             async with ThreadSensitiveContext(executor=executor):
-                await self._dispatch(scope, receive, send, executor)
+                yield executor
             clean = True
         finally:
             self.threads.give_back(executor, clean=clean)
-
-    async def _dispatch(
-        self, scope: dict[str, Any], receive: Any, send: Any, executor: ThreadPoolExecutor | None
-    ) -> None:
-        if self._is_async_view(scope):
-            await self.handle(scope, receive, send)
-        else:
-            await self.handle_sync(scope, receive, send, executor)
 
     @staticmethod
     def _is_async_view(scope: dict[str, Any]) -> bool:
@@ -146,26 +171,45 @@ class ScriptOpsASGIHandler(ASGIHandler):
         return iscoroutinefunction(match.func)
 
     async def handle_sync(
-        self, scope: dict[str, Any], receive: Any, send: Any, executor: ThreadPoolExecutor | None = None
+        self, scope: dict[str, Any], receive: Any, send: Any, *, pooled: bool = False
     ) -> None:
+        """Read the body on the loop, run the request's sync part in one hop (on a lent
+        thread once its turn comes, when ``pooled``), then send the response."""
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
         try:
-            response = await sync_to_async(self._respond)(scope, body_file)
-            if response.streaming and not response.is_async:  # type: ignore[attr-defined]
-                response.streaming_content = _pulled(iter(response.streaming_content))  # type: ignore[attr-defined]
-            await self.send_response(response, send)
-            if executor is None:
+            if not pooled:
+                response = await sync_to_async(self._respond)(scope, body_file)
+                await self._send(response, send)
                 await sync_to_async(response.close)()
-            else:
-                # The client has its response: close it (request_finished) on the request's
-                # thread without waiting, so the thread is free for the next request at once.
-                # Anything that thread runs next queues behind this.
-                executor.submit(response.close).add_done_callback(_log_failure)
+                return
+            gate = self._gate()
+            await gate.acquire()
+            released = False
+            try:
+                async with self._lent_thread() as executor:
+                    try:
+                        response = await sync_to_async(self._respond)(scope, body_file)
+                    finally:
+                        gate.release()  # sending the response needs no turn
+                        released = True
+                    await self._send(response, send)
+                    # The client has its response: close it (request_finished) on the
+                    # request's thread without waiting, so the thread is free for the next
+                    # request at once. Anything that thread runs next queues behind this.
+                    executor.submit(response.close).add_done_callback(_log_failure)
+            finally:
+                if not released:
+                    gate.release()
         finally:
             body_file.close()
+
+    async def _send(self, response: HttpResponseBase, send: Any) -> None:
+        if response.streaming and not response.is_async:  # type: ignore[attr-defined]
+            response.streaming_content = _pulled(iter(response.streaming_content))  # type: ignore[attr-defined]
+        await self.send_response(response, send)
 
     def _respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
         """The request's sync part, on its lent thread: what a WSGI server would run."""

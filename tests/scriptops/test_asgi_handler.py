@@ -21,7 +21,13 @@ from django.db import connections
 
 from runs.logstore import LogWriter
 from runs.models import Run
-from scriptops.asgi_handler import STREAM_BATCH_BYTES, ScriptOpsASGIHandler, ThreadLender, _pulled
+from scriptops.asgi_handler import (
+    STREAM_BATCH_BYTES,
+    SYNC_REQUESTS_AT_ONCE,
+    ScriptOpsASGIHandler,
+    ThreadLender,
+    _pulled,
+)
 from scriptops.roles import Role
 from scriptops.services import api_key_create
 from tests.factories import RunFactory, UserFactory
@@ -215,3 +221,51 @@ def test_run_rows_written_by_a_lent_thread_are_committed(
     assert status == 202, content(messages)
     run_id = json.loads(content(messages))["id"]
     assert Run.objects.filter(pk=run_id).exists()  # seen from the test's own connection
+
+
+def test_sync_requests_run_a_few_at_a_time(handler: ScriptOpsASGIHandler) -> None:
+    lock = threading.Lock()
+    running = peak = 0
+
+    def slow(**kwargs: object) -> None:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+
+    async def one() -> int:
+        comm = ApplicationCommunicator(
+            handler,
+            {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": "/api/health",
+                "raw_path": b"/api/health",
+                "query_string": b"",
+                "headers": [(b"host", b"localhost")],
+                "client": ("127.0.0.1", 50000),
+                "server": ("localhost", 80),
+            },
+        )
+        await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start = await comm.receive_output(WAIT)
+        await comm.receive_output(WAIT)
+        await comm.wait(WAIT)
+        return int(start["status"])
+
+    async def burst() -> list[int]:
+        return list(await asyncio.gather(*(one() for _ in range(3 * SYNC_REQUESTS_AT_ONCE))))
+
+    request_started.connect(slow)
+    try:
+        statuses = asyncio.run(burst())
+    finally:
+        request_started.disconnect(slow)
+    assert statuses == [200] * (3 * SYNC_REQUESTS_AT_ONCE)
+    assert peak == SYNC_REQUESTS_AT_ONCE
