@@ -7,6 +7,7 @@ functional (a run must end, a process must be gone), never performance limits.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -14,14 +15,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
 from runs import engine
-from runs.engine import kill_process_tree
+from runs.engine import Supervisor, kill_process_tree
 from runs.logstore import LogReader
 from tests.runs.helpers import (
     DEADLINE,
@@ -74,14 +75,23 @@ def test_success_captures_stdout_and_stderr_separately_and_in_order(make_script:
     assert outcome.finished >= outcome.started
 
 
+@contextlib.contextmanager
+def started(supervisor: Supervisor) -> Iterator[Supervisor]:
+    """A started supervisor, its run killed and ended whatever the test does."""
+    supervisor.start()
+    try:
+        yield supervisor
+    finally:
+        supervisor._signal_all(signal.SIGKILL)
+        run_to_end(supervisor)
+
+
 def test_first_output_is_stored_before_the_start_is_reported(make_script: Callable[..., Path]):
     """The start report is a database write in the worker: a script's first line must not
     wait for it to become readable."""
     script = make_script("early.sh", "echo first\nsleep 30\n")
     reporter = RecordingReporter()
-    supervisor = make_supervisor(bash(script), cwd=str(script.parent), reporter=reporter)
-    supervisor.start()
-    try:
+    with started(make_supervisor(bash(script), cwd=str(script.parent), reporter=reporter)) as supervisor:
         assert reporter.pid is None  # not reported by start() itself
         assert supervisor.proc is not None and supervisor.proc.stdout is not None
         ready, _, _ = select.select([supervisor.proc.stdout], [], [], DEADLINE)
@@ -93,31 +103,19 @@ def test_first_output_is_stored_before_the_start_is_reported(make_script: Callab
         supervisor.step()
         assert order == ["output", "started"]
         assert reporter.pid == supervisor.proc.pid and reporter.text("stdout") == "first\n"
-    finally:
-        supervisor._signal_all(signal.SIGKILL)
-        run_to_end(supervisor)
 
 
 def test_a_silent_script_is_reported_started_at_once(make_script: Callable[..., Path]):
     script = make_script("silent.sh", "sleep 30\n")
     reporter = RecordingReporter()
-    supervisor = make_supervisor(
-        bash(script),
-        cwd=str(script.parent),
-        reporter=reporter,
-        monitor_interval=5.0,
-        control_interval=5.0,
-        heartbeat_interval=5.0,
-    )
-    supervisor.start()
-    try:
+    timers = {"monitor_interval": 5.0, "control_interval": 5.0, "heartbeat_interval": 5.0}
+    with started(
+        make_supervisor(bash(script), cwd=str(script.parent), reporter=reporter, **timers)
+    ) as supervisor:
         t0 = time.monotonic()
         supervisor.step()  # waits START_REPORT_WAIT for output, not until the next timer (0.5 s)
         assert time.monotonic() - t0 < 0.25
         assert supervisor.proc is not None and reporter.pid == supervisor.proc.pid
-    finally:
-        supervisor._signal_all(signal.SIGKILL)
-        run_to_end(supervisor)
 
 
 def test_non_zero_exit_is_a_failure_with_its_code(make_script: Callable[..., Path]):

@@ -50,16 +50,13 @@ def key(roots: Path) -> str:
     return api_key_create(user=user, name="asgi", role=Role.USER).raw
 
 
-def call(
-    app: ScriptOpsASGIHandler, method: str, path: str, *, key: str = "", body: bytes = b"", query: str = ""
-) -> tuple[int, dict[str, str], list[dict[str, Any]]]:
-    """One request; the status, the headers and every body message of the response."""
+def scope_for(method: str, path: str, *, key: str = "", body: bytes = b"", query: str = "") -> dict[str, Any]:
     headers = [(b"host", b"localhost")]
     if key:
         headers.append((b"authorization", f"Bearer {key}".encode()))
     if body:
         headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    scope = {
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
@@ -72,6 +69,13 @@ def call(
         "client": ("127.0.0.1", 50000),
         "server": ("localhost", 80),
     }
+
+
+def call(
+    app: ScriptOpsASGIHandler, method: str, path: str, *, key: str = "", body: bytes = b"", query: str = ""
+) -> tuple[int, dict[str, str], list[dict[str, Any]]]:
+    """One request; the status, the headers and every body message of the response."""
+    scope = scope_for(method, path, key=key, body=body, query=query)
 
     async def go() -> tuple[int, dict[str, str], list[dict[str, Any]]]:
         comm = ApplicationCommunicator(app, scope)
@@ -237,22 +241,7 @@ def test_sync_requests_run_a_few_at_a_time(handler: ScriptOpsASGIHandler) -> Non
             running -= 1
 
     async def one() -> int:
-        comm = ApplicationCommunicator(
-            handler,
-            {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "GET",
-                "scheme": "http",
-                "path": "/api/health",
-                "raw_path": b"/api/health",
-                "query_string": b"",
-                "headers": [(b"host", b"localhost")],
-                "client": ("127.0.0.1", 50000),
-                "server": ("localhost", 80),
-            },
-        )
+        comm = ApplicationCommunicator(handler, scope_for("GET", "/api/health"))
         await comm.send_input({"type": "http.request", "body": b"", "more_body": False})
         start = await comm.receive_output(WAIT)
         await comm.receive_output(WAIT)
