@@ -46,7 +46,10 @@ PR_SET_CHILD_SUBREAPER = 36
 
 class Reporter(Protocol):
     def started(self, pid: int, create_time: float) -> None: ...
-    def output(self, stream: str, data: bytes, ts: float) -> None: ...
+    def output(self, stream: str, data: bytes | memoryview, ts: float, lines: int | None = None) -> None:
+        """``data``: whole lines (or a partial line flushed); ``lines``: their count, when
+        the engine knows it. Valid only during the call (it may be a view of a read)."""
+
     def sample(self, sample: Sample) -> None: ...
     def event(self, kind: str, data: dict[str, object]) -> None: ...
     def control(self) -> str | None: ...
@@ -493,25 +496,48 @@ class Supervisor:
         self._consume(name, data)
 
     def _consume(self, name: str, data: bytes) -> None:
+        """Report the whole lines of ``data`` (a read of up to 1 MiB); keep a partial last
+        line for the next read.
+
+        Without copying the read: the pending partial line is completed on its own (a
+        copy of one line), then the whole lines are reported as a view of the read with
+        their count. Joining and slicing the read cost two 1 MiB copies per read.
+        """
         ts = time.time()
-        buf = self._pending[name] + data if self._pending[name] else data
-        cut = buf.rfind(b"\n")
-        if cut < 0:
-            if len(buf) >= PARTIAL_MAX:
-                self._pending[name] = b""
-                self._pending_since.pop(name, None)
-                self.reporter.output(name, buf, ts)
-            else:
-                self._pending[name] = buf
-                self._pending_since.setdefault(name, self.clock())
-            return
-        whole, rest = buf[: cut + 1], buf[cut + 1 :]
-        self._pending[name] = rest
-        if rest:
-            self._pending_since[name] = self.clock()
-        else:
+        start = 0
+        pending = self._pending[name]
+        if pending:
+            first = data.find(b"\n")
+            if first < 0:
+                self._keep_partial(name, pending + data, ts)
+                return
+            self._pending[name] = b""
             self._pending_since.pop(name, None)
-        self.reporter.output(name, whole, ts)
+            self.reporter.output(name, pending + data[: first + 1], ts)
+            start = first + 1
+        cut = data.rfind(b"\n", start)
+        if cut < 0:
+            if start < len(data):
+                self._keep_partial(name, data[start:], ts)
+            return
+        lines = data.count(b"\n", start, cut + 1)
+        whole: bytes | memoryview = (
+            data if start == 0 and cut + 1 == len(data) else memoryview(data)[start : cut + 1]
+        )
+        if cut + 1 < len(data):
+            self._pending[name] = data[cut + 1 :]
+            self._pending_since[name] = self.clock()
+        self.reporter.output(name, whole, ts, lines=lines)
+
+    def _keep_partial(self, name: str, partial: bytes, ts: float) -> None:
+        """A line with no end yet: kept for the next read, or reported now if too long."""
+        if len(partial) >= PARTIAL_MAX:
+            self._pending[name] = b""
+            self._pending_since.pop(name, None)
+            self.reporter.output(name, partial, ts)
+        else:
+            self._pending[name] = partial
+            self._pending_since.setdefault(name, self.clock())
 
     def _emit_partial(self, name: str) -> None:
         if self._pending[name]:

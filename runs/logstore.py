@@ -111,14 +111,17 @@ class LogWriter:
         self._open_segment()
 
     # -- writing ------------------------------------------------------------
-    def write(self, stream: str, data: bytes, ts: float) -> Record | None:
-        """Append ``data`` (whole lines, ideally) from ``stream`` read at ``ts``."""
+    def write(
+        self, stream: str, data: bytes | memoryview, ts: float, lines: int | None = None
+    ) -> Record | None:
+        """Append ``data`` (whole lines, ideally) from ``stream`` read at ``ts``; ``lines``
+        is its line count when the caller knows it (a memoryview cannot count)."""
         if not data:
             return None
         if self._seg_size >= self.segment_bytes:
             self._open_segment()
         code = STREAM_CODES.get(stream, stream)
-        nlines = count_lines(data)
+        nlines = lines if lines is not None else count_lines(bytes(data))
         rec = Record(
             line=self.total_lines + 1,
             nlines=nlines,
@@ -182,7 +185,7 @@ class LogWriter:
             self.dropped_lines += lines
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)

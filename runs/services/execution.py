@@ -139,14 +139,14 @@ class DbReporter:
     def started(self, pid: int, create_time: float) -> None:
         self.begin(pid, create_time)
 
-    def output(self, stream: str, data: bytes, ts: float) -> None:
-        self.writer.write(stream, data, ts)
+    def output(self, stream: str, data: bytes | memoryview, ts: float, lines: int | None = None) -> None:
+        self.writer.write(stream, data, ts, lines=lines)
         self.notifier.output()
         if stream == "stderr":
             self.stderr_bytes += len(data)
         if self.run.stream_output:
             level = logging.WARNING if stream == "stderr" else logging.INFO
-            for line in data.decode("utf-8", errors="replace").splitlines():
+            for line in bytes(data).decode("utf-8", errors="replace").splitlines():
                 output_logger.log(level, "[%s %s] %s", self.run.pk, stream, line)
 
     def sample(self, sample: Sample) -> None:

@@ -43,7 +43,10 @@ class RecordingReporter:
         self.pid = pid
         self.create_time = create_time
 
-    def output(self, stream: str, data: bytes, ts: float) -> None:
+    def output(self, stream: str, data: bytes | memoryview, ts: float, lines: int | None = None) -> None:
+        data = bytes(data)  # a view is valid only during the call
+        if lines is not None:
+            assert lines == data.count(b"\n"), "the engine miscounted a chunk's lines"
         self.chunks.append((stream, data, ts))
 
     def sample(self, sample: Sample) -> None:

@@ -98,7 +98,7 @@ def test_first_output_is_stored_before_the_start_is_reported(make_script: Callab
         assert ready, "the script printed nothing"
         order: list[str] = []
         reporter_output, reporter_started = reporter.output, reporter.started
-        reporter.output = lambda *a: (order.append("output"), reporter_output(*a))[-1]  # type: ignore[method-assign]
+        reporter.output = lambda *a, **k: (order.append("output"), reporter_output(*a, **k))[-1]  # type: ignore[method-assign]
         reporter.started = lambda *a: (order.append("started"), reporter_started(*a))[-1]  # type: ignore[method-assign]
         supervisor.step()
         assert order == ["output", "started"]
@@ -116,6 +116,17 @@ def test_a_silent_script_is_reported_started_at_once(make_script: Callable[..., 
         supervisor.step()  # waits START_REPORT_WAIT for output, not until the next timer (0.5 s)
         assert time.monotonic() - t0 < 0.25
         assert supervisor.proc is not None and reporter.pid == supervisor.proc.pid
+
+
+def test_reads_split_anywhere_are_reported_as_whole_lines_with_their_count() -> None:
+    reporter = RecordingReporter()  # checks each chunk's line count against its bytes
+    supervisor = make_supervisor(["true"], cwd="/", reporter=reporter)
+    reads = [b"ab", b"c\nde", b"f\ng\nh", b"\n", b"i\nj\n", b"k", b"\n"]
+    for data in reads:
+        supervisor._consume("stdout", data)
+    assert reporter.text("stdout") == b"".join(reads).decode()
+    assert all(chunk.endswith(b"\n") for _, chunk, _ in reporter.chunks)
+    assert supervisor._pending["stdout"] == b""
 
 
 def test_non_zero_exit_is_a_failure_with_its_code(make_script: Callable[..., Path]):
@@ -447,7 +458,7 @@ class StoreReporter:
         self.writer = writer
 
     def started(self, pid, create_time): pass
-    def output(self, stream, data, ts): self.writer.write(stream, data, ts)
+    def output(self, stream, data, ts, lines=None): self.writer.write(stream, data, ts, lines=lines)
     def sample(self, sample): pass
     def event(self, kind, data): pass
     def control(self): return None
