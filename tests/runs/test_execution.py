@@ -453,30 +453,38 @@ while true; do sleep 0.1; done
 class BackgroundRunner:
     """``run_execute`` in a thread of its own, while the test thread sends requests.
 
-    The thread shares the test's database connection, as Django's LiveServerTestCase
-    does. The test database is in-memory SQLite, and two connections to it share one
-    cache with table locks that ignore the busy timeout: a read in one thread during a
-    write in the other fails with "database table is locked". Through one connection
-    the statements simply interleave. (A file test database would allow a connection
-    per thread, like the production setup with WAL and a busy timeout.)
+    On SQLite the thread shares the test's database connection, as Django's
+    LiveServerTestCase does: the test database is in-memory, and two connections to it
+    share one cache with table locks that ignore the busy timeout (a read in one thread
+    during a write in the other fails with "database table is locked"); through one
+    connection the statements simply interleave. On PostgreSQL the thread has its own
+    connection, as a worker would: one psycopg connection used by two threads at once
+    breaks as soon as one of them is inside a transaction (the runner writes the start
+    of a run while the test may be sending its control request).
     """
 
     def __init__(self, run: Run):
         self.run = run
         self.result: str | None = None
         self.error: BaseException | None = None
-        self.shared = connections[DEFAULT_DB_ALIAS]
+        default = connections[DEFAULT_DB_ALIAS]
+        self.shared = default if default.vendor == "sqlite" else None
         self.thread = threading.Thread(target=self._work, daemon=True)
 
     def _work(self) -> None:
-        connections[DEFAULT_DB_ALIAS] = self.shared
+        if self.shared is not None:
+            connections[DEFAULT_DB_ALIAS] = self.shared
         try:
             self.result = run_execute(run_id=str(self.run.pk))
         except BaseException as exc:
             self.error = exc
+        finally:
+            if self.shared is None:
+                connections.close_all()  # its own: the test database is dropped at the end
 
     def __enter__(self) -> BackgroundRunner:
-        self.shared.inc_thread_sharing()
+        if self.shared is not None:
+            self.shared.inc_thread_sharing()
         self.thread.start()
         return self
 
@@ -485,7 +493,8 @@ class BackgroundRunner:
             with contextlib.suppress(Exception):
                 run_control(run=Run.objects.get(pk=self.run.pk), command="kill")
         self.thread.join(timeout=30)
-        self.shared.dec_thread_sharing()
+        if self.shared is not None:
+            self.shared.dec_thread_sharing()
 
     def until(self, predicate: Callable[[], bool], *, timeout: float = 30) -> bool:
         """Wait for ``predicate``; fail at once (with the runner's error) if the run ended."""
