@@ -201,8 +201,9 @@ class Supervisor:
         # Sample at once: Popen returns after exec, so even a script that ends within
         # milliseconds gets a resource reading of its own (not the worker's). A process
         # that has just exec'd has no descendants yet: no need to scan /proc for them.
-        self._sample(now, refresh=False)
-        self._next_sample = now + self.limits.monitor_interval
+        sampled = self._sample(now, refresh=False)
+        # Still inside exec: sample again at the first step (at most START_REPORT_WAIT on).
+        self._next_sample = now + self.limits.monitor_interval if sampled else now
         self._next_control = now + self.limits.control_interval
         self._next_heartbeat = now + self.limits.heartbeat_interval
         if self.limits.timeout:
@@ -423,7 +424,8 @@ class Supervisor:
             return False
         return True
 
-    def _sample(self, now: float, *, refresh: bool = True) -> None:
+    def _sample(self, now: float, *, refresh: bool = True) -> bool:
+        """Sample the tree and report it; False if there was nothing to report."""
         assert self.proc is not None
         procs = self._refresh_tracked() if refresh else []
         child = self._tracked.get(self.proc.pid)
@@ -443,10 +445,12 @@ class Supervisor:
                     live += 1
             except psutil.Error:
                 continue
-        if not live:
+        if not live or not rss:
             # The tree ended between the reap and this sample: a sample of nothing
-            # (rss 0) would only put a false drop at the end of the run's chart.
-            return
+            # (rss 0) would only put a false drop at the end of the run's chart. Or the
+            # child is still inside exec (Popen returns once the close-on-exec pipe
+            # closes, before the new image is mapped): it has no memory to report yet.
+            return False
         percent = 0.0
         if self._last_cpu is not None:
             last_t, last_cpu = self._last_cpu
@@ -461,6 +465,7 @@ class Supervisor:
         self.reporter.sample(
             Sample(ts=time.time(), cpu_percent=round(percent, 2), rss=rss, children=nchildren)
         )
+        return True
 
     def _reap_child(self, now: float) -> None:
         if self.returncode is not None or self.proc is None:

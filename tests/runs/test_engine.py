@@ -383,6 +383,32 @@ def test_background_process_left_holding_the_pipe_does_not_hang_the_run(
     assert wait_for(lambda: is_gone(background, proc.create_time()), timeout=10)
 
 
+def test_a_child_caught_inside_exec_is_sampled_again_not_reported_empty(
+    make_script: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+):
+    """Popen can return before the new image is mapped: a first reading of rss 0 is not a
+    sample, and the engine samples again at its first step instead of a period later."""
+    real = psutil.Process.memory_info
+    calls = 0
+
+    def first_empty(self: psutil.Process) -> object:
+        nonlocal calls
+        calls += 1
+        return real(self)._replace(rss=0) if calls == 1 else real(self)
+
+    # psutil's oneshot() switches the method's cache on and off through these.
+    first_empty.cache_activate = real.cache_activate  # type: ignore[attr-defined]
+    first_empty.cache_deactivate = real.cache_deactivate  # type: ignore[attr-defined]
+    monkeypatch.setattr(psutil.Process, "memory_info", first_empty)
+    script = make_script("brief.sh", "sleep 0.3\n")
+    reporter = RecordingReporter()
+    outcome = run_to_end(
+        make_supervisor(bash(script), cwd=str(script.parent), reporter=reporter, monitor_interval=5.0)
+    )
+    assert outcome.run_status == "success" and calls >= 2
+    assert reporter.samples and all(s.rss > 0 for s in reporter.samples)
+
+
 def test_samples_report_memory_and_heartbeats_carry_the_stats(make_script: Callable[..., Path]):
     script = make_script(
         "memory.py",
