@@ -28,19 +28,28 @@ for i in range(1, 30001):
     print(f"row {i:05d} end")
 """
 
-# Writes a burst of lines, waits for the test's flag file, then writes one more.
+# Writes a burst of stdout lines with a stderr checkpoint every 500, waits for the test's
+# "ready" flag before the last checkpoint (stdout and stderr are two pipes: which one the
+# runner drains first is a race, so the test lets the burst be stored before the last
+# checkpoint is written, and that checkpoint is then the log's last line), then waits
+# for its "go" flag and writes one more line.
 LIVE = r"""
 import pathlib, sys, time
 
-flag = pathlib.Path(__file__).with_name("go-" + sys.argv[1])
+def wait_for(name):
+    flag = pathlib.Path(__file__).with_name(name + "-" + sys.argv[1])
+    deadline = time.monotonic() + 120
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
 for i in range(1, 3001):
     print(f"burst {i:04d}")
-    if i % 500 == 0:
+    if i % 500 == 0 and i < 3000:
         print(f"checkpoint {i}", file=sys.stderr)
 sys.stdout.flush()
-deadline = time.monotonic() + 120
-while not flag.exists() and time.monotonic() < deadline:
-    time.sleep(0.05)
+wait_for("ready")
+print("checkpoint 3000", file=sys.stderr, flush=True)
+wait_for("go")
 print("\x1b[1;36mfinal line\x1b[0m", flush=True)
 """
 
@@ -52,6 +61,13 @@ def wait_finished(api: httpx.Client, run_id: str, timeout: float = RUN_TIMEOUT /
         if run["status"] in ("completed", "failed", "cancelled"):
             return run
         assert time.monotonic() < deadline, f"run {run_id} still {run['status']}"
+        time.sleep(0.1)
+
+
+def wait_output_lines(api: httpx.Client, run_id: str, lines: int) -> None:
+    deadline = time.monotonic() + RUN_TIMEOUT / 1000
+    while api.get(f"/api/runs/{run_id}").json()["output_lines"] < lines:
+        assert time.monotonic() < deadline, f"run {run_id} never stored {lines} lines"
         time.sleep(0.1)
 
 
@@ -163,11 +179,11 @@ def test_a_live_run_opens_at_the_tail_then_follows_with_the_stream_toggles(
     write_script(stack, "live.py", LIVE)
     token = uuid.uuid4().hex[:8]
     run = start_run(api, "live.py", args=[token])
-    # Wait for the burst, so the page has a long log to open on.
-    deadline = time.monotonic() + RUN_TIMEOUT / 1000
-    while api.get(f"/api/runs/{run['id']}").json()["output_lines"] < 3006:
-        assert time.monotonic() < deadline, "the burst never arrived"
-        time.sleep(0.1)
+    # Wait for the burst, so the page has a long log to open on, then for the last
+    # checkpoint, written once the burst is stored.
+    wait_output_lines(api, run["id"], 3005)
+    (stack.scripts / f"ready-{token}").touch()
+    wait_output_lines(api, run["id"], 3006)
 
     page = login("exe")
     page.goto(f"/runs/{run['id']}/")
