@@ -1,3 +1,5 @@
+from typing import Any
+
 import django_filters
 
 from runs.models import Run, RunnerStatus, RunStatus
@@ -31,3 +33,15 @@ class RunFilter(django_filters.FilterSet):
             "paused",
             "script",
         ]
+
+    _form_class: type[Any] | None = None
+
+    def get_form_class(self) -> type[Any]:
+        # django-filter builds a new form class, and a form field per filter, on every
+        # request (~1 ms of the runs list, which dashboards and clients poll). Its fields
+        # depend on the filters declared here only (no request-dependent choices), and
+        # each form instance deep-copies them, so one class serves every request.
+        cls = type(self)
+        if cls.__dict__.get("_form_class") is None:
+            cls._form_class = super().get_form_class()
+        return cls._form_class  # type: ignore[return-value]

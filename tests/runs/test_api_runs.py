@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from runs.logstore import LogWriter
 from runs.models import Control, EventKind, Run, RunAttempt, RunEvent, RunStatus
+from runs.serializers import RunSerializer
 from runs.services import run_execute
 from scriptops.roles import Role
 from tests.factories import RunFactory, UserFactory
@@ -94,6 +95,31 @@ def test_filter_by_script_path_created_by_and_dates(client: APIClient) -> None:
     assert ids(client.get("/api/runs", {"created_before": since})) == [str(old.pk)]
     assert_error(client.get("/api/runs", {"created_after": "yesterday"}), 400)
     assert_error(client.get("/api/runs", {"correlation_id": "not-a-uuid"}), 400)
+
+
+def test_list_rows_are_run_records(client: APIClient) -> None:
+    alice = UserFactory(username="alice")
+    runs = [
+        RunFactory(created_by=alice, env_vars={"TOKEN": "s3cret"}, args=["--fast"]),
+        RunFactory(status=RunStatus.FAILED, run_status="failed", exit_code=2, error_summary={"exit_code": 2}),
+    ]
+    rows = {row["id"]: row for row in client.get("/api/runs").json()["results"]}
+    for run in runs:
+        assert rows[str(run.pk)] == RunSerializer(run).data
+    assert rows[str(runs[0].pk)]["env_vars"] == {"TOKEN": "********"}
+    assert rows[str(runs[0].pk)]["created_by"] == "alice"
+
+
+def test_filters_validate_each_request_on_its_own(client: APIClient) -> None:
+    # The filter form class is built once per process: no request's values or errors
+    # may reach the next.
+    failed = RunFactory(status=RunStatus.FAILED, run_status="failed", exit_code=1)
+    RunFactory()
+    assert_error(client.get("/api/runs", {"status": "exploded"}), 400, "validation_error")
+    assert ids(client.get("/api/runs", {"status": "failed"})) == [str(failed.pk)]
+    assert client.get("/api/runs").json()["count"] == 2
+    body = assert_error(client.get("/api/runs", {"created_after": "yesterday", "status": "failed"}), 400)
+    assert set(body["details"]) == {"created_after"}
 
 
 def test_search_matches_path_and_error_summary(client: APIClient) -> None:
