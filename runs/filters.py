@@ -41,7 +41,7 @@ class RunFilter(django_filters.FilterSet):
         # request (~1 ms of the runs list, which dashboards and clients poll). Its fields
         # depend on the filters declared here only (no request-dependent choices), and
         # each form instance deep-copies them, so one class serves every request.
-        cls = type(self)
-        if cls.__dict__.get("_form_class") is None:
-            cls._form_class = super().get_form_class()
-        return cls._form_class  # type: ignore[return-value]
+        form_class = type(self).__dict__.get("_form_class")
+        if form_class is None:
+            form_class = type(self)._form_class = super().get_form_class()
+        return form_class

@@ -14,6 +14,7 @@ from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.browser.conftest import RUN_TIMEOUT, no_page_errors, screenshot, start_run, write_script
+from tests.integration.helpers import wait_until
 from tests.stack import Stack
 
 pytestmark = pytest.mark.browser
@@ -65,10 +66,11 @@ def wait_finished(api: httpx.Client, run_id: str, timeout: float = RUN_TIMEOUT /
 
 
 def wait_output_lines(api: httpx.Client, run_id: str, lines: int) -> None:
-    deadline = time.monotonic() + RUN_TIMEOUT / 1000
-    while api.get(f"/api/runs/{run_id}").json()["output_lines"] < lines:
-        assert time.monotonic() < deadline, f"run {run_id} never stored {lines} lines"
-        time.sleep(0.1)
+    wait_until(
+        lambda: api.get(f"/api/runs/{run_id}").json()["output_lines"] >= lines,
+        timeout=RUN_TIMEOUT / 1000,
+        what=f"run {run_id} to store {lines} lines",
+    )
 
 
 def dom_lines(page: Page) -> tuple[int, int, int]:
