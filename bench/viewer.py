@@ -44,7 +44,7 @@ def measure_viewer(quick: bool = False) -> dict[str, Any]:
         stack.manage(
             "shell",
             "-c",
-            "from scriptops.models import User; "
+            "from core.models import User; "
             "User.objects.create_user('bench', password='bench-pass-1', role='user')",
         )
         script = stack.script("big.py", SCRIPT.format(lines=lines))

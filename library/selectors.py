@@ -12,10 +12,10 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from rest_framework import exceptions, status
 
+from core.errors import PayloadTooLarge
 from library.analysis import is_binary
 from library.models import SCAN_ACTIVE, FolderRoot, Scan, Script, Tag
 from library.services.roots import within
-from scriptops.errors import PayloadTooLarge
 
 DUPLICATE_KINDS = ("name", "content")
 DUPLICATE_MEMBER_FIELDS = (
@@ -132,7 +132,7 @@ def script_content(script: Script) -> str:
     413 past ``SCRIPTOPS_LIBRARY_CONTENT_MAX_BYTES``, 415 for binary files, 410 when the
     file is gone, 409 when it now resolves outside its root.
     """
-    from scriptops.errors import Conflict
+    from core.errors import Conflict
 
     real = Path(os.path.realpath(script.path))
     if not within(real, Path(os.path.realpath(script.root.path))):

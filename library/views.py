@@ -27,6 +27,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.permissions import effective_role
+from core.roles import Capability, role_allows
 from library.filters import ScriptFilter, StableOrderingFilter, TagFilter
 from library.models import SCAN_ACTIVE, FolderRoot, Scan, Script, Tag
 from library.selectors import DUPLICATE_KINDS, duplicate_groups, highlight, library_stats, script_content
@@ -56,8 +58,6 @@ from library.services import (
     tag_delete,
 )
 from runs.serializers import RunSerializer, run_record
-from scriptops.permissions import effective_role
-from scriptops.roles import Capability, role_allows
 
 
 def attach_scans(roots: list[FolderRoot]) -> list[FolderRoot]:

@@ -18,9 +18,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.roles import Capability
 from library.serializers import BrowseSerializer
 from library.services.roots import allowed_roots, within
-from scriptops.roles import Capability
 
 # A folder of 100,000 files must not become a 10 MB answer: folders come first, so
 # every subfolder stays reachable; ``total`` and ``truncated`` say what was left out.

@@ -4,9 +4,9 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from core.errors import Conflict
 from runs.models import Run, RunAttempt, RunEvent
 from runs.services import run_control
-from scriptops.errors import Conflict
 
 
 class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]

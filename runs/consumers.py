@@ -23,10 +23,10 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from core.roles import Capability, role_allows
 from runs.events import message
 from runs.live import RunsFeed, RunWatch, status_data
 from runs.models import Run
-from scriptops.roles import Capability, role_allows
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403

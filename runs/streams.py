@@ -24,14 +24,14 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 
+from core.authentication import raw_key_from_headers
+from core.errors import error_body
+from core.roles import Capability, role_allows
+from core.services import api_key_authenticate
 from runs.live import RunWatch
 from runs.models import Run
 from runs.serializers import RunRequestSerializer, RunSerializer
 from runs.services import run_control, run_enqueue
-from scriptops.authentication import raw_key_from_headers
-from scriptops.errors import error_body
-from scriptops.roles import Capability, role_allows
-from scriptops.services import api_key_authenticate
 
 logger = logging.getLogger(__name__)
 KEEPALIVE = 15.0

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.urls import URLPattern, re_path
 
-from runs import streams, views
+from runs import streams, views, views_system
 
 UUID = r"(?P<pk>[0-9a-fA-F-]{32,36})"
 
@@ -32,4 +32,5 @@ urlpatterns: list[URLPattern] = [
     re_path(rf"^runs/{UUID}/stream/?$", streams.run_stream, name="run-stream"),
     re_path(r"^execute/?$", streams.execute, name="execute"),
     re_path(r"^stats/?$", views.StatsView.as_view(), name="stats"),
+    re_path(r"^system/status/?$", views_system.SystemStatusView.as_view(), name="system-status"),
 ]

@@ -22,6 +22,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.errors import PayloadTooLarge
+from core.roles import Capability
 from runs.filters import RunFilter
 from runs.logstore import LogReader
 from runs.models import Control, Run, RunStatus
@@ -36,8 +38,6 @@ from runs.serializers import (
     run_record,
 )
 from runs.services import run_control, run_delete, run_enqueue, run_restart, runs_delete
-from scriptops.errors import PayloadTooLarge
-from scriptops.roles import Capability
 
 SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_UPLOAD_NAME = 100

@@ -20,6 +20,8 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
+from core.errors import PayloadTooLarge
+from core.roles import Capability
 from runs.serializers import RunSerializer, run_record
 from scheduler import conf
 from scheduler.filters import TaskFilter, TaskRunFilter
@@ -45,8 +47,6 @@ from scheduler.services import (
     task_webhook_remove,
     task_webhook_rotate,
 )
-from scriptops.errors import PayloadTooLarge
-from scriptops.roles import Capability
 
 WEBHOOK_ANSWER = inline_serializer(
     "WebhookToken", {"webhook_token": serializers.CharField(), "webhook_url": serializers.URLField()}
@@ -275,7 +275,7 @@ class HookThrottle(SimpleRateThrottle):
     scope = "scheduler_hook"
 
     def get_rate(self) -> str | None:
-        # Read on each request (as scriptops.throttling does): settings may change in tests.
+        # Read on each request (as core.throttling does): settings may change in tests.
         rates = api_settings.DEFAULT_THROTTLE_RATES
         rate = rates.get(self.scope) or rates.get("anon")
         return None if rate is None else str(rate)

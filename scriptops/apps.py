@@ -1,10 +1,14 @@
 from django.apps import AppConfig
 
 
-class ScriptOpsConfig(AppConfig):
+class ShellConfig(AppConfig):
+    """The project shell: settings, URLs, ASGI, ``serve`` and the system checks.
+
+    It sits on top of every app and holds no models; an app never imports it.
+    """
+
     name = "scriptops"
-    verbose_name = "ScriptOps accounts"
-    default_auto_field = "django.db.models.BigAutoField"
+    verbose_name = "ScriptOps"
 
     def ready(self) -> None:
         from scriptops import checks  # noqa: F401  (registers system checks)

@@ -14,8 +14,8 @@ django_asgi_app = ScriptOpsASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from core.ws_auth import WebsocketAuthStack, origin_checked  # noqa: E402
 from runs.routing import websocket_urlpatterns  # noqa: E402
-from scriptops.ws_auth import WebsocketAuthStack, origin_checked  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from scriptops.env import (
+from core.env import (
     env_bool,
     env_float,
     env_int,
@@ -47,17 +47,20 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "django_q",
-    "scriptops",
+    # Layers, bottom to top (import-linter keeps them: see pyproject.toml).
+    "core",
     "runs",
     "library",
     "scheduler",
+    "dashboard",
+    "scriptops",
 ]
 
 # WhiteNoise (sync only) sits innermost: between async-capable middleware it made Django
 # hop threads three times per request under daphne; this way the chain runs in one mode
 # and each request takes one hop (measured: GET of a run 17.7 -> 12.7 ms p50).
 MIDDLEWARE = [
-    "scriptops.middleware.RejectNulMiddleware",
+    "core.middleware.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -110,7 +113,7 @@ else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-AUTH_USER_MODEL = "scriptops.User"
+AUTH_USER_MODEL = "core.User"
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -212,7 +215,7 @@ Q_CLUSTER: dict[str, object] = {
     "max_attempts": 1,
     "ack_failures": True,
     "queue_limit": WORKERS,
-    # The database broker takes up to this many tasks per write (scriptops.broker).
+    # The database broker takes up to this many tasks per write (core.broker).
     "bulk": WORKERS,
     "poll": env_float("SCRIPTOPS_QUEUE_POLL", default=0.02, minimum=0.005),
     "catch_up": False,
@@ -221,7 +224,7 @@ Q_CLUSTER: dict[str, object] = {
     "save_limit": -1,
     "label": "Task queue",
     "orm": "default",
-    "broker_class": "scriptops.broker.DatabaseBroker",
+    "broker_class": "core.broker.DatabaseBroker",
 }
 if REDIS_URL:
     Q_CLUSTER.pop("orm")
@@ -244,21 +247,21 @@ if REDIS_URL:
 # --- API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "scriptops.authentication.ApiKeyAuthentication",
+        "core.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["scriptops.permissions.RolePermission"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.permissions.RolePermission"],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "scriptops.pagination.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "scriptops.errors.exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": [
-        "scriptops.throttling.PrincipalRateThrottle",
+        "core.throttling.PrincipalRateThrottle",
         "rest_framework.throttling.AnonRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {

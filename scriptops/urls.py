@@ -2,16 +2,13 @@
 
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
-from scriptops import pages, views
-from scriptops.permissions import RolePermission
-from scriptops.roles import Capability
-
-api_keys = views.ApiKeyViewSet.as_view({"get": "list", "post": "create"})
-api_key = views.ApiKeyViewSet.as_view({"get": "retrieve", "delete": "destroy"})
+from core.permissions import RolePermission
+from core.roles import Capability
 
 
 class JsonErrorsMixin:
@@ -40,11 +37,7 @@ class DocsView(JsonErrorsMixin, SpectacularSwaggerView):
 
 
 api_patterns: list[URLPattern | URLResolver] = [
-    re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
-    re_path(r"^system/status/?$", views.SystemStatusView.as_view(), name="system-status"),
-    re_path(r"^csrf_token/?$", views.CsrfTokenView.as_view(), name="csrf-token"),
-    re_path(r"^keys/?$", api_keys, name="apikey-list"),
-    re_path(r"^keys/(?P<pk>\d+)/?$", api_key, name="apikey-detail"),
+    path("", include("core.urls")),
     re_path(r"^schema/?$", SchemaView.as_view(), name="schema"),
     re_path(r"^docs/?$", DocsView.as_view(url_name="schema"), name="docs"),
     path("", include("runs.urls")),
@@ -53,20 +46,17 @@ api_patterns: list[URLPattern | URLResolver] = [
 ]
 
 urlpatterns = [
-    # The dashboard (scriptops/pages.py): page shells filled from the API by static/js/.
-    # A trailing slash is optional, as on the API (APPEND_SLASH is off).
-    path("", pages.runs_page, name="runs-page"),
-    re_path(r"^runs/(?P<pk>[0-9a-fA-F-]{32,36})/?$", pages.run_page, name="run-page"),
-    re_path(r"^system/?$", pages.system_page, name="system-page"),
-    re_path(r"^keys/?$", pages.keys_page, name="keys-page"),
-    re_path(r"^login/?$", pages.LoginView.as_view(), name="login"),
-    re_path(r"^logout/?$", pages.LogoutView.as_view(), name="logout"),
-    path("", include("library.page_urls")),
-    path("", include("scheduler.page_urls")),
+    # The dashboard's pages (dashboard/): shells filled from the API by static/js/.
+    path("", include("dashboard.urls")),
+    # Accounts moved from the project package to core: old admin links keep working.
+    re_path(
+        r"^admin/scriptops/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/core/%(rest)s", permanent=True, query_string=True),
+    ),
     path("admin/", admin.site.urls),
     path("api-auth/", include("rest_framework.urls")),
     path("api/", include(api_patterns)),
 ]
 
-handler404 = "scriptops.errors.json_404"
-handler500 = "scriptops.errors.json_500"
+handler404 = "core.errors.json_404"
+handler500 = "core.errors.json_500"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
-from scriptops.roles import Role
-from scriptops.services import api_key_create
+from core.roles import Role
+from core.services import api_key_create
 from tests.factories import UserFactory
 
 ROLES = [Role.READONLY, Role.EXECUTOR, Role.USER, Role.ADMIN]

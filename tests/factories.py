@@ -2,9 +2,9 @@
 
 import factory
 
+from core.models import User
+from core.roles import Role
 from runs.models import Run
-from scriptops.models import User
-from scriptops.roles import Role
 
 
 class UserFactory(factory.django.DjangoModelFactory):

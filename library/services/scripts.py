@@ -10,11 +10,11 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.errors import Conflict
 from library.models import Script, ScriptChange, ScriptStatus, Tag
 from library.services.roots import LibraryError, within
 from runs.models import Run
 from runs.services import run_enqueue
-from scriptops.errors import Conflict
 
 CURATED_FIELDS = ("status", "owner", "environment", "notes", "max_concurrent")
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")

@@ -24,12 +24,12 @@ from django_q.brokers import Broker, get_broker
 from django_q.conf import Conf
 from django_q.tasks import async_task
 
+from core.errors import Conflict
 from runs.engine import kill_process_tree
 from runs.events import run_changed
 from runs.logstore import remove_store
 from runs.models import ACTIVE, TERMINAL, Control, EventKind, Run, RunEvent, RunStatus
 from runs.services.concurrency import gate_ensure, runs_start_waiting
-from scriptops.errors import Conflict
 
 logger = logging.getLogger(__name__)
 

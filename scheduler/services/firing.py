@@ -26,6 +26,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from rest_framework.exceptions import NotFound
 
+from core.errors import Conflict
 from library.services import script_run_params
 from runs.models import ACTIVE, TERMINAL, Run, RunStatus
 from runs.services import (
@@ -44,7 +45,6 @@ from scheduler.models import (
 )
 from scheduler.schedules import TickPlan, plan_tick
 from scheduler.services.tasks import hash_token
-from scriptops.errors import Conflict
 
 logger = logging.getLogger(__name__)
 

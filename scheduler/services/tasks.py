@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework import serializers
 
+from core.errors import Conflict
 from library.models import Script
 from library.services import script_run_check
 from runs.serializers import RunRequestSerializer
@@ -32,7 +33,6 @@ from scheduler.models import (
 )
 from scheduler.schedules import ScheduleError, cron_clean, interval_clean, zone
 from scheduler.selectors import dependency_cycle
-from scriptops.errors import Conflict
 
 WEBHOOK_PREFIX = "whk_"
 EVENT_NAME_RE = re.compile(rf"^{EVENT_NAME}$")

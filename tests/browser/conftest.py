@@ -59,7 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReque
         for example in (BASE_DIR / "examples").iterdir():
             if example.is_file():
                 started.script(f"examples/{example.name}", example.read_text())
-        code = "from scriptops.models import User\n" + "".join(
+        code = "from core.models import User\n" + "".join(
             f"User.objects.create_user({name!r}, password={password!r}, role={role!r})\n"
             for name, (password, role) in USERS.items()
         )

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from core.roles import Role
 from library.models import FolderRoot, Scan, Script, ScriptChange, Tag
-from scriptops.roles import Role
 from tests.factories import UserFactory
 from tests.library.factories import (
     FolderRootFactory,

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
+from core.roles import Role
 from library.models import Script
-from scriptops.roles import Role
 from tests.library.helpers import error, field_error, scanned_root, write
 
 pytestmark = pytest.mark.django_db

@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.roles import Role
 from library.models import Script
-from scriptops.roles import Role
 from tests.library.factories import FolderRootFactory, ScriptFactory, TagFactory
 from tests.library.helpers import field_error, scanned_root, write
 

@@ -10,8 +10,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.roles import Role
 from library.models import FolderRoot, Scan, ScanState, Script
-from scriptops.roles import Role
 from tests.library.factories import ScanFactory
 from tests.library.helpers import error, field_error, scan_now, scanned_root, write
 

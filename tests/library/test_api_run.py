@@ -12,10 +12,10 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.roles import Role
 from library.models import Script
 from runs.models import EventKind, Run, RunStatus
 from runs.services.concurrency import run_claim, runs_start_waiting
-from scriptops.roles import Role
 from tests.factories import RunFactory
 from tests.library.helpers import error, field_error, ids, scanned_root, write
 

@@ -13,8 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.roles import Role
 from library.models import FolderRoot, Script, ScriptChange
-from scriptops.roles import Role
 from tests.factories import RunFactory
 from tests.library.factories import FolderRootFactory, ScriptFactory, TagFactory
 from tests.library.helpers import error, field_error, ids, scanned_root, write

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
-from scriptops.roles import Role
+from core.roles import Role
 from tests.library.helpers import error, field_error, write
 
 pytestmark = pytest.mark.django_db

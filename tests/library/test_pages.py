@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
+from core.roles import Role
 from library.models import DEFAULT_INCLUDE_PATTERNS, ScriptStatus
-from scriptops.roles import Role
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -13,11 +13,11 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.roles import Role
 from runs.logstore import LogWriter
 from runs.models import Control, EventKind, Run, RunAttempt, RunEvent, RunStatus
 from runs.serializers import RunSerializer
 from runs.services import run_execute
-from scriptops.roles import Role
 from tests.factories import RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -29,11 +29,11 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
+from core.roles import Role
+from core.services import api_key_create
 from runs.logstore import LogWriter
 from runs.models import Control, EventKind, Run, RunEvent, RunStatus
 from scriptops.asgi import application
-from scriptops.roles import Role
-from scriptops.services import api_key_create
 from tests.factories import RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

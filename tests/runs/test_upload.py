@@ -10,8 +10,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from core.roles import Role
 from runs.models import EventKind, Run, RunStatus
-from scriptops.roles import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -12,10 +12,10 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from core.roles import Role
 from runs.models import Run, RunStatus
 from scheduler.models import ScheduledTask
 from scheduler.services import task_create
-from scriptops.roles import Role
 
 NOW = datetime(2030, 1, 1, 12, 0, 0, tzinfo=UTC)
 

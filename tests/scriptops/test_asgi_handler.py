@@ -19,6 +19,8 @@ from asgiref.testing import ApplicationCommunicator
 from django.core.signals import request_started
 from django.db import connections
 
+from core.roles import Role
+from core.services import api_key_create
 from runs.logstore import LogWriter
 from runs.models import Run
 from scriptops.asgi_handler import (
@@ -28,8 +30,6 @@ from scriptops.asgi_handler import (
     ThreadLender,
     _pulled,
 )
-from scriptops.roles import Role
-from scriptops.services import api_key_create
 from tests.factories import RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)

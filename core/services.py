@@ -12,8 +12,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from scriptops.models import ApiKey, User, hash_api_key
-from scriptops.roles import Role, lesser_role
+from core.models import ApiKey, User, hash_api_key
+from core.roles import Role, lesser_role
 
 
 @dataclass(frozen=True)

@@ -19,10 +19,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from core.models import ApiKey
+from core.roles import Role
+from core.services import api_key_create
 from runs.models import Run, RunStatus
-from scriptops.models import ApiKey
-from scriptops.roles import Role
-from scriptops.services import api_key_create
 from tests.factories import RunFactory, UserFactory
 
 ANON = "anonymous"

@@ -1,4 +1,4 @@
-"""The database broker (scriptops.broker): a batch of tasks per write, never one twice."""
+"""The database broker (core.broker): a batch of tasks per write, never one twice."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-from scriptops.broker import DatabaseBroker
+from core.broker import DatabaseBroker
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +26,7 @@ def broker(monkeypatch: pytest.MonkeyPatch) -> DatabaseBroker:
 def test_the_default_configuration_uses_it() -> None:
     if settings.REDIS_URL:
         pytest.skip("SCRIPTOPS_REDIS_URL is set: the Redis broker is used")
-    assert settings.Q_CLUSTER["broker_class"] == "scriptops.broker.DatabaseBroker"
+    assert settings.Q_CLUSTER["broker_class"] == "core.broker.DatabaseBroker"
     assert isinstance(get_broker(), DatabaseBroker)
 
 

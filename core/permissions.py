@@ -1,7 +1,7 @@
 """Role-based permissions for every API view.
 
 A view declares what each action needs with ``required_capability`` — either one
-:class:`~scriptops.roles.Capability` for the whole view, or a dict mapping action
+:class:`~core.roles.Capability` for the whole view, or a dict mapping action
 names (viewset actions such as ``list``/``stop``, or lower-case HTTP methods for
 plain ``APIView``s) to capabilities. Anything not declared needs ``ADMIN``, so a
 forgotten declaration fails closed.
@@ -14,7 +14,7 @@ from typing import Any
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from scriptops.roles import Capability, role_allows
+from core.roles import Capability, role_allows
 
 
 def effective_role(request: Any) -> str | None:

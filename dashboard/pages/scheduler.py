@@ -1,6 +1,6 @@
 """Dashboard page of the scheduler app: ``/scheduler/``, a shell that ``static/js/scheduler.js`` fills.
 
-Like every dashboard page (see ``scriptops/pages.py``) the view only decides who may see
+Like every dashboard page (see ``dashboard/pages/base.py``) the view only decides who may see
 the page and which controls the signed-in role gets; every read and write goes through
 ``/api/scheduler/`` with the session cookie, so the API's permission checks and
 validation are the only ones there are.
@@ -13,9 +13,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from dashboard.pages.base import role_context
 from runs.models import LogLevel, RetryStrategy
 from scheduler.models import MisfirePolicy, OverlapPolicy
-from scriptops.pages import role_context
 
 # The words the form shows for each policy (the values are the models' choices).
 OVERLAP_WORDS: dict[str, str] = {

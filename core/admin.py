@@ -5,8 +5,8 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from scriptops.models import ApiKey, User
-from scriptops.services import api_key_create, api_key_revoke
+from core.models import ApiKey, User
+from core.services import api_key_create, api_key_revoke
 
 
 @admin.register(User)

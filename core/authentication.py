@@ -8,7 +8,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from scriptops.services import api_key_authenticate
+from core.services import api_key_authenticate
 
 
 def raw_key_from_headers(headers: Any) -> str | None:
@@ -35,7 +35,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
-    target_class = "scriptops.authentication.ApiKeyAuthentication"
+    target_class = "core.authentication.ApiKeyAuthentication"
     name = "ApiKey"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:

@@ -12,6 +12,11 @@ class Migration(migrations.Migration):
 
     initial = True
 
+    # Accounts lived in the project package (app label "scriptops") before core existed.
+    # An install that applied that migration has these very tables (same names, see the
+    # models' db_table): Django then records this one as applied without running it.
+    replaces = [("scriptops", "0001_initial")]
+
     dependencies = [
         ('auth', '0012_alter_user_first_name_max_length'),
     ]
@@ -39,6 +44,7 @@ class Migration(migrations.Migration):
                 'verbose_name': 'user',
                 'verbose_name_plural': 'users',
                 'abstract': False,
+                'db_table': 'scriptops_user',
             },
             managers=[
                 ('objects', django.contrib.auth.models.UserManager()),
@@ -61,6 +67,7 @@ class Migration(migrations.Migration):
             options={
                 'verbose_name': 'API key',
                 'ordering': ['-created_at'],
+                'db_table': 'scriptops_apikey',
             },
         ),
     ]

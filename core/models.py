@@ -1,7 +1,7 @@
 """Accounts: users with a role, and API keys.
 
 A superuser always acts as ``admin``. An API key carries a role of its own but never
-grants more than its user's current role (see :func:`scriptops.roles.lesser_role`).
+grants more than its user's current role (see :func:`core.roles.lesser_role`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,20 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
 
-from scriptops.roles import Role, lesser_role
+from core.roles import Role, lesser_role
 
 API_KEY_PREFIX = "sops_"
 
 
 class User(AbstractUser):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.READONLY)
+
+    class Meta:
+        verbose_name = "user"
+        verbose_name_plural = "users"
+        # The tables keep the names they had when accounts lived in the project package,
+        # so an existing install upgrades without moving data (see core/migrations/0001).
+        db_table = "scriptops_user"
 
     @property
     def effective_role(self) -> str:
@@ -47,6 +54,7 @@ class ApiKey(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "API key"
+        db_table = "scriptops_apikey"
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"

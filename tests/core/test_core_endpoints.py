@@ -9,9 +9,9 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
+from core.roles import Role
+from core.services import api_key_create
 from runs.models import Run
-from scriptops.roles import Role
-from scriptops.services import api_key_create
 from tests.factories import RunFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """Dashboard page of the library app: ``/library/``.
 
-Like the pages in :mod:`scriptops.pages`, the view only renders a shell and says what
+Like the pages in :mod:`dashboard.pages.runs`, the view only renders a shell and says what
 the signed-in role may do; ``static/js/library.js`` fills it from the library API, so
 the API's permission checks and validation stay the only ones there are.
 """
@@ -12,10 +12,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from core.roles import Capability, role_allows
+from dashboard.pages.base import role_context
 from library.models import DEFAULT_EXCLUDE_PATTERNS, DEFAULT_INCLUDE_PATTERNS, ScriptStatus
 from library.services.roots import allowed_roots
-from scriptops.pages import role_context
-from scriptops.roles import Capability, role_allows
 
 
 @login_required

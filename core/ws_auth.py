@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from channels.sessions import CookieMiddleware, SessionMiddleware
 
-from scriptops.services import api_key_authenticate
+from core.services import api_key_authenticate
 
 
 @database_sync_to_async

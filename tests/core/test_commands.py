@@ -12,8 +12,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from scriptops.models import ApiKey, User, hash_api_key
-from scriptops.roles import Role
+from core.models import ApiKey, User, hash_api_key
+from core.roles import Role
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -10,9 +10,9 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from scriptops.models import ApiKey, hash_api_key
-from scriptops.roles import Role
-from scriptops.services import api_key_create
+from core.models import ApiKey, hash_api_key
+from core.roles import Role
+from core.services import api_key_create
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -247,7 +247,7 @@ def admin_site_client() -> Client:
 def test_admin_creates_a_key_and_shows_it_once(admin_site_client: Client) -> None:
     owner = UserFactory(username="owner", role=Role.EXECUTOR)
     response = admin_site_client.post(
-        "/admin/scriptops/apikey/add/",
+        "/admin/core/apikey/add/",
         {"user": owner.pk, "name": "from-admin", "role": "admin", "expires_at_0": "", "expires_at_1": ""},
         follow=True,
     )
@@ -263,9 +263,15 @@ def test_admin_creates_a_key_and_shows_it_once(admin_site_client: Client) -> Non
 
 def test_admin_action_revokes_keys(admin_site_client: Client, reader_key) -> None:
     response = admin_site_client.post(
-        "/admin/scriptops/apikey/",
+        "/admin/core/apikey/",
         {"action": "revoke_keys", "_selected_action": [reader_key.key.pk]},
         follow=True,
     )
     assert response.status_code == 200
     assert _bearer(reader_key.raw).get("/api/runs").status_code == 401
+
+
+def test_old_admin_links_to_accounts_redirect_to_core(admin_site_client):
+    response = admin_site_client.get("/admin/scriptops/apikey/?o=1")
+    assert response.status_code == 301
+    assert response["Location"] == "/admin/core/apikey/?o=1"

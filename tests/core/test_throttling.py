@@ -1,4 +1,4 @@
-"""The API rate limit: a sliding-window counter per API key (``scriptops.throttling``)."""
+"""The API rate limit: a sliding-window counter per API key (``core.throttling``)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import time_machine
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from scriptops.roles import Role
-from scriptops.services import api_key_create
-from scriptops.throttling import _count
+from core.roles import Role
+from core.services import api_key_create
+from core.throttling import _count
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, JsonResponse
 
-from scriptops.errors import error_body
+from core.errors import error_body
 
 
 class RejectNulMiddleware:

@@ -1,4 +1,6 @@
-"""The web dashboard: server-rendered page shells that JavaScript fills from the API.
+"""The runs pages, sign-in and the account pages of the dashboard.
+
+The web dashboard: server-rendered page shells that JavaScript fills from the API.
 
 Each page is a template plus a script under ``static/js/``. The views only decide
 who may see a page and what the signed-in role may do (so buttons a role may not use
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import uuid
 from pathlib import PurePath
-from typing import Any
 
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
@@ -20,26 +21,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 
+from core.roles import Role
+from dashboard.pages.base import page as _page
+from dashboard.pages.base import role_context
 from runs.models import LogLevel, RetryStrategy, Run, RunnerStatus, RunStatus
 from runs.serializers import run_record
-from scriptops.roles import Capability, Role, role_allows
-
-
-def role_context(request: HttpRequest) -> dict[str, Any]:
-    """What the signed-in user may do, for the templates (and, via data-*, the scripts)."""
-    role = str(getattr(request.user, "effective_role", Role.READONLY))
-    return {
-        "role": role,
-        "role_label": Role(role).label if role in Role.values else role,
-        "can_execute": role_allows(role, Capability.EXECUTE),
-        "can_delete": role_allows(role, Capability.WRITE),
-        "is_admin": role_allows(role, Capability.ADMIN),
-    }
-
-
-def _page(request: HttpRequest, template: str, nav: str, **extra: Any) -> HttpResponse:
-    context = {**role_context(request), "nav": nav, **extra}
-    return render(request, template, context)
 
 
 @login_required

@@ -5,7 +5,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from scriptops.services import admin_ensure
+from core.services import admin_ensure
 
 
 class Command(BaseCommand):

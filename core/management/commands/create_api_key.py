@@ -4,8 +4,8 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from scriptops.roles import Role
-from scriptops.services import api_key_create, user_ensure
+from core.roles import Role
+from core.services import api_key_create, user_ensure
 
 
 class Command(BaseCommand):
