@@ -192,6 +192,7 @@ class ScriptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "parameters",
         "is_binary",
         "read_error",
+        "parse_error",
         "first_seen",
         "last_scanned_at",
         "missing_since",

@@ -41,13 +41,17 @@ LANGUAGES_BY_EXTENSION = {
 # Interpreter names found in a shebang (``#!/usr/bin/env python3 -u`` → ``python3``).
 LANGUAGES_BY_INTERPRETER = {
     "python": "python",
+    "pypy": "python",
     "sh": "shell",
+    "ash": "shell",
+    "mksh": "shell",
     "bash": "shell",
     "zsh": "shell",
     "ksh": "shell",
     "dash": "shell",
     "node": "javascript",
     "nodejs": "javascript",
+    "bun": "javascript",
     "deno": "typescript",
     "ts-node": "typescript",
     "ruby": "ruby",
@@ -58,6 +62,7 @@ LANGUAGES_BY_INTERPRETER = {
     "lua": "lua",
     "rscript": "r",
     "tclsh": "tcl",
+    "wish": "tcl",
     "awk": "awk",
     "gawk": "awk",
 }
@@ -78,9 +83,17 @@ COMMENT_PREFIXES = {
     "lua": ("--",),
     "batch": ("REM ", "rem ", "::"),
 }
+# The extensions of each language (``shell`` → ``.sh``, ``.bash`` …): a script without an
+# extension is matched against a root's include globs as if it had one of these.
+EXTENSIONS_BY_LANGUAGE: dict[str, tuple[str, ...]] = {}
+for _ext, _language in LANGUAGES_BY_EXTENSION.items():
+    EXTENSIONS_BY_LANGUAGE[_language] = (*EXTENSIONS_BY_LANGUAGE.get(_language, ()), _ext)
 DESCRIPTION_MAX = 2000
+PARSE_ERROR_MAX = 500  # Script.parse_error's max_length
 BINARY_SNIFF = 8192
 _VERSION_SUFFIX = re.compile(r"[\d.]+$")
+# Options of env(1) that take a value as the next word (``env -u NAME python3``).
+_ENV_OPTIONS_WITH_VALUE = frozenset({"-u", "--unset", "-C", "--chdir", "-P", "-a", "--argv0"})
 
 
 @dataclass
@@ -92,6 +105,9 @@ class Analysis:
     description: str = ""
     parameters: list[dict[str, Any]] = field(default_factory=list)
     is_binary: bool = False
+    # Why the file does not parse (Python: ``SyntaxError: … (line 3, column 5)``); empty
+    # when it parses, is not Python, or was read only in part (a cut file never parses).
+    parse_error: str = ""
 
 
 def is_binary(data: bytes) -> bool:
@@ -114,17 +130,46 @@ def shebang_of(data: bytes) -> str:
     return line.decode("utf-8", errors="replace").strip()[:255]
 
 
+def _env_command(args: list[str]) -> str:
+    """The command ``env`` runs, from the words after it in a shebang.
+
+    Skips options (and the value of those that take one) and ``NAME=value`` assignments;
+    ``-S``/``--split-string`` (Linux passes ``-S node --flag`` to env as one word) is
+    followed by the command line itself.
+    """
+    words = iter(args)
+    for word in words:
+        if word.startswith("--split-string="):
+            return _env_command(word.split("=", 1)[1].split() + list(words))
+        if word.startswith("-S") and len(word) > 2:  # -Snode
+            return _env_command([word[2:], *words])
+        if word in _ENV_OPTIONS_WITH_VALUE:
+            next(words, None)
+            continue
+        if word.startswith("-") or "=" in word:
+            continue
+        return word
+    return ""
+
+
+def interpreter_of(shebang: str) -> str:
+    """The interpreter a shebang line names, lower-case, without folder or version:
+    ``python`` for ``/usr/bin/env -S python3.11 -u``; empty if it names none."""
+    parts = shebang.split()
+    if not parts:
+        return ""
+    exe = PurePath(parts[0]).name
+    if exe == "env":
+        exe = PurePath(_env_command(parts[1:])).name
+    exe = exe.lower()
+    return _VERSION_SUFFIX.sub("", exe) or exe
+
+
 def language_of(name: str, shebang: str) -> str:
     """By shebang first (it is what runs the file), then by extension; else ``other``."""
-    if shebang:
-        parts = shebang.split()
-        exe = PurePath(parts[0]).name if parts else ""
-        if exe == "env":
-            args = [p for p in parts[1:] if not p.startswith("-")]
-            exe = args[0] if args else ""
-        exe = _VERSION_SUFFIX.sub("", exe.lower()) or exe.lower()
-        if exe in LANGUAGES_BY_INTERPRETER:
-            return LANGUAGES_BY_INTERPRETER[exe]
+    by_interpreter = LANGUAGES_BY_INTERPRETER.get(interpreter_of(shebang))
+    if by_interpreter:
+        return by_interpreter
     suffix = PurePath(name).suffix
     return LANGUAGES_BY_EXTENSION.get(suffix, LANGUAGES_BY_EXTENSION.get(suffix.lower(), "other"))
 
@@ -220,18 +265,36 @@ def _jsonable(value: Any) -> Any:
     return str(value)[:200]
 
 
-def _python(text: str) -> tuple[str, list[dict[str, Any]]]:
+def _parse_error(exc: BaseException) -> str:
+    if isinstance(exc, SyntaxError):
+        where = f"line {exc.lineno}" if exc.lineno else ""
+        if where and exc.offset:
+            where += f", column {exc.offset}"
+        message = f"{exc.__class__.__name__}: {exc.msg}" + (f" ({where})" if where else "")
+    elif isinstance(exc, (MemoryError, RecursionError)):
+        message = "The code is too deeply nested to parse."
+    else:
+        message = f"{exc.__class__.__name__}: {exc}"
+    return message[:PARSE_ERROR_MAX]
+
+
+def _python(text: str) -> tuple[str, list[dict[str, Any]], str]:
+    """Docstring, argparse parameters and parse error of Python source."""
     try:
         tree = ast.parse(text)
-    except (SyntaxError, ValueError, MemoryError, RecursionError):
-        return "", []
+    except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
+        return "", [], _parse_error(exc)
     doc = ast.get_docstring(tree) or ""
     params = _argparse_parameters(tree) if "add_argument" in text else []
-    return doc.strip()[:DESCRIPTION_MAX], params
+    return doc.strip()[:DESCRIPTION_MAX], params, ""
 
 
-def analyse(name: str, data: bytes) -> Analysis:
-    """Everything the library records about a script with this name and content."""
+def analyse(name: str, data: bytes, *, complete: bool = True) -> Analysis:
+    """Everything the library records about a script with this name and content.
+
+    ``complete=False`` says ``data`` is only the start of the file (the read cap): it is
+    still described, but a parse error is not reported, since a cut file never parses.
+    """
     digest = hashlib.sha256(data).hexdigest()
     lines = count_lines(data)
     shebang = shebang_of(data)
@@ -239,9 +302,9 @@ def analyse(name: str, data: bytes) -> Analysis:
     if is_binary(data):
         return Analysis(language=language, shebang="", line_count=lines, sha256=digest, is_binary=True)
     text = data.decode("utf-8", errors="replace")
-    description, params = "", list[dict[str, Any]]()
+    description, params, parse_error = "", list[dict[str, Any]](), ""
     if language == "python":
-        description, params = _python(text)
+        description, params, parse_error = _python(text)
     if not description:
         description = _comment_description(text, language)
     return Analysis(
@@ -251,4 +314,5 @@ def analyse(name: str, data: bytes) -> Analysis:
         sha256=digest,
         description=description,
         parameters=params,
+        parse_error=parse_error if complete else "",
     )

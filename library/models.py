@@ -203,6 +203,9 @@ class Script(models.Model):
     parameters = models.JSONField(default=list, blank=True, help_text="argparse arguments (Python).")
     is_binary = models.BooleanField(default=False)
     read_error = models.CharField(max_length=500, blank=True)
+    parse_error = models.CharField(
+        max_length=500, blank=True, help_text="Why the file does not parse (Python); empty if it does."
+    )
     first_seen = models.DateTimeField(default=timezone.now)
     last_scanned_at = models.DateTimeField(default=timezone.now)
     missing_since = models.DateTimeField(null=True, blank=True, db_index=True)

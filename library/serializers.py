@@ -268,6 +268,8 @@ class ScriptSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
             "missing",
             "missing_since",
             "parameters_count",
+            # Non-empty when the file does not parse (a Python syntax error): not healthy.
+            "parse_error",
         ]
         read_only_fields = fields
 

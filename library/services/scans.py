@@ -3,8 +3,9 @@
 A scan runs in a django-q2 worker (``library.tasks.scan_root``). It has three phases:
 
 1. **walk** — ``os.scandir`` the root (recursively if asked), applying the include and
-   exclude globs to names, never following a symlink whose target leaves the root,
-   and collecting ``(path, size, mtime_ns)`` for every candidate file;
+   exclude globs to names (an executable file without an extension that starts with a
+   shebang is matched as its interpreter's language), never following a symlink whose
+   target leaves the root, and collecting ``(path, size, mtime_ns)`` for every candidate file;
 2. **read** — files whose size and mtime both match the stored row are left alone
    (that is what makes rescans cheap); the others are read once, hashed and analysed
    (:mod:`library.analysis`), then written in batches;
@@ -34,7 +35,7 @@ from django.db import DatabaseError, IntegrityError, close_old_connections, conn
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from library.analysis import analyse
+from library.analysis import EXTENSIONS_BY_LANGUAGE, analyse, language_of, shebang_of
 from library.models import SCAN_ACTIVE, FolderRoot, Scan, ScanState, Script
 from library.services.roots import allowed_roots, within
 from runs.events import RUNS_CHANNEL, notify
@@ -44,6 +45,8 @@ logger = logging.getLogger(__name__)
 PROGRESS_EVERY = 0.5
 BATCH = 500
 MAX_ERRORS_KEPT = 100
+# Bytes read to find the shebang of an executable file without an extension.
+SHEBANG_SNIFF = 512
 # An active scan whose row has not moved for this long lost its worker.
 STALE_AFTER = timedelta(minutes=10)
 SCAN_FIELDS = ("path", "relpath", "name", "extension", "language", "shebang", "size", "line_count")
@@ -56,6 +59,7 @@ UPDATE_FIELDS = [
     "parameters",
     "is_binary",
     "read_error",
+    "parse_error",
     "last_scanned_at",
     "missing_since",
 ]
@@ -161,6 +165,27 @@ class Progress:
         notify(RUNS_CHANNEL)
 
 
+def _shebang_script_included(candidate: Candidate, mode: int, include: re.Pattern[str]) -> bool:
+    """An executable file without an extension whose first line is a shebang (``deploy``
+    starting ``#!/usr/bin/env python3``), if the include globs admit its language.
+
+    Such a file is matched as if it had its language's extensions (``deploy.py``,
+    ``deploy.pyw``): the default globs take every kind ScriptOps knows, ``["*.sh"]`` only
+    shell scripts, and a shebang naming no known interpreter is left out. The first line
+    is read like a script (:func:`_read`: ``O_NOFOLLOW``, same device and inode as the
+    walk saw), once per scan and such file; they are few in a scripts folder.
+    """
+    if os.path.splitext(candidate.name)[1] or not mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH):
+        return False
+    head, _ = _read(candidate, SHEBANG_SNIFF)
+    # One that cannot be read (or was swapped since its stat) is not known to be a script,
+    # and an unreadable executable binary is no problem of the scan: left out silently.
+    if not head:
+        return False
+    language = language_of("", shebang_of(head))
+    return any(include.match(candidate.name + ext) for ext in EXTENSIONS_BY_LANGUAGE.get(language, ()))
+
+
 def _walk(root: FolderRoot, real_root: Path, progress: Progress) -> tuple[list[Candidate], list[str]]:
     """Candidate files under the root, and the folders that could not be listed."""
     include = _glob_regex(list(root.include_patterns))
@@ -203,13 +228,7 @@ def _walk(root: FolderRoot, real_root: Path, progress: Progress) -> tuple[list[C
                     info = entry.stat(follow_symlinks=False)
                 if not stat.S_ISREG(info.st_mode):
                     continue
-                if include is not None and not include.match(name):
-                    continue
-            except OSError as exc:
-                progress.error(entry.path, f"cannot stat: {exc.strerror or exc}")
-                continue
-            found.append(
-                Candidate(
+                candidate = Candidate(
                     entry.path,
                     relpath,
                     name,
@@ -219,13 +238,23 @@ def _walk(root: FolderRoot, real_root: Path, progress: Progress) -> tuple[list[C
                     info.st_ino,
                     entry.is_symlink(),
                 )
-            )
+                if (
+                    include is not None
+                    and not include.match(name)
+                    and not _shebang_script_included(candidate, info.st_mode, include)
+                ):
+                    continue
+            except OSError as exc:
+                progress.error(entry.path, f"cannot stat: {exc.strerror or exc}")
+                continue
+            found.append(candidate)
         progress.flush(files_seen=len(found))
     return found, unreadable
 
 
-def _read(candidate: Candidate) -> tuple[bytes | None, str]:
-    """The file's bytes, if it is still the very file the walk found inside the root.
+def _read(candidate: Candidate, limit: int | None = None) -> tuple[bytes | None, str]:
+    """The file's bytes (at most ``limit``, by default the read cap), if it is still the
+    very file the walk found inside the root.
 
     The walk saw this file (device + inode) inside the root; opening it again by path
     could meet a symlink or a swapped folder put there since. Comparing the opened
@@ -242,7 +271,7 @@ def _read(candidate: Candidate) -> tuple[bytes | None, str]:
         if (info.st_dev, info.st_ino) != (candidate.dev, candidate.ino):
             return None, "the file was replaced during the scan; it was not read"
         with open(fd, "rb", closefd=False) as fh:
-            return fh.read(settings.LIBRARY_MAX_READ_BYTES), ""
+            return fh.read(settings.LIBRARY_MAX_READ_BYTES if limit is None else limit), ""
     except OSError as exc:
         return None, f"cannot read: {exc.strerror or exc}"
     finally:
@@ -251,7 +280,8 @@ def _read(candidate: Candidate) -> tuple[bytes | None, str]:
 
 def _scanned_fields(candidate: Candidate, data: bytes, now: Any) -> dict[str, Any]:
     """The scan-owned fields of a script, from its file."""
-    found = analyse(candidate.name, data)
+    complete = len(data) >= candidate.size
+    found = analyse(candidate.name, data, complete=complete)
     return {
         "path": candidate.path,
         "relpath": candidate.relpath,
@@ -262,13 +292,14 @@ def _scanned_fields(candidate: Candidate, data: bytes, now: Any) -> dict[str, An
         "size": candidate.size,
         "line_count": found.line_count,
         # A file longer than the read cap has no whole-file hash.
-        "sha256": found.sha256 if len(data) >= candidate.size else "",
+        "sha256": found.sha256 if complete else "",
         "mtime": candidate.mtime_ns / 1e9,
         "mtime_ns": candidate.mtime_ns,
         "description": found.description,
         "parameters": found.parameters,
         "is_binary": found.is_binary,
         "read_error": "",
+        "parse_error": found.parse_error,
         "last_scanned_at": now,
         "missing_since": None,
     }
