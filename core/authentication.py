@@ -1,34 +1,49 @@
-"""API key authentication: ``Authorization: Bearer sops_...`` or ``X-API-Key: sops_...``."""
+"""The REST API's authentication: :func:`core.principals.principal_from` for DRF.
+
+API keys (``Authorization: Bearer sops_...`` or ``X-API-Key: sops_...``) and the
+session (with the CSRF check on unsafe methods), by the same rules as the SSE views
+and websockets.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from django.http import HttpRequest
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
-from core.services import api_key_authenticate
-
-
-def raw_key_from_headers(headers: Any) -> str | None:
-    header = headers.get("Authorization", "")
-    if header.lower().startswith("bearer "):
-        return header[7:].strip() or None
-    return headers.get("X-API-Key") or None
+from core.models import ApiKey, User
+from core.principals import CsrfRefused, InvalidApiKey, csrf_failure, principal_from
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
-    """Authenticates by API key. ``request.auth`` is the :class:`ApiKey`."""
+    """Authenticates by API key or session. ``request.auth`` is the :class:`ApiKey`
+    (None for a session).
 
-    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
-        raw = raw_key_from_headers(request.headers)
-        if raw is None:
+    It takes sessions too (with Django's CSRF check on unsafe methods), through the one
+    function every entry point uses (:func:`core.principals.principal_from`), so it is
+    the API's only authentication class.
+    """
+
+    def authenticate(self, request: Request) -> tuple[User, ApiKey | None] | None:
+        try:
+            principal = principal_from(
+                headers=request.headers,
+                # Django's user (from the session), as DRF's SessionAuthentication reads it.
+                session_user=getattr(request._request, "user", None),
+                # The DRF request, not the Django one: a form's csrfmiddlewaretoken is
+                # read from the parsed body (as DRF's SessionAuthentication does).
+                csrf=lambda: csrf_failure(cast(HttpRequest, request)),
+            )
+        except InvalidApiKey as exc:
+            raise exceptions.AuthenticationFailed(str(exc)) from exc
+        except CsrfRefused as exc:
+            raise exceptions.PermissionDenied(f"CSRF Failed: {exc.reason}") from exc
+        if principal is None:
             return None
-        key = api_key_authenticate(raw=raw)
-        if key is None:
-            raise exceptions.AuthenticationFailed("Invalid, expired or revoked API key.")
-        return key.user, key
+        return principal.user, principal.api_key
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'

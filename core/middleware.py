@@ -9,6 +9,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, JsonResponse
 
 from core.errors import error_body
+from core.principals import csrf_header_alias
 
 
 class RejectNulMiddleware:
@@ -44,3 +45,30 @@ class RejectNulMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> Any:
         return self._refusal(request) or await self.get_response(request)
+
+
+class CsrfHeaderAliasMiddleware:
+    """Accept seed 003's ``X-CSRF-Token`` header beside Django's ``X-CSRFToken``.
+
+    Copies it where ``CsrfViewMiddleware`` (and ``core.principals.csrf_failure``)
+    read the token, so it must come before ``CsrfViewMiddleware``. A request that
+    sends both keeps Django's.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]):
+        self.get_response = get_response
+        if iscoroutinefunction(self.get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        csrf_header_alias(request.META)
+        return self.get_response(request)
+
+    async def __acall__(self, request: HttpRequest) -> Any:
+        csrf_header_alias(request.META)
+        return await self.get_response(request)

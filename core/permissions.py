@@ -53,7 +53,7 @@ class RolePermission(BasePermission):
 
 
 class PublicEndpoint(BasePermission):
-    """Only for /api/health."""
+    """Only for /api/health and /api/csrf_token."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return True

@@ -26,7 +26,7 @@ VERSION = "0.1.0"
 
 
 class HealthView(APIView):
-    """``GET /api/health``: liveness and database reachability. The one public endpoint."""
+    """``GET /api/health``: liveness and database reachability. Public."""
 
     permission_classes = [PublicEndpoint]
     authentication_classes: list[Any] = []
@@ -54,9 +54,18 @@ class HealthView(APIView):
 
 
 class CsrfTokenView(APIView):
-    """``GET /api/csrf_token``: a token for session clients' unsafe requests (X-CSRFToken)."""
+    """``GET /api/csrf_token``: a token for session clients' unsafe requests (``X-CSRFToken``
+    or seed 003's ``X-CSRF-Token``).
 
-    required_capability = Capability.READ
+    Public (seed 003): it only hands out the token of the caller's own CSRF cookie, which
+    any page of the site sets anyway, and the token alone grants nothing. No
+    authentication (a stale key must not stop a client from starting over) and no
+    throttle, like ``/api/health``.
+    """
+
+    permission_classes = [PublicEndpoint]
+    authentication_classes: list[Any] = []
+    throttle_classes: list[Any] = []
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:

@@ -1,7 +1,11 @@
-"""Websocket authentication: the session cookie, or ``?api_key=sops_...`` (seed 004).
+"""Websocket authentication: :func:`core.principals.principal_from` for Channels.
 
-Sets ``scope["user"]`` and ``scope["role"]`` (the effective role, or None). Consumers
-close unauthenticated sockets with 4401 and unauthorised ones with 4403.
+A key (``Authorization: Bearer``, ``X-API-Key`` or ``?api_key=sops_...``, seed 004:
+browsers cannot set headers on a websocket) or the session cookie. Sets
+``scope["user"]`` and ``scope["role"]`` (the effective role, or None: no credentials,
+or a key that was refused). Consumers close unauthenticated sockets with 4401 and
+unauthorised ones with 4403. No CSRF check: a handshake is a GET, and browsers'
+``Origin`` is checked instead (:func:`origin_checked`).
 """
 
 from __future__ import annotations
@@ -13,47 +17,32 @@ from channels.auth import AuthMiddleware
 from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from channels.sessions import CookieMiddleware, SessionMiddleware
+from django.contrib.auth.models import AnonymousUser
+from django.utils.datastructures import CaseInsensitiveMapping
 
-from core.services import api_key_authenticate
+from core.principals import InvalidApiKey, Principal, principal_from
 
 
 @database_sync_to_async
-def _from_key(raw: str) -> tuple[Any, str | None]:
-    key = api_key_authenticate(raw=raw)
-    if key is None:
-        return None, None
-    return key.user, str(key.effective_role)
+def _principal(scope: dict[str, Any], session_user: object) -> Principal | None:
+    headers = CaseInsensitiveMapping(
+        {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers") or []}
+    )
+    query = {name: values[0] for name, values in parse_qs(scope.get("query_string", b"").decode()).items()}
+    return principal_from(headers=headers, query=query, session_user=session_user)
 
 
 class ApiKeyOrSessionMiddleware(AuthMiddleware):
     async def resolve_scope(self, scope: dict[str, Any]) -> None:
-        query = parse_qs(scope.get("query_string", b"").decode())
-        raw = (query.get("api_key") or [None])[0]
-        headers = dict(scope.get("headers") or [])
-        header_key = headers.get(b"x-api-key")
-        raw = raw or (header_key.decode() if header_key else None)
-        if raw:
-            user, role = await _from_key(raw)
-            scope["user"]._wrapped = user if user is not None else _anonymous()
-            scope["role"] = role
-            scope["auth_failed"] = user is None
-            return
+        # The session's user first (no query at all without a session cookie; clients
+        # with a key rarely send one), then the principal: a key wins over the session.
         await super().resolve_scope(scope)
-        user = scope["user"]
-        scope["role"] = await _session_role(user)
-
-
-def _anonymous() -> Any:
-    from django.contrib.auth.models import AnonymousUser
-
-    return AnonymousUser()
-
-
-@database_sync_to_async
-def _session_role(user: Any) -> str | None:
-    if user is None or not user.is_authenticated or not user.is_active:
-        return None
-    return str(user.effective_role)
+        try:
+            principal = await _principal(scope, scope["user"]._wrapped)
+        except InvalidApiKey:
+            principal = None
+        scope["user"]._wrapped = principal.user if principal is not None else AnonymousUser()
+        scope["role"] = principal.role if principal is not None else None
 
 
 def WebsocketAuthStack(inner: Any) -> Any:

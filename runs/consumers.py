@@ -8,7 +8,7 @@
   closes (the server does after ``CLOSE_GRACE`` seconds).
 
 Unauthenticated sockets are closed with 4401 and unauthorised ones with 4403,
-before anything is sent.
+before anything is sent; a path with no route is closed with 4404 (``NotFoundConsumer``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,18 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from core.roles import Capability, role_allows
-from runs.events import message
-from runs.live import RunsFeed, RunWatch, status_data
+from runs.events import (
+    Message,
+    PongMessage,
+    StatusData,
+    connection_established_message,
+    error_message,
+    pong_message,
+    status_message,
+    subscribed_message,
+    unsubscribed_message,
+)
+from runs.live import STATUS_FIELDS, RunsFeed, RunWatch, status_data
 from runs.models import Run
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -69,10 +79,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         values = parse_qs(self.scope.get("query_string", b"").decode()).get(name)
         return values[0] if values else None
 
-    async def send_json(self, payload: dict[str, Any]) -> None:
+    async def send_json(self, payload: Message | PongMessage) -> None:
         await self.send(text_data=json.dumps(payload, default=str))
 
-    async def pump(self, stream: AsyncIterator[dict[str, Any]]) -> None:
+    async def pump(self, stream: AsyncIterator[Message]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             async for item in stream:
                 await self.send_json(item)
@@ -95,7 +105,7 @@ class RunConsumer(LiveConsumer):
         after_raw = self.query("after") or "0"
         after = int(after_raw) if after_raw.isdigit() else 0
         await self.accept()
-        await self.send_json(message("connection_established", {"run_id": str(run.pk), "after": after}))
+        await self.send_json(connection_established_message({"run_id": str(run.pk), "after": after}))
         self.task = asyncio.create_task(self._follow(run, after))
 
     async def _follow(self, run: Run, after: int) -> None:
@@ -124,7 +134,7 @@ class RunsFeedConsumer(LiveConsumer):
             return
         self.subscriptions: dict[str, asyncio.Task[None]] = {}
         await self.accept()
-        await self.send_json(message("connection_established", {"channel": "runs"}))
+        await self.send_json(connection_established_message({"channel": "runs"}))
         self.feed_task = asyncio.create_task(self.pump(RunsFeed().messages()))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -136,7 +146,7 @@ class RunsFeedConsumer(LiveConsumer):
         if kind == "subscribe":
             run = await _get_run(run_id)
             if run is None:
-                await self.send_json(message("error", {"error_message": f"No run {run_id!r}."}))
+                await self.send_json(error_message({"error_message": f"No run {run_id!r}."}))
                 return
             current = self.subscriptions.get(run_id)
             # A subscription whose run has finished (execution_completed sent) is over:
@@ -146,14 +156,14 @@ class RunsFeedConsumer(LiveConsumer):
                 after = raw_after if isinstance(raw_after, int) else 0
                 watch = RunWatch(run, after=max(0, after))
                 self.subscriptions[run_id] = asyncio.create_task(self.pump(watch.messages()))
-            await self.send_json(message("subscribed", {"run_id": run_id}))
+            await self.send_json(subscribed_message({"run_id": run_id}))
         elif kind == "unsubscribe":
             task = self.subscriptions.pop(run_id, None)
             if task is not None:
                 task.cancel()
-            await self.send_json(message("unsubscribed", {"run_id": run_id}))
+            await self.send_json(unsubscribed_message({"run_id": run_id}))
         else:
-            await self.send_json(message("error", {"error_message": f"Unknown command {kind!r}."}))
+            await self.send_json(error_message({"error_message": f"Unknown command {kind!r}."}))
 
     async def disconnect(self, code: int) -> None:
         for task in [self.feed_task, *getattr(self, "subscriptions", {}).values()]:
@@ -161,10 +171,19 @@ class RunsFeedConsumer(LiveConsumer):
                 task.cancel()
 
 
-@database_sync_to_async
-def _status_of(run_id: str) -> dict[str, Any] | None:
-    from runs.live import STATUS_FIELDS
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any websocket path without a route (``/ws/executions``): closed with 4404.
 
+    Without it Channels' router raises, and daphne answers the handshake with a 500.
+    """
+
+    async def connect(self) -> None:
+        await self.accept()
+        await self.close(code=CLOSE_NOT_FOUND)
+
+
+@database_sync_to_async
+def _status_of(run_id: str) -> StatusData | None:
     try:
         row = Run.objects.filter(pk=run_id).values(*STATUS_FIELDS).first()
     except Exception:  # noqa: BLE001 - malformed id
@@ -177,16 +196,16 @@ async def handle_common(consumer: LiveConsumer, text_data: str | None) -> tuple[
     try:
         payload = json.loads(text_data or "")
     except ValueError:
-        await consumer.send_json(message("error", {"error_message": "Messages must be JSON objects."}))
+        await consumer.send_json(error_message({"error_message": "Messages must be JSON objects."}))
         return None
     if not isinstance(payload, dict):
-        await consumer.send_json(message("error", {"error_message": "Messages must be JSON objects."}))
+        await consumer.send_json(error_message({"error_message": "Messages must be JSON objects."}))
         return None
     kind = payload.get("type")
     raw_data = payload.get("data")
     data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
     if kind == "ping":
-        await consumer.send(text_data=json.dumps({"type": "pong", "timestamp": payload.get("timestamp")}))
+        await consumer.send_json(pong_message(payload.get("timestamp")))
         return None
     if kind == "get_status":
         run_id = str(data.get("run_id") or data.get("execution_id") or "")
@@ -195,9 +214,9 @@ async def handle_common(consumer: LiveConsumer, text_data: str | None) -> tuple[
             run_id = str(route.get("run_id") or "")
         status = await _status_of(run_id) if run_id else None
         if status is None:
-            await consumer.send_json(message("error", {"error_message": f"No run {run_id!r}."}))
+            await consumer.send_json(error_message({"error_message": f"No run {run_id!r}."}))
         else:
-            await consumer.send_json(message("status", status))
+            await consumer.send_json(status_message(status))
         return None
     if (
         isinstance(kind, str)
@@ -205,5 +224,5 @@ async def handle_common(consumer: LiveConsumer, text_data: str | None) -> tuple[
         and isinstance(consumer, RunsFeedConsumer)
     ):
         return kind, data
-    await consumer.send_json(message("error", {"error_message": f"Unknown command {kind!r}."}))
+    await consumer.send_json(error_message({"error_message": f"Unknown command {kind!r}."}))
     return None

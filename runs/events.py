@@ -39,6 +39,26 @@ def run_channel(run_id: str) -> str:
 
 
 # -- messages -------------------------------------------------------------------------
+#
+# The whole websocket/SSE contract: a TypedDict for each message's ``data`` and for
+# each envelope, and one constructor per message type. Producers (runs.live,
+# runs.consumers, runs.streams, the feed sources other apps register) build every
+# message through these, so mypy refuses a missing, misspelt or extra key.
+
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class RunConnectedData(TypedDict):
+    run_id: str
+    after: int  # the line the stream resumes after (``?after=``)
+
+
+class FeedConnectedData(TypedDict):
+    channel: Literal["runs"]
 
 
 class LogEntryData(TypedDict):
@@ -49,14 +69,9 @@ class LogEntryData(TypedDict):
     timestamp: float
 
 
-class LogBatchData(TypedDict):
-    run_id: str
-    entries: list[LogEntryData]
-    first_offset: int
-    last_offset: int
+class StatusData(TypedDict):
+    """A run's state (``runs.live.STATUS_FIELDS``); times are ISO 8601."""
 
-
-class StatusData(TypedDict, total=False):
     run_id: str
     status: str
     run_status: str | None
@@ -65,6 +80,19 @@ class StatusData(TypedDict, total=False):
     attempts: int
     output_lines: int
     output_truncated: bool
+    started_at: str | None
+    finished_at: str | None
+    duration: float | None
+
+
+class EventData(TypedDict):
+    """One ``RunEvent`` row."""
+
+    run_id: str
+    id: int
+    kind: str
+    timestamp: str
+    data: JsonValue
 
 
 class ExecutionCompletedData(TypedDict):
@@ -74,9 +102,42 @@ class ExecutionCompletedData(TypedDict):
     exit_code: int | None
     duration_seconds: float | None
     completed_at: str | None
+    last_offset: int  # the last line sent: resume after it and nothing is repeated
 
 
-class ScanProgressData(TypedDict, total=False):
+class FeedRunData(TypedDict):
+    """A row of the runs list (``runs.live.FEED_FIELDS``), for run_created/run_updated."""
+
+    id: str
+    script_path: str
+    status: str
+    run_status: str | None
+    paused: bool
+    exit_code: int | None
+    attempts: int
+    correlation_id: str | None
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+    duration: float | None
+    output_lines: int
+    source: str
+    created_by: str | None  # the username
+
+
+class StatsData(TypedDict):
+    """``runs.selectors.run_counts()``."""
+
+    total: int
+    last_24h: int
+    completed: int
+    failed: int
+    running: int
+    queued: int
+    success_rate: float | None
+
+
+class ScanProgressData(TypedDict):
     """A library scan's progress (``library.selectors.SCAN_FEED_FIELDS``), on the feed."""
 
     id: str
@@ -93,36 +154,225 @@ class ScanProgressData(TypedDict, total=False):
     files_removed: int
     files_skipped: int
     error_count: int
-    progress: float | None  # percent of files_total read; null while walking
-    duration: float | None  # seconds, once finished
     started_at: str | None
     finished_at: str | None
     message: str
+    progress: float | None  # percent of files_total read; null while walking
+    duration: float | None  # seconds, once finished
 
 
-class Message(TypedDict):
-    type: Literal[
-        "connection_established",
-        "log_entry",
-        "log_batch",
-        "status",
-        "event",
-        "execution_completed",
-        "run_created",
-        "run_updated",
-        "stats",
-        "scan_progress",
-        "pong",
-        "subscribed",
-        "unsubscribed",
-        "error",
-    ]
-    data: Any
+class RunRefData(TypedDict):
+    run_id: str
+
+
+class _ErrorText(TypedDict):
+    error_message: str
+
+
+# Not NotRequired[]: under ``from __future__ import annotations`` Python 3.11 would
+# list run_id in __required_keys__ (the contract tests read those).
+class ErrorData(_ErrorText, total=False):
+    run_id: str  # when the error is about one run's stream
+
+
+class ConnectionEstablishedMessage(TypedDict):
+    type: Literal["connection_established"]
+    data: RunConnectedData | FeedConnectedData
     timestamp: str
 
 
-def message(kind: str, data: Any) -> dict[str, Any]:
-    return {"type": kind, "data": data, "timestamp": datetime.now(UTC).isoformat()}
+class LogEntryMessage(TypedDict):
+    type: Literal["log_entry"]
+    data: LogEntryData
+    timestamp: str
+
+
+class StatusMessage(TypedDict):
+    type: Literal["status"]
+    data: StatusData
+    timestamp: str
+
+
+class EventMessage(TypedDict):
+    type: Literal["event"]
+    data: EventData
+    timestamp: str
+
+
+class ExecutionCompletedMessage(TypedDict):
+    type: Literal["execution_completed"]
+    data: ExecutionCompletedData
+    timestamp: str
+
+
+class RunCreatedMessage(TypedDict):
+    type: Literal["run_created"]
+    data: FeedRunData
+    timestamp: str
+
+
+class RunUpdatedMessage(TypedDict):
+    type: Literal["run_updated"]
+    data: FeedRunData
+    timestamp: str
+
+
+class StatsMessage(TypedDict):
+    type: Literal["stats"]
+    data: StatsData
+    timestamp: str
+
+
+class ScanProgressMessage(TypedDict):
+    type: Literal["scan_progress"]
+    data: ScanProgressData
+    timestamp: str
+
+
+class SubscribedMessage(TypedDict):
+    type: Literal["subscribed"]
+    data: RunRefData
+    timestamp: str
+
+
+class UnsubscribedMessage(TypedDict):
+    type: Literal["unsubscribed"]
+    data: RunRefData
+    timestamp: str
+
+
+class ErrorMessage(TypedDict):
+    type: Literal["error"]
+    data: ErrorData
+    timestamp: str
+
+
+class PongMessage(TypedDict):
+    """The one message without ``data``: ``timestamp`` echoes the client's ping."""
+
+    type: Literal["pong"]
+    timestamp: JsonValue
+
+
+# What a live view yields (a run's stream and the feed); consumers send these and pong.
+Message = (
+    ConnectionEstablishedMessage
+    | LogEntryMessage
+    | StatusMessage
+    | EventMessage
+    | ExecutionCompletedMessage
+    | RunCreatedMessage
+    | RunUpdatedMessage
+    | StatsMessage
+    | ScanProgressMessage
+    | SubscribedMessage
+    | UnsubscribedMessage
+    | ErrorMessage
+)
+
+
+def connection_established_message(
+    data: RunConnectedData | FeedConnectedData,
+) -> ConnectionEstablishedMessage:
+    return {"type": "connection_established", "data": data, "timestamp": _now()}
+
+
+def log_entry_message(data: LogEntryData) -> LogEntryMessage:
+    return {"type": "log_entry", "data": data, "timestamp": _now()}
+
+
+def status_message(data: StatusData) -> StatusMessage:
+    return {"type": "status", "data": data, "timestamp": _now()}
+
+
+def event_message(data: EventData) -> EventMessage:
+    return {"type": "event", "data": data, "timestamp": _now()}
+
+
+def execution_completed_message(data: ExecutionCompletedData) -> ExecutionCompletedMessage:
+    return {"type": "execution_completed", "data": data, "timestamp": _now()}
+
+
+def run_created_message(data: FeedRunData) -> RunCreatedMessage:
+    return {"type": "run_created", "data": data, "timestamp": _now()}
+
+
+def run_updated_message(data: FeedRunData) -> RunUpdatedMessage:
+    return {"type": "run_updated", "data": data, "timestamp": _now()}
+
+
+def stats_message(data: StatsData) -> StatsMessage:
+    return {"type": "stats", "data": data, "timestamp": _now()}
+
+
+def scan_progress_message(data: ScanProgressData) -> ScanProgressMessage:
+    return {"type": "scan_progress", "data": data, "timestamp": _now()}
+
+
+def subscribed_message(data: RunRefData) -> SubscribedMessage:
+    return {"type": "subscribed", "data": data, "timestamp": _now()}
+
+
+def unsubscribed_message(data: RunRefData) -> UnsubscribedMessage:
+    return {"type": "unsubscribed", "data": data, "timestamp": _now()}
+
+
+def error_message(data: ErrorData) -> ErrorMessage:
+    return {"type": "error", "data": data, "timestamp": _now()}
+
+
+def pong_message(timestamp: JsonValue) -> PongMessage:
+    return {"type": "pong", "timestamp": timestamp}
+
+
+# -- server-sent events (runs.streams) ---------------------------------------------------
+#
+# Seed 003's frames are flat: the type beside the data's own keys, no envelope.
+
+
+class SseLogEntry(LogEntryData):
+    type: Literal["log_entry"]
+
+
+class SseStatus(StatusData):
+    type: Literal["status"]
+
+
+class SseExit(ExecutionCompletedData):
+    type: Literal["exit"]
+    code: int | None  # the exit code (also in exit_code)
+
+
+class SseError(ErrorData):
+    type: Literal["error"]
+
+
+class SseQueued(TypedDict):
+    type: Literal["queued"]
+    run: dict[str, JsonValue]  # the run as the REST API shows it (RunSerializer)
+
+
+SseFrame = SseLogEntry | SseStatus | SseExit | SseError | SseQueued
+
+
+def sse_log_entry(data: LogEntryData) -> SseLogEntry:
+    return {"type": "log_entry", **data}
+
+
+def sse_status(data: StatusData) -> SseStatus:
+    return {"type": "status", **data}
+
+
+def sse_exit(data: ExecutionCompletedData) -> SseExit:
+    return {"type": "exit", "code": data["exit_code"], **data}
+
+
+def sse_error(data: ErrorData) -> SseError:
+    return {"type": "error", **data}
+
+
+def sse_queued(run: dict[str, JsonValue]) -> SseQueued:
+    return {"type": "queued", "run": run}
 
 
 # -- wake-up notifier -------------------------------------------------------------------

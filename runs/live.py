@@ -12,13 +12,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from runs.events import FEED_POLL, LIVE_POLL, RUNS_CHANNEL, STATUS_POLL, message, run_channel
+from runs.events import (
+    FEED_POLL,
+    LIVE_POLL,
+    RUNS_CHANNEL,
+    STATUS_POLL,
+    EventData,
+    FeedRunData,
+    LogEntryData,
+    Message,
+    StatsData,
+    StatusData,
+    error_message,
+    event_message,
+    execution_completed_message,
+    log_entry_message,
+    run_channel,
+    run_created_message,
+    run_updated_message,
+    stats_message,
+    status_message,
+)
 from runs.logstore import Line, LogFollower
 from runs.models import TERMINAL, Run, RunEvent, RunStatus
 from runs.selectors import run_counts
@@ -77,7 +98,11 @@ class Waker:
                 await self._pubsub.aclose()
 
 
-def line_data(run_id: str, line: Line) -> dict[str, Any]:
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def line_data(run_id: str, line: Line) -> LogEntryData:
     return {
         "run_id": run_id,
         "offset": line.number,
@@ -87,12 +112,32 @@ def line_data(run_id: str, line: Line) -> dict[str, Any]:
     }
 
 
-def status_data(run: dict[str, Any], run_id: str) -> dict[str, Any]:
-    data: dict[str, Any] = {"run_id": run_id}
-    for name in STATUS_FIELDS:
-        value: Any = run.get(name)
-        data[name] = value.isoformat() if hasattr(value, "isoformat") else value
-    return data
+def status_data(row: Mapping[str, Any], run_id: str) -> StatusData:
+    """A run's ``STATUS_FIELDS`` row (from ``.values()``) as ``status`` data."""
+    return {
+        "run_id": run_id,
+        "status": row["status"],
+        "run_status": row["run_status"],
+        "paused": row["paused"],
+        "exit_code": row["exit_code"],
+        "attempts": row["attempts"],
+        "output_lines": row["output_lines"],
+        "output_truncated": row["output_truncated"],
+        "started_at": _iso(row["started_at"]),
+        "finished_at": _iso(row["finished_at"]),
+        "duration": row["duration"],
+    }
+
+
+def event_data(run_id: str, event: Mapping[str, Any]) -> EventData:
+    """A ``RunEvent`` row (``id``, ``kind``, ``timestamp``, ``data``) as ``event`` data."""
+    return {
+        "run_id": run_id,
+        "id": event["id"],
+        "kind": event["kind"],
+        "timestamp": event["timestamp"].isoformat(),
+        "data": event["data"],
+    }
 
 
 class RunWatch:
@@ -103,7 +148,7 @@ class RunWatch:
         self.follower = LogFollower(run.output_dir, after=after)
         self.poll = poll if poll is not None else (STATUS_POLL if settings.REDIS_URL else LIVE_POLL)
         self.waker = Waker(run_channel(self.run_id))
-        self._status: dict[str, Any] | None = None
+        self._status: StatusData | None = None
         self._last_event_id = 0
         self._next_status_check = 0.0
 
@@ -127,7 +172,7 @@ class RunWatch:
         ]
         return row, events
 
-    async def messages(self, *, include_events: bool = True) -> AsyncIterator[dict[str, Any]]:
+    async def messages(self, *, include_events: bool = True) -> AsyncIterator[Message]:
         await self.waker.start()
         loop = asyncio.get_running_loop()
         try:
@@ -135,7 +180,7 @@ class RunWatch:
                 lines = await self._read_lines()
                 while lines:
                     for line in lines:
-                        yield message("log_entry", line_data(self.run_id, line))
+                        yield log_entry_message(line_data(self.run_id, line))
                     lines = await self._read_lines() if len(lines) >= BATCH_LINES else []
                 now = loop.time()
                 if now < self._next_status_check and not self.waker.event.is_set():
@@ -144,35 +189,25 @@ class RunWatch:
                 self._next_status_check = now + STATUS_POLL
                 row, events = await self._read_state()
                 if row is None:
-                    yield message("error", {"run_id": self.run_id, "error_message": "The run was deleted."})
+                    yield error_message({"run_id": self.run_id, "error_message": "The run was deleted."})
                     return
                 if include_events:
                     for event in events:
-                        yield message(
-                            "event",
-                            {
-                                "run_id": self.run_id,
-                                "id": event["id"],
-                                "kind": event["kind"],
-                                "timestamp": event["timestamp"].isoformat(),
-                                "data": event["data"],
-                            },
-                        )
+                        yield event_message(event_data(self.run_id, event))
                 if events:
                     self._last_event_id = events[-1]["id"]
                 snapshot = status_data(row, self.run_id)
                 if snapshot != self._status:
                     self._status = snapshot
-                    yield message("status", snapshot)
+                    yield status_message(snapshot)
                 if row["status"] in TERMINAL:
                     # Everything the runner wrote is in the store now: drain, then finish.
                     lines = await asyncio.to_thread(self.follower.poll, limit=BATCH_LINES)
                     while lines:
                         for line in lines:
-                            yield message("log_entry", line_data(self.run_id, line))
+                            yield log_entry_message(line_data(self.run_id, line))
                         lines = await asyncio.to_thread(self.follower.poll, limit=BATCH_LINES)
-                    yield message(
-                        "execution_completed",
+                    yield execution_completed_message(
                         {
                             "run_id": self.run_id,
                             "status": row["status"],
@@ -210,22 +245,62 @@ FEED_FIELDS = (
 )
 
 
-def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if key == "created_by__username":
-            key = "created_by"
-        out[key] = (
-            value.isoformat()
-            if hasattr(value, "isoformat")
-            else (str(value) if key in ("id", "correlation_id") and value is not None else value)
-        )
-    return out
+def feed_run_data(row: Mapping[str, Any]) -> FeedRunData:
+    """A run's ``FEED_FIELDS`` row (from ``.values()``) as run_created/run_updated data."""
+    correlation_id = row["correlation_id"]
+    return {
+        "id": str(row["id"]),
+        "script_path": row["script_path"],
+        "status": row["status"],
+        "run_status": row["run_status"],
+        "paused": row["paused"],
+        "exit_code": row["exit_code"],
+        "attempts": row["attempts"],
+        "correlation_id": str(correlation_id) if correlation_id is not None else None,
+        "created_at": row["created_at"].isoformat(),
+        "started_at": _iso(row["started_at"]),
+        "finished_at": _iso(row["finished_at"]),
+        "duration": row["duration"],
+        "output_lines": row["output_lines"],
+        "source": row["source"],
+        "created_by": row["created_by__username"],
+    }
+
+
+def stats_data(counts: Mapping[str, Any]) -> StatsData:
+    """``runs.selectors.run_counts()`` as ``stats`` data."""
+    return {
+        "total": counts["total"],
+        "last_24h": counts["last_24h"],
+        "completed": counts["completed"],
+        "failed": counts["failed"],
+        "running": counts["running"],
+        "queued": counts["queued"],
+        "success_rate": counts["success_rate"],
+    }
+
+
+# Other messages on the feed, from apps above runs (which never imports them): each
+# source returns ``(key, message)`` pairs, the key unique within the source.
+FeedItem = tuple[str, Message]
+FeedSource = Callable[[], Iterable[FeedItem]]
+FEED_SOURCES: dict[str, FeedSource] = {}
+
+
+def feed_source_register(name: str, source: FeedSource) -> None:
+    """Show ``source``'s messages on the runs feed (``/ws/runs/``).
+
+    Called from the registering app's ``AppConfig.ready()`` (library: ``scan_progress``).
+    ``source()`` runs in a thread with database access at every feed poll; a message is
+    sent when its data differs from the last one sent under the same key. Registering
+    a name again replaces its source.
+    """
+    FEED_SOURCES[name] = source
 
 
 class RunsFeed:
-    """``run_created`` / ``run_updated`` / ``stats`` for the runs list, and
-    ``scan_progress`` for library scans (active or just ended).
+    """``run_created`` / ``run_updated`` / ``stats`` for the runs list, and the
+    messages of the registered ``FEED_SOURCES`` (library scans' ``scan_progress``).
 
     Watches the newest ``window`` runs plus every active one; polls the database every
     ``FEED_POLL`` seconds (or on a Redis wake-up) and sends what changed.
@@ -234,20 +309,17 @@ class RunsFeed:
     def __init__(self, *, window: int = 100):
         self.window = window
         self.waker = Waker(RUNS_CHANNEL)
-        self._known: dict[str, dict[str, Any]] = {}
-        self._stats: dict[str, Any] | None = None
-        self._scans_known: dict[str, dict[str, Any]] = {}
+        self._known: dict[str, FeedRunData] = {}
+        self._stats: StatsData | None = None
+        self._sources_known: dict[tuple[str, str], object] = {}
         self._primed = False
 
     @sync_to_async
-    def _scans(self) -> list[dict[str, Any]]:
-        # Library scans report their progress on this feed too (``scan_progress``).
-        from library.selectors import scan_feed_rows
-
-        return [_jsonable(row) for row in scan_feed_rows()]
+    def _from_sources(self) -> list[tuple[tuple[str, str], Message]]:
+        return [((name, key), item) for name, source in FEED_SOURCES.items() for key, item in source()]
 
     @sync_to_async
-    def _snapshot(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def _snapshot(self) -> tuple[list[FeedRunData], StatsData]:
         recent = list(Run.objects.order_by("-created_at").values(*FEED_FIELDS)[: self.window])
         ids = {r["id"] for r in recent}
         active = [
@@ -257,9 +329,9 @@ class RunsFeed:
         ]
         known_ids = [k for k in self._known if k not in {str(i) for i in ids}]
         tracked = list(Run.objects.filter(pk__in=known_ids).values(*FEED_FIELDS)) if known_ids else []
-        return [_jsonable(r) for r in recent + active + tracked], run_counts()
+        return [feed_run_data(r) for r in recent + active + tracked], stats_data(run_counts())
 
-    async def messages(self) -> AsyncIterator[dict[str, Any]]:
+    async def messages(self) -> AsyncIterator[Message]:
         await self.waker.start()
         try:
             while True:
@@ -271,14 +343,14 @@ class RunsFeed:
                     self._known[row["id"]] = row
                     if not self._primed:
                         continue
-                    yield message("run_created" if previous is None else "run_updated", row)
+                    yield run_created_message(row) if previous is None else run_updated_message(row)
                 if stats != self._stats:
                     self._stats = stats
-                    yield message("stats", stats)
-                for scan in await self._scans():
-                    if self._scans_known.get(scan["id"]) != scan:
-                        self._scans_known[scan["id"]] = scan
-                        yield message("scan_progress", scan)
+                    yield stats_message(stats)
+                for key, item in await self._from_sources():
+                    if self._sources_known.get(key) != item["data"]:
+                        self._sources_known[key] = item["data"]
+                        yield item
                 self._primed = True
                 await self.waker.wait(FEED_POLL)
         finally:

@@ -1,9 +1,11 @@
 """Server-sent events: ``GET /api/runs/{id}/stream`` and ``POST /api/execute`` (seed 003).
 
-Plain async Django views (DRF has no async views); they authenticate and check roles
-with the same API-key/session rules and the same error shape as the REST API.
-Each message is ``id: <line offset>`` + ``data: {json}`` + a blank line, with types
-``log_entry``, ``status`` and finally ``exit`` (``{"type": "exit", "code": N}``).
+Plain async Django views (DRF has no async views); they authenticate with
+:func:`core.principals.principal_from`, as the REST API does, check roles and answer
+errors in the same shape. The stream also takes ``?api_key=`` (a browser's
+``EventSource`` cannot set headers). Each message is ``id: <line offset>`` +
+``data: {json}`` + a blank line, with types ``log_entry``, ``status`` and finally
+``exit`` (``{"type": "exit", "code": N}``), built in :mod:`runs.events`.
 Resume with ``Last-Event-ID`` or ``?after=``.
 """
 
@@ -13,21 +15,21 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
-from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 
-from core.authentication import raw_key_from_headers
 from core.errors import error_body
+from core.models import User
+from core.principals import CsrfRefused, InvalidApiKey, Principal, csrf_failure, principal_from
 from core.roles import Capability, role_allows
-from core.services import api_key_authenticate
+from runs.events import SseFrame, sse_error, sse_exit, sse_log_entry, sse_queued, sse_status
 from runs.live import RunWatch
 from runs.models import Run
 from runs.serializers import RunRequestSerializer, RunSerializer
@@ -37,51 +39,49 @@ logger = logging.getLogger(__name__)
 KEEPALIVE = 15.0
 
 
-def _principal(request: HttpRequest) -> tuple[Any, str | None, bool]:
-    """(user, effective role, came by API key). Raises ValueError for a bad key."""
-    raw = raw_key_from_headers(request.headers)
-    if raw:
-        key = api_key_authenticate(raw=raw)
-        if key is None:
-            raise ValueError("Invalid, expired or revoked API key.")
-        return key.user, str(key.effective_role), True
-    user = request.user
-    if user.is_authenticated and user.is_active:
-        return user, str(user.effective_role), False
-    return None, None, False
+def _principal(request: HttpRequest, *, query_key: bool) -> Principal | None:
+    return principal_from(
+        headers=request.headers,
+        query=request.GET if query_key else None,
+        session_user=request.user,
+        csrf=lambda: csrf_failure(request),
+    )
 
 
-async def _authorise(request: HttpRequest, capability: int) -> tuple[Any, JsonResponse | None]:
+def _forbidden() -> JsonResponse:
+    return JsonResponse(error_body("permission_denied", "Your role does not allow this action."), status=403)
+
+
+async def _authorise(
+    request: HttpRequest, capability: int, *, query_key: bool = False
+) -> tuple[User | None, JsonResponse | None]:
+    """(the caller, None) or (None, the refusal). ``query_key``: accept ``?api_key=``."""
     try:
-        user, role, by_key = await sync_to_async(_principal)(request)
-    except ValueError as exc:
+        principal = await sync_to_async(_principal)(request, query_key=query_key)
+    except InvalidApiKey as exc:
         return None, JsonResponse(error_body("authentication_failed", str(exc)), status=401)
-    if user is None or role is None:
+    except CsrfRefused as exc:
+        # The role answers first: a readonly session learns it may not, token or not.
+        if not role_allows(exc.principal.role, capability):
+            return None, _forbidden()
+        return None, JsonResponse(error_body("csrf_failed", "CSRF token missing or incorrect."), status=403)
+    if principal is None:
         return None, JsonResponse(
             error_body("not_authenticated", "Authentication credentials were not provided."), status=401
         )
-    if not role_allows(role, capability):
-        return None, JsonResponse(
-            error_body("permission_denied", "Your role does not allow this action."), status=403
-        )
-    if not by_key and request.method not in ("GET", "HEAD", "OPTIONS"):
-        # Session clients must send the CSRF token, as on the REST API.
-        reason = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(
-            request, lambda r: HttpResponse(), (), {}
-        )
-        if reason is not None:
-            return None, JsonResponse(
-                error_body("csrf_failed", "CSRF token missing or incorrect."), status=403
-            )
-    return user, None
+    if not role_allows(principal.role, capability):
+        return None, _forbidden()
+    return principal.user, None
 
 
-def _sse(payload: dict[str, Any], event_id: int | None = None) -> bytes:
+def _sse(payload: SseFrame, event_id: int | None = None) -> bytes:
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}data: {json.dumps(payload, default=str)}\n\n".encode()
 
 
-async def _sse_stream(run: Run, *, after: int, on_close: Any = None) -> AsyncIterator[bytes]:
+async def _sse_stream(
+    run: Run, *, after: int, on_close: Callable[[], Awaitable[None]] | None = None
+) -> AsyncIterator[bytes]:
     """Flatten a run's live messages into SSE frames, ending with ``exit``."""
     watch = RunWatch(run, after=after)
     stream = watch.messages(include_events=False).__aiter__()
@@ -96,16 +96,15 @@ async def _sse_stream(run: Run, *, after: int, on_close: Any = None) -> AsyncIte
                 continue
             except StopAsyncIteration:
                 break
-            kind, data = item["type"], item["data"]
-            if kind == "log_entry":
-                yield _sse({"type": "log_entry", **data}, data["offset"])
-            elif kind == "status":
-                yield _sse({"type": "status", **data})
-            elif kind == "execution_completed":
+            if item["type"] == "log_entry":
+                yield _sse(sse_log_entry(item["data"]), item["data"]["offset"])
+            elif item["type"] == "status":
+                yield _sse(sse_status(item["data"]))
+            elif item["type"] == "execution_completed":
                 finished = True
-                yield _sse({"type": "exit", "code": data["exit_code"], **data}, data.get("last_offset"))
-            elif kind == "error":
-                yield _sse({"type": "error", **data})
+                yield _sse(sse_exit(item["data"]), item["data"]["last_offset"])
+            elif item["type"] == "error":
+                yield _sse(sse_error(item["data"]))
     finally:
         with contextlib.suppress(BaseException):
             await stream.aclose()  # type: ignore[attr-defined]
@@ -132,7 +131,7 @@ async def run_stream(request: HttpRequest, pk: str) -> HttpResponseBase:
         return JsonResponse(
             error_body("method_not_allowed", f"Method {request.method} not allowed."), status=405
         )
-    _, denied = await _authorise(request, Capability.READ)
+    _, denied = await _authorise(request, Capability.READ, query_key=True)
     if denied is not None:
         return denied
     after = _after(request)
@@ -197,7 +196,7 @@ async def execute(request: HttpRequest) -> HttpResponseBase:
 
     async def body() -> AsyncIterator[bytes]:
         record = await sync_to_async(lambda: dict(RunSerializer(run).data))()
-        yield _sse({"type": "queued", "run": record})
+        yield _sse(sse_queued(record))
         async for chunk in _sse_stream(run, after=0, on_close=on_close):
             yield chunk
 

@@ -13,14 +13,22 @@ from scriptops.asgi_handler import ScriptOpsASGIHandler  # noqa: E402
 django_asgi_app = ScriptOpsASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import re_path  # noqa: E402
 
 from core.ws_auth import WebsocketAuthStack, origin_checked  # noqa: E402
+from runs.consumers import NotFoundConsumer  # noqa: E402
 from runs.routing import websocket_urlpatterns  # noqa: E402
+
+websocket_routes = [
+    *websocket_urlpatterns,
+    # Last: any other path is closed with 4404 rather than failing the handshake (500).
+    re_path(r"", NotFoundConsumer.as_asgi()),
+]
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Origin check: a page on another site cannot ride a signed-in user's cookie.
-        "websocket": origin_checked(WebsocketAuthStack(URLRouter(websocket_urlpatterns))),
+        "websocket": origin_checked(WebsocketAuthStack(URLRouter(websocket_routes))),
     }
 )

@@ -10,7 +10,6 @@ from scriptops.settings import Q_CLUSTER, REDIS_URL
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Unit tests run queued tasks in-process (when on_commit callbacks are executed).
 Q_CLUSTER = {**Q_CLUSTER, "sync": True}
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 # Short supervision timings keep the engine tests quick.
 STOP_GRACE = 1.0
 HEARTBEAT_INTERVAL = 0.5

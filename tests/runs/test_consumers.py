@@ -333,6 +333,61 @@ async def test_a_foreign_origin_cannot_ride_the_session(runs_dir: Path) -> None:
     await closing(comm)
 
 
+@pytest.mark.parametrize("path", ["/ws/runs/", "/ws/runs/{run}/"])
+@run_async
+async def test_api_key_as_a_bearer_token_is_accepted(runs_dir: Path, api_key: str, path: str) -> None:
+    run = await sync_to_async(running_run)()
+    comm = communicator(path.format(run=run.pk), headers=[(b"authorization", f"Bearer {api_key}".encode())])
+    hello = await connected(comm)
+    assert_envelope(hello)
+    await closing(comm)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [(b"authorization", b"Bearer sops_not-a-real-key")],
+        [(b"x-api-key", b"sops_not-a-real-key")],
+    ],
+    ids=["bearer", "x-api-key"],
+)
+@run_async
+async def test_a_bad_key_in_a_header_is_closed_4401(
+    runs_dir: Path, headers: list[tuple[bytes, bytes]]
+) -> None:
+    comm = communicator("/ws/runs/", headers=headers)
+    await comm.connect(timeout=WAIT)
+    assert await receive_close(comm) == 4401
+    await closing(comm)
+
+
+@run_async
+async def test_a_bad_key_is_refused_even_beside_a_valid_session(runs_dir: Path) -> None:
+    def make() -> list[tuple[bytes, bytes]]:
+        return session_cookie(UserFactory(username="both", role=Role.ADMIN))
+
+    headers = await sync_to_async(make)()
+    comm = communicator("/ws/runs/", headers=[*headers, (b"authorization", b"Bearer sops_revoked-long-ago")])
+    await comm.connect(timeout=WAIT)
+    assert await receive_close(comm) == 4401
+    await closing(comm)
+
+
+@pytest.mark.parametrize(
+    "path", ["/ws/executions", "/ws/executions/", "/ws/runs/not-a-run/", "/ws/", "/elsewhere"]
+)
+@pytest.mark.parametrize("with_key", [True, False])
+@run_async
+async def test_a_path_with_no_route_is_closed_4404(
+    runs_dir: Path, api_key: str, path: str, with_key: bool
+) -> None:
+    # Not an exception in the router (which daphne answers with an HTTP 500).
+    comm = communicator(path, key=api_key if with_key else None)
+    await comm.connect(timeout=WAIT)
+    assert await receive_close(comm) == 4404
+    await closing(comm)
+
+
 @run_async
 async def test_an_unknown_run_is_closed_4404(runs_dir: Path, api_key: str) -> None:
     comm = communicator(f"/ws/runs/{uuid.uuid4()}/", key=api_key)
@@ -682,6 +737,134 @@ async def test_feed_get_status_and_ping(runs_dir: Path, api_key: str) -> None:
     await comm.send_json_to({"type": "ping", "timestamp": stamp})
     got = await collect(comm, is_type("pong"))
     assert got[-1] == {"type": "pong", "timestamp": stamp}
+    await closing(comm)
+
+
+DATA_TYPES: dict[str, Any] = {
+    "log_entry": events.LogEntryData,
+    "status": events.StatusData,
+    "event": events.EventData,
+    "execution_completed": events.ExecutionCompletedData,
+    "run_created": events.FeedRunData,
+    "run_updated": events.FeedRunData,
+    "stats": events.StatsData,
+    "subscribed": events.RunRefData,
+    "unsubscribed": events.RunRefData,
+    "error": events.ErrorData,
+}
+
+
+def assert_declared(message: dict[str, Any]) -> None:
+    """The message's data has every required key of its TypedDict and nothing else."""
+    assert_envelope(message)
+    if message["type"] == "connection_established":
+        declared = [events.RunConnectedData, events.FeedConnectedData]
+    else:
+        declared = [DATA_TYPES[message["type"]]]
+    keys = set(message["data"])
+    assert any(t.__required_keys__ <= keys <= t.__required_keys__ | t.__optional_keys__ for t in declared), (
+        message
+    )
+
+
+@run_async
+async def test_every_message_has_exactly_the_keys_runs_events_declares(runs_dir: Path, api_key: str) -> None:
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run)
+    sim.write("one", "two")
+    comm = communicator("/ws/runs/", key=api_key)
+    got = [await connected(comm)]
+    got += await collect(comm, is_type("stats"))
+    await comm.send_json_to({"type": "subscribe", "data": {"run_id": str(run.pk)}})
+    got += await collect(comm, is_type("log_entry"))
+    await sim.finish(exit_code=0)  # also records an event
+    got += await collect(comm, is_type("execution_completed"))
+    got += await collect(comm, lambda m: m["type"] == "run_updated" and m["data"]["status"] == "completed")
+    await comm.send_json_to({"type": "unsubscribe", "data": {"run_id": str(run.pk)}})
+    got += await collect(comm, is_type("unsubscribed"))
+    await comm.send_json_to({"type": "dance"})
+    got += await collect(comm, is_type("error"))
+    new = await sync_to_async(RunFactory)(status=RunStatus.QUEUED, run_status=None, exit_code=None)
+    got += await collect(comm, lambda m: m["type"] == "run_created" and m["data"]["id"] == str(new.pk))
+    await closing(comm)
+
+    kinds = {m["type"] for m in got}
+    assert set(DATA_TYPES) | {"connection_established"} <= kinds, kinds
+    for message in got:
+        assert_declared(message)
+    completed = of_type(got, "execution_completed")[-1]["data"]
+    assert completed["last_offset"] == 2
+
+
+def scan_data(scan_id: str, processed: int) -> events.ScanProgressData:
+    return {
+        "id": scan_id,
+        "root_id": 1,
+        "state": "running",
+        "phase": "reading",
+        "files_total": 10,
+        "files_processed": processed,
+        "files_seen": processed,
+        "files_added": processed,
+        "files_updated": 0,
+        "files_unchanged": 0,
+        "files_missing": 0,
+        "files_removed": 0,
+        "files_skipped": 0,
+        "error_count": 0,
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "finished_at": None,
+        "message": "",
+        "progress": processed * 10.0,
+        "duration": None,
+    }
+
+
+@run_async
+async def test_feed_sends_what_a_registered_source_shows_when_it_changes(
+    runs_dir: Path, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    processed = {"n": 1}
+
+    def source() -> list[tuple[str, events.ScanProgressMessage]]:
+        return [("s1", events.scan_progress_message(scan_data("s1", processed["n"])))]
+
+    monkeypatch.setitem(live.FEED_SOURCES, "test.source", source)
+    comm = communicator("/ws/runs/", key=api_key)
+    await connected(comm)
+    got = await collect(comm, is_type("scan_progress"))
+    assert_envelope(got[-1])
+    assert got[-1]["data"] == scan_data("s1", 1)
+    assert not of_type(await quiet(comm, 1.2), "scan_progress")  # unchanged: not sent again
+    processed["n"] = 2
+    got = await collect(comm, is_type("scan_progress"))
+    assert got[-1]["data"]["files_processed"] == 2
+    await closing(comm)
+
+
+@run_async
+async def test_feed_reports_library_scans_through_the_registry(
+    runs_dir: Path, api_key: str, tmp_path: Path
+) -> None:
+    # runs never imports the library: LibraryConfig.ready() registers its scans' progress.
+    from library.models import FolderRoot, Scan, ScanState
+
+    def make() -> Scan:
+        root = FolderRoot.objects.create(name="feed", path=str(tmp_path))
+        scan = Scan.objects.create(
+            root=root, state=ScanState.RUNNING, started_at=timezone.now(), phase="reading"
+        )
+        Scan.objects.filter(pk=scan.pk).update(files_total=8, files_processed=2)
+        return scan
+
+    scan = await sync_to_async(make)()
+    assert "library.scans" in live.FEED_SOURCES
+    comm = communicator("/ws/runs/", key=api_key)
+    await connected(comm)
+    got = await collect(comm, lambda m: m["type"] == "scan_progress" and m["data"]["id"] == str(scan.pk))
+    data = got[-1]["data"]
+    assert set(data) == set(events.ScanProgressData.__annotations__)
+    assert data["progress"] == 25.0 and data["state"] == "running" and data["finished_at"] is None
     await closing(comm)
 
 

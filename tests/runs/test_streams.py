@@ -233,6 +233,47 @@ async def test_stream_needs_credentials(roots: Path) -> None:
     assert (await response.json())["error"] == "authentication_failed"
 
 
+@pytest.mark.parametrize("how", ["bearer", "x-api-key", "query"])
+@run_async
+async def test_stream_takes_the_key_as_bearer_header_or_query(roots: Path, reader_key: str, how: str) -> None:
+    """EventSource cannot set headers: the stream also takes ``?api_key=``."""
+    run = await finished_run(2)
+    path = f"/api/runs/{run.pk}/stream"
+    headers = {"bearer": bearer(reader_key), "x-api-key": {"X-API-Key": reader_key}, "query": {}}[how]
+    if how == "query":
+        path += f"?api_key={reader_key}"
+    response = await Sse("GET", path, headers=headers).start()
+    assert response.status == 200
+    await response.read_all()
+    assert [e["offset"] for e in entries(parse_sse(response.buffer))] == [1, 2]
+
+    bad_path = f"/api/runs/{run.pk}/stream" + ("?api_key=sops_wrong" if how == "query" else "")
+    bad_headers = {"bearer": bearer("sops_wrong"), "x-api-key": {"X-API-Key": "sops_wrong"}, "query": {}}[how]
+    response = await Sse("GET", bad_path, headers=bad_headers).start()
+    assert response.status == 401
+    assert (await response.json())["error"] == "authentication_failed"
+
+
+@run_async
+async def test_stream_exit_frame_carries_the_last_offset(roots: Path, reader_key: str) -> None:
+    run = await finished_run(4, exit_code=0)
+    response = await Sse("GET", f"/api/runs/{run.pk}/stream", headers=bearer(reader_key)).start()
+    await response.read_all()
+    exit_frame = parse_sse(response.buffer)[-1]
+    assert exit_frame["data"]["last_offset"] == exit_frame["id"] == 4
+    assert set(exit_frame["data"]) == {
+        "type",
+        "code",
+        "run_id",
+        "status",
+        "run_status",
+        "exit_code",
+        "duration_seconds",
+        "completed_at",
+        "last_offset",
+    }
+
+
 @run_async
 async def test_stream_of_a_finished_run_ends_with_the_exit_frame(roots: Path, reader_key: str) -> None:
     run = await finished_run(5, exit_code=3)
@@ -503,6 +544,33 @@ async def test_execute_with_a_session_needs_the_csrf_token(make_script: Any) -> 
     assert response.status == 200
     await response.read_all()
     assert parse_sse(response.buffer)[-1]["data"]["code"] == 0
+
+
+@run_async
+async def test_execute_with_a_session_takes_the_seed_003_csrf_header(make_script: Any) -> None:
+    script = make_script("echo_args.py", ECHO_ARGS)
+    headers = await sync_to_async(session_headers)(Role.EXECUTOR)
+    token = "d" * 32
+    cookie = headers["Cookie"] + f"; {settings.CSRF_COOKIE_NAME}={token}"
+    wrong = {**headers, "Cookie": cookie, "X-CSRF-Token": "e" * 32}
+    response = await post(None, {"path": str(script), "args": ["0"]}, headers=wrong).start()
+    assert response.status == 403
+    assert (await response.json())["error"] == "csrf_failed"
+    good = {**headers, "Cookie": cookie, "X-CSRF-Token": token}
+    response = await post(None, {"path": str(script), "args": ["0"]}, headers=good).start()
+    assert response.status == 200
+    await response.read_all()
+    assert parse_sse(response.buffer)[-1]["data"]["code"] == 0
+
+
+@run_async
+async def test_execute_takes_no_key_in_the_query(make_script: Any, executor_key: str) -> None:
+    # A POST can send headers: a key in its URL would only end up in access logs.
+    script = make_script("echo_args.py", ECHO_ARGS)
+    response = await post(None, {"path": str(script)}, query=f"?api_key={executor_key}").start()
+    assert response.status == 401
+    assert (await response.json())["error"] == "not_authenticated"
+    assert await sync_to_async(Run.objects.count)() == 0
 
 
 @run_async
