@@ -506,6 +506,185 @@
     return group;
   };
 
+  // -- list pages: filters, pager and the URL ------------------------------------------
+  /**
+   * A paged, filtered list whose state lives in the page's URL, so a reload or a shared
+   * link shows the same list. The Runs, Scheduler and Library pages use it.
+   *
+   * Markup: the pager of templates/dashboard/_pager.html (#pager-info, #page-prev,
+   * #page-next, #page-num, #page-size) and #f-clear, shown while a filter is set.
+   *
+   * Options:
+   *   filters   names of the filters: URL parameter = API parameter = key in ``state``
+   *   passive   filters that do not count as "filtered" (an ordering, say)
+   *   controls  {filter: element}, kept in step both ways: a search or text box is
+   *             debounced, a checkbox stands for its value when ticked, others on change
+   *   form      the filter <form> (submitting it does nothing: the list follows as one types)
+   *   url       () => the API path of the list
+   *   wrap      the element dimmed while a page loads
+   *   noun      n => the total in the pager ("12 scripts"); the bare number by default
+   *   urlExtra  (URLSearchParams) => void: page state that is not a filter (an open drawer)
+   *   keepHash  keep location.hash when the URL is rewritten
+   *   onPage    (results, data) => void: a page arrived (``state.count`` is already set)
+   *   onError   (err) => void: a page could not be loaded
+   *   onFilter  () => void: a filter changed (before the new page is asked for)
+   *   onSync    () => void: the controls and the URL were brought up to date
+   *   onSettled () => void: after every load, whatever happened
+   *
+   * Returns {state, load({quiet}), set(changes), clear(), active(), syncUrl(), renderPager()}.
+   */
+  SO.listView = function listView(options) {
+    const {
+      filters = [],
+      passive = [],
+      controls = {},
+      form = null,
+      url,
+      wrap = null,
+      noun = (n) => SO.fmt.number(n),
+      urlExtra = null,
+      keepHash = false,
+      onPage = () => {},
+      onError = () => {},
+      onFilter = () => {},
+      onSync = () => {},
+      onSettled = () => {},
+    } = options;
+    const params = new URLSearchParams(location.search);
+    const state = {
+      page: Math.max(1, parseInt(params.get("page") || "1", 10) || 1),
+      pageSize: parseInt(params.get("page_size") || "25", 10) || 25,
+      count: 0,
+      loaded: false,
+    };
+    for (const name of filters) state[name] = params.get(name) || "";
+    const els = {
+      info: SO.$("#pager-info"),
+      prev: SO.$("#page-prev"),
+      next: SO.$("#page-next"),
+      pageNum: SO.$("#page-num"),
+      pageSize: SO.$("#page-size"),
+      clear: SO.$("#f-clear"),
+    };
+
+    const active = () => filters.some((name) => !passive.includes(name) && state[name]);
+    const typed = (el) => el.type === "search" || el.type === "text";
+    const read = (el) => (el.type === "checkbox" ? (el.checked ? el.value : "") : typed(el) ? el.value.trim() : el.value);
+
+    function writeControls() {
+      for (const [name, el] of Object.entries(controls)) {
+        // A box being typed in keeps its text (a trailing space is not lost mid-word).
+        if (read(el) === state[name]) continue;
+        if (el.type === "checkbox") el.checked = !!state[name] && state[name] === el.value;
+        else el.value = state[name];
+      }
+      if (els.pageSize) els.pageSize.value = String(state.pageSize);
+    }
+
+    function syncUrl() {
+      const q = new URLSearchParams();
+      for (const name of filters) if (state[name]) q.set(name, state[name]);
+      if (state.page > 1) q.set("page", String(state.page));
+      if (state.pageSize !== 25) q.set("page_size", String(state.pageSize));
+      if (urlExtra) urlExtra(q);
+      const qs = q.toString();
+      history.replaceState(null, "", (qs ? `?${qs}` : location.pathname) + (keepHash ? location.hash : ""));
+      if (els.clear) els.clear.hidden = !active();
+      onSync();
+    }
+
+    function renderPager() {
+      const pages = Math.max(1, Math.ceil(state.count / state.pageSize));
+      const first = state.count ? (state.page - 1) * state.pageSize + 1 : 0;
+      const last = Math.min(state.count, state.page * state.pageSize);
+      els.info.textContent = state.count ? `Showing ${first}–${last} of ${noun(state.count)}` : "";
+      els.pageNum.textContent = `Page ${state.page} of ${pages}`;
+      els.prev.disabled = state.page <= 1;
+      els.next.disabled = state.page >= pages;
+    }
+
+    let inflight = null;
+    async function load({ quiet = false } = {}) {
+      // Only the latest answer counts: a slow page must not overwrite a newer one.
+      if (inflight) inflight.abort();
+      const controller = new AbortController();
+      inflight = controller;
+      const q = new URLSearchParams({ page: String(state.page), page_size: String(state.pageSize) });
+      for (const name of filters) if (state[name]) q.set(name, state[name]);
+      if (wrap && !quiet) wrap.classList.add("refreshing");
+      try {
+        const res = await SO.request("GET", `${url()}?${q}`, undefined, { signal: controller.signal });
+        if (res.status === 404 && state.page > 1) {
+          state.page = 1; // the page vanished (rows deleted meanwhile): back to the first
+          return load({ quiet });
+        }
+        if (!res.ok) throw new ApiError(res.status, res.data);
+        const data = res.data;
+        const results = Array.isArray(data) ? data : data.results || [];
+        state.count = Array.isArray(data) ? data.length : data.count;
+        state.loaded = true;
+        onPage(results, data);
+        renderPager();
+        syncUrl();
+      } catch (err) {
+        if (err.name === "AbortError") return;
+        onError(err);
+      } finally {
+        if (inflight === controller) {
+          inflight = null;
+          if (wrap) wrap.classList.remove("refreshing");
+        }
+        onSettled();
+      }
+    }
+
+    /** Change filters (``{status: "failed"}``): back to the first page, controls and URL follow. */
+    function set(changes) {
+      Object.assign(state, changes);
+      state.page = 1;
+      writeControls();
+      if (els.clear) els.clear.hidden = !active();
+      onFilter();
+      onSync();
+      return load();
+    }
+    function clear() {
+      const changes = {};
+      for (const name of filters) if (!passive.includes(name)) changes[name] = "";
+      return set(changes);
+    }
+
+    for (const [name, el] of Object.entries(controls)) {
+      if (typed(el)) {
+        let timer = null;
+        el.addEventListener("input", () => {
+          clearTimeout(timer);
+          timer = setTimeout(() => set({ [name]: read(el) }), 300);
+        });
+      } else {
+        el.addEventListener("change", () => set({ [name]: read(el) }));
+      }
+    }
+    if (form) form.addEventListener("submit", (event) => event.preventDefault());
+    if (els.clear) els.clear.addEventListener("click", clear);
+    els.pageSize.addEventListener("change", () => {
+      state.pageSize = parseInt(els.pageSize.value, 10);
+      state.page = 1;
+      load();
+    });
+    els.prev.addEventListener("click", () => {
+      state.page = Math.max(1, state.page - 1);
+      load();
+    });
+    els.next.addEventListener("click", () => {
+      state.page += 1;
+      load();
+    });
+    writeControls();
+
+    return { state, load, set, clear, active, syncUrl, renderPager };
+  };
+
   // -- copy to clipboard -------------------------------------------------------------
   SO.copy = async function copy(text, input) {
     try {

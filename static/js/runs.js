@@ -6,32 +6,35 @@
 
   // -- state -----------------------------------------------------------------------
   const params = new URLSearchParams(location.search);
-  const state = {
-    status: params.get("status") || "",
-    run_status: params.get("run_status") || "",
-    search: params.get("search") || "",
-    page: Math.max(1, parseInt(params.get("page") || "1", 10) || 1),
-    pageSize: parseInt(params.get("page_size") || "25", 10) || 25,
-    count: 0,
-    rows: new Map(), // id -> run (as last seen from the API or the feed)
-    order: [],
-    loaded: false,
-    highlight: new Set(), // ids to flash when they first appear
-  };
-
-  const els = {
-    body: $("#runs-body"),
-    wrap: $("#runs-wrap"),
-    info: $("#pager-info"),
-    prev: $("#page-prev"),
-    next: $("#page-next"),
-    pageNum: $("#page-num"),
-    pageSize: $("#page-size"),
-    search: $("#f-search"),
-    status: $("#f-status"),
-    runStatus: $("#f-run-status"),
-    clear: $("#f-clear"),
-  };
+  const els = { body: $("#runs-body"), wrap: $("#runs-wrap") };
+  // Filters, page and URL: the shared list helper (common.js). Its state also keeps the rows.
+  const list = SO.listView({
+    filters: ["status", "run_status", "search"],
+    controls: { search: $("#f-search"), status: $("#f-status"), run_status: $("#f-run-status") },
+    form: $("#filters"),
+    url: () => "/api/runs",
+    wrap: els.wrap,
+    // The library script the launch form was opened for survives a reload.
+    urlExtra: (q) => {
+      if (libraryLaunch && libraryLaunch.id) q.set("script_id", libraryLaunch.id);
+    },
+    onPage: (results) => {
+      state.order = results.map((r) => r.id);
+      state.rows = new Map(results.map((r) => [r.id, r]));
+      renderTable();
+    },
+    onError: (err) => {
+      SO.clear(els.body).append(
+        h("tr.empty-row", null, h("td.empty", { colspan: "7" }, h("div.empty-title", null, "Could not load the runs"), h("div.muted", null, err.message))),
+      );
+    },
+  });
+  const state = list.state;
+  let libraryLaunch = null; // the library script the launch form was opened for (?script_id=)
+  state.rows = new Map(); // id -> run (as last seen from the API or the feed)
+  state.order = [];
+  state.highlight = new Set(); // ids to flash when they first appear
+  const load = () => list.load();
 
   // -- stats -----------------------------------------------------------------------
   function setStat(name, value) {
@@ -68,10 +71,6 @@
   }
 
   // -- table -----------------------------------------------------------------------
-  function filtersActive() {
-    return !!(state.status || state.run_status || state.search);
-  }
-
   function scriptCell(run) {
     const dir = fmt.dirname(run.script_path);
     const who = [run.created_by, run.source && run.source !== "api" ? run.source : null].filter(Boolean).join(" · ");
@@ -127,10 +126,10 @@
 
   function renderEmpty() {
     const cell = h("td.empty", { colspan: "7" });
-    if (filtersActive()) {
+    if (list.active()) {
       cell.append(
         h("div.empty-title", null, "No runs match these filters"),
-        h("button.btn.btn-ghost.btn-sm", { type: "button", onclick: clearFilters }, "Clear filters"),
+        h("button.btn.btn-ghost.btn-sm", { type: "button", onclick: list.clear }, "Clear filters"),
       );
     } else {
       cell.append(
@@ -155,68 +154,6 @@
       frag.append(tr);
     }
     SO.clear(els.body).append(frag);
-  }
-
-  function renderPager() {
-    const pages = Math.max(1, Math.ceil(state.count / state.pageSize));
-    const first = state.count ? (state.page - 1) * state.pageSize + 1 : 0;
-    const last = Math.min(state.count, state.page * state.pageSize);
-    els.info.textContent = state.count ? `Showing ${first}–${last} of ${fmt.number(state.count)}` : "";
-    els.pageNum.textContent = `Page ${state.page} of ${pages}`;
-    els.prev.disabled = state.page <= 1;
-    els.next.disabled = state.page >= pages;
-  }
-
-  function syncUrl() {
-    const q = new URLSearchParams();
-    if (state.status) q.set("status", state.status);
-    if (state.run_status) q.set("run_status", state.run_status);
-    if (state.search) q.set("search", state.search);
-    if (state.page > 1) q.set("page", String(state.page));
-    if (state.pageSize !== 25) q.set("page_size", String(state.pageSize));
-    if (libraryLaunch && libraryLaunch.id) q.set("script_id", libraryLaunch.id); // survives a reload
-    const qs = q.toString();
-    history.replaceState(null, "", qs ? `?${qs}` : location.pathname);
-    els.clear.hidden = !filtersActive();
-  }
-
-  let inflight = null;
-  async function load() {
-    if (inflight) inflight.abort();
-    const controller = new AbortController();
-    inflight = controller;
-    const q = new URLSearchParams({ page: String(state.page), page_size: String(state.pageSize) });
-    if (state.status) q.set("status", state.status);
-    if (state.run_status) q.set("run_status", state.run_status);
-    if (state.search) q.set("search", state.search);
-    els.wrap.classList.add("refreshing");
-    try {
-      const res = await SO.request("GET", `/api/runs?${q}`, undefined, { signal: controller.signal });
-      if (res.status === 404 && state.page > 1) {
-        state.page = 1; // the page vanished (runs deleted): back to the first
-        return load();
-      }
-      if (!res.ok) throw new SO.ApiError(res.status, res.data);
-      const data = res.data;
-      const results = Array.isArray(data) ? data : data.results;
-      state.count = Array.isArray(data) ? data.length : data.count;
-      state.order = results.map((r) => r.id);
-      state.rows = new Map(results.map((r) => [r.id, r]));
-      state.loaded = true;
-      renderTable();
-      renderPager();
-      syncUrl();
-    } catch (err) {
-      if (err.name === "AbortError") return;
-      SO.clear(els.body).append(
-        h("tr.empty-row", null, h("td.empty", { colspan: "7" }, h("div.empty-title", null, "Could not load the runs"), h("div.muted", null, err.message))),
-      );
-    } finally {
-      if (inflight === controller) {
-        inflight = null;
-        els.wrap.classList.remove("refreshing");
-      }
-    }
   }
 
   let reloadTimer = null;
@@ -250,7 +187,7 @@
       if (state.page === 1) scheduleReload();
       else {
         state.count += 1;
-        renderPager();
+        list.renderPager();
       }
     } else if (msg.type === "run_updated") {
       const shown = upsert(data);
@@ -283,55 +220,8 @@
     }
   }, 1000);
 
-  // -- filters and paging ------------------------------------------------------------
-  function clearFilters() {
-    state.status = state.run_status = state.search = "";
-    els.status.value = els.runStatus.value = els.search.value = "";
-    state.page = 1;
-    load();
-  }
-  els.search.value = state.search;
-  els.status.value = state.status;
-  els.runStatus.value = state.run_status;
-  els.pageSize.value = String(state.pageSize);
-  let searchTimer = null;
-  els.search.addEventListener("input", () => {
-    clearTimeout(searchTimer);
-    searchTimer = setTimeout(() => {
-      state.search = els.search.value.trim();
-      state.page = 1;
-      load();
-    }, 300);
-  });
-  $("#filters").addEventListener("submit", (e) => e.preventDefault());
-  els.status.addEventListener("change", () => {
-    state.status = els.status.value;
-    state.page = 1;
-    load();
-  });
-  els.runStatus.addEventListener("change", () => {
-    state.run_status = els.runStatus.value;
-    state.page = 1;
-    load();
-  });
-  els.clear.addEventListener("click", clearFilters);
-  els.pageSize.addEventListener("change", () => {
-    state.pageSize = parseInt(els.pageSize.value, 10);
-    state.page = 1;
-    load();
-  });
-  els.prev.addEventListener("click", () => {
-    state.page = Math.max(1, state.page - 1);
-    load();
-  });
-  els.next.addEventListener("click", () => {
-    state.page += 1;
-    load();
-  });
-
   // -- launch form -------------------------------------------------------------------
   const form = $("#launch-form");
-  let libraryLaunch = null; // the library script the form was opened for (?script_id=)
   if (form) setupLaunchForm(form);
 
   function parseEnv(text) {
@@ -359,80 +249,91 @@
     $("#plan-close").addEventListener("click", () => ($("#plan").hidden = true));
     libraryLaunch = setupLibraryLaunch(form);
 
-    form.addEventListener("submit", async (event) => {
+    // Launch is the form's only submit button, so Enter in a field launches (the browser's
+    // implicit submission uses the first submit button); Dry run is a plain button.
+    form.addEventListener("submit", (event) => {
       event.preventDefault();
-      const dryRun = !!(event.submitter && event.submitter.name === "dry_run");
-      SO.clearFieldErrors(form);
-      $("#plan").hidden = true; // a plan is only valid for the values it was made from
-      const f = form.elements;
-      const lib = libraryLaunch && libraryLaunch.script ? libraryLaunch : null;
-      const payload = { script_path: f.script_path.value.trim() };
-      if (!payload.script_path) {
-        SO.showFieldErrors(form, { details: { script_path: ["Which script should run?"] } });
-        return;
-      }
-      if (lib) {
-        // The parameter fields and the free arguments, as one string split server-side.
-        const built = lib.args(f.args.value);
-        if (Object.keys(built.errors).length) {
-          SO.showFieldErrors(form, { details: built.errors });
-          return;
-        }
-        if (built.value) payload.args = built.value;
-      } else if (f.args.value.trim()) payload.args = f.args.value; // split server-side, like a shell
-      if (f.timeout.value !== "") payload.timeout = Number(f.timeout.value);
-      payload.log_level = f.log_level.value;
-      if (f.working_dir.value.trim()) payload.working_dir = f.working_dir.value.trim();
-      const { env, errors } = parseEnv(f.env_vars.value);
-      if (errors.length) {
-        SO.showFieldErrors(form, { details: { env_vars: errors } });
-        return;
-      }
-      if (Object.keys(env).length) payload.env_vars = env;
-      payload.stream_output = f.stream_output.checked;
-      if (f.monitor_interval.value !== "") payload.monitor_interval = Number(f.monitor_interval.value);
-      payload.enable_history = f.enable_history.checked;
-      payload.retry_on_failure = f.retry_on_failure.checked;
-      if (payload.retry_on_failure) {
-        for (const name of ["retry_max_attempts", "retry_initial_delay", "retry_max_delay", "retry_multiplier", "retry_max_time"]) {
-          if (f[name].value !== "") payload[name] = Number(f[name].value);
-        }
-        payload.retry_strategy = f.retry_strategy.value;
-      }
-      if (dryRun) payload.dry_run = true;
-      // A library script runs through its own endpoint, which uses the script's own path
-      // (and refuses script_path) and links the run to the script.
-      let url = "/api/run";
-      if (lib) {
-        url = `/api/library/scripts/${encodeURIComponent(lib.script.id)}/run`;
-        delete payload.script_path;
-        if (lib.force()) payload.force = true;
-      }
-
-      const buttons = SO.$$("button[type=submit]", form);
-      buttons.forEach((b) => (b.disabled = true));
-      const clicked = event.submitter;
-      if (clicked) clicked.classList.add("busy");
-      try {
-        const result = await SO.api("POST", url, payload);
-        if (dryRun) showPlan(result);
-        else if (lib) location.assign(`/runs/${result.id}/`);
-        else {
-          $("#plan").hidden = true;
-          state.highlight.add(result.id);
-          SO.toast(`Queued ${fmt.basename(result.script_path)} (${fmt.shortId(result.id)}).`, {
-            kind: "success",
-            link: { href: `/runs/${result.id}/`, label: "Watch it live →" },
-          });
-          if (state.page === 1) scheduleReload(0);
-        }
-      } catch (err) {
-        SO.showFieldErrors(form, err);
-      } finally {
-        buttons.forEach((b) => (b.disabled = false));
-        if (clicked) clicked.classList.remove("busy");
-      }
+      submitLaunch(form, { dryRun: false, clicked: event.submitter || $("[data-testid=launch]", form) });
     });
+    const dryButton = $("[data-testid=dry-run]", form);
+    dryButton.addEventListener("click", () => submitLaunch(form, { dryRun: true, clicked: dryButton }));
+  }
+
+  let launching = false;
+  /** Check the form and queue the run, or (``dryRun``) show what would run. */
+  async function submitLaunch(form, { dryRun, clicked }) {
+    if (launching) return; // a double Enter or click queues one run, not two
+    SO.clearFieldErrors(form);
+    $("#plan").hidden = true; // a plan is only valid for the values it was made from
+    const f = form.elements;
+    const lib = libraryLaunch && libraryLaunch.script ? libraryLaunch : null;
+    const payload = { script_path: f.script_path.value.trim() };
+    if (!payload.script_path) {
+      SO.showFieldErrors(form, { details: { script_path: ["Which script should run?"] } });
+      return;
+    }
+    if (lib) {
+      // The parameter fields and the free arguments, as one string split server-side.
+      const built = lib.args(f.args.value);
+      if (Object.keys(built.errors).length) {
+        SO.showFieldErrors(form, { details: built.errors });
+        return;
+      }
+      if (built.value) payload.args = built.value;
+    } else if (f.args.value.trim()) payload.args = f.args.value; // split server-side, like a shell
+    if (f.timeout.value !== "") payload.timeout = Number(f.timeout.value);
+    payload.log_level = f.log_level.value;
+    if (f.working_dir.value.trim()) payload.working_dir = f.working_dir.value.trim();
+    const { env, errors } = parseEnv(f.env_vars.value);
+    if (errors.length) {
+      SO.showFieldErrors(form, { details: { env_vars: errors } });
+      return;
+    }
+    if (Object.keys(env).length) payload.env_vars = env;
+    payload.stream_output = f.stream_output.checked;
+    if (f.monitor_interval.value !== "") payload.monitor_interval = Number(f.monitor_interval.value);
+    payload.enable_history = f.enable_history.checked;
+    payload.retry_on_failure = f.retry_on_failure.checked;
+    if (payload.retry_on_failure) {
+      for (const name of ["retry_max_attempts", "retry_initial_delay", "retry_max_delay", "retry_multiplier", "retry_max_time"]) {
+        if (f[name].value !== "") payload[name] = Number(f[name].value);
+      }
+      payload.retry_strategy = f.retry_strategy.value;
+    }
+    if (dryRun) payload.dry_run = true;
+    // A library script runs through its own endpoint, which uses the script's own path
+    // (and refuses script_path) and links the run to the script.
+    let url = "/api/run";
+    if (lib) {
+      url = `/api/library/scripts/${encodeURIComponent(lib.script.id)}/run`;
+      delete payload.script_path;
+      if (lib.force()) payload.force = true;
+    }
+
+    const buttons = SO.$$(".launch-buttons button", form);
+    buttons.forEach((b) => (b.disabled = true));
+    if (clicked) clicked.classList.add("busy");
+    launching = true;
+    try {
+      const result = await SO.api("POST", url, payload);
+      if (dryRun) showPlan(result);
+      else if (lib) location.assign(`/runs/${result.id}/`);
+      else {
+        $("#plan").hidden = true;
+        state.highlight.add(result.id);
+        SO.toast(`Queued ${fmt.basename(result.script_path)} (${fmt.shortId(result.id)}).`, {
+          kind: "success",
+          link: { href: `/runs/${result.id}/`, label: "Watch it live →" },
+        });
+        if (state.page === 1) scheduleReload(0);
+      }
+    } catch (err) {
+      SO.showFieldErrors(form, err);
+    } finally {
+      launching = false;
+      buttons.forEach((b) => (b.disabled = false));
+      if (clicked) clicked.classList.remove("busy");
+    }
   }
 
   // -- a library script in the launch form (/?script_id=<id> or #library=<id>) ---------------
@@ -461,7 +362,7 @@
       f.script_path.value = "";
       hint.textContent = originalHint;
       f.args.placeholder = originalPlaceholder;
-      syncUrl();
+      list.syncUrl();
       f.script_path.focus();
     });
     SO.api("GET", `/api/library/scripts/${encodeURIComponent(lib.id)}`)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import RUN_TIMEOUT, no_page_errors, screenshot, start_run, write_script
+from tests.integration.helpers import wait_until
 from tests.stack import Stack
 
 pytestmark = pytest.mark.browser
@@ -95,6 +97,43 @@ def test_the_launch_form_shows_api_errors_next_to_fields_and_the_dry_run_plan(
     expect(plan).to_contain_text("GREETING")
     expect(plan).to_contain_text("up to 3 (exponential)")
     screenshot(page, "runs-launch-form")
+    no_page_errors(page)
+
+
+def test_enter_in_a_launch_form_field_launches_a_real_run_not_a_dry_run(
+    login: Callable[[str], Page], api: httpx.Client, stack: Stack
+) -> None:
+    script = f"enter-{uuid.uuid4().hex[:8]}.py"
+    write_script(stack, script, 'print("launched with Enter")\n')
+    page = login("exe")
+
+    page.fill("[data-testid=script-path]", script)
+    page.locator("[data-testid=script-path]").press("Enter")
+
+    # A run was queued (a dry run queues nothing and shows its plan instead).
+    page.get_by_role("link", name="Watch it live →").wait_for()
+    expect(page.locator("[data-testid=plan]")).to_be_hidden()
+    runs = api.get("/api/runs", params={"search": script}).json()["results"]
+    assert len(runs) == 1, runs
+    assert runs[0]["script_path"].endswith(script)
+    row = page.locator(f"#runs-body tr[data-id='{runs[0]['id']}']")
+    expect(row).to_be_visible()
+    expect(row.locator("[data-badge=status]")).to_have_text("completed", timeout=RUN_TIMEOUT)
+
+    # Enter in another field (the arguments) launches too; the Dry run button still only plans.
+    def launched() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = api.get("/api/runs", params={"search": script}).json()["results"]
+        return found
+
+    page.fill("[data-testid=args]", "--again")
+    page.locator("[data-testid=args]").press("Enter")
+    second = wait_until(
+        lambda: [run for run in launched() if run["id"] != runs[0]["id"]], what="a second run"
+    )
+    expect(page.locator(f"#runs-body tr[data-id='{second[0]['id']}']")).to_be_visible()
+    page.click("[data-testid=dry-run]")
+    expect(page.locator("[data-testid=plan]")).to_be_visible()
+    assert len(launched()) == 2
     no_page_errors(page)
 
 

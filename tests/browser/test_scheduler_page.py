@@ -165,6 +165,66 @@ def test_a_bad_cron_shows_the_preview_error_and_the_field_error(login: Callable[
     no_page_errors(page)
 
 
+def test_the_enabled_switch_updates_the_row_the_summary_and_the_drawer_without_an_error(
+    login: Callable[[str], Page], api: httpx.Client
+) -> None:
+    task = create_task(
+        api, name="flip-me", script_path="examples/hello.py", schedule_type="interval", interval_seconds=3600
+    )
+
+    def summary() -> str:
+        """The "Tasks" card's foot as the API's graph says it should read now."""
+        nodes = api.get("/api/scheduler/graph").json()["nodes"]
+        enabled = sum(1 for node in nodes if node["enabled"])
+        return f"{enabled} enabled · {len(nodes) - enabled} paused"
+
+    page = login("usr")
+    page.goto("/scheduler/")
+    errors = page.locator("#toasts .toast-error")
+    foot = page.locator('[data-stat="tasks-foot"]')
+    row = task_row(page, "flip-me")
+    switch = row.locator("[data-action=toggle]")
+    expect(switch).to_have_attribute("aria-checked", "true")
+    expect(foot).to_have_text(summary())
+
+    # Pause from the row's switch: saved, the row and the summary card follow, no error.
+    switch.click()
+    expect(page.locator("#toasts .toast-success", has_text="“flip-me” paused")).to_be_visible()
+    assert api.get(f"/api/scheduler/tasks/{task['id']}").json()["enabled"] is False
+    expect(errors).to_have_count(0)
+    expect(switch).to_have_attribute("aria-checked", "false")
+    expect(row).to_contain_text("paused")
+    expect(foot).to_have_text(summary())
+    assert "0 paused" not in summary()
+
+    # The drawer opens on the paused task; enabling it from there updates the drawer itself.
+    row.locator("[data-action=history]").click()
+    drawer = page.locator("[data-testid=task-drawer]")
+    expect(drawer.locator("#drawer-title")).to_have_text("flip-me")
+    expect(drawer.locator("#drawer-badges")).to_contain_text("paused")
+    expect(drawer.locator("[data-testid=drawer-next]")).to_have_text("paused")
+    drawer_toggle = drawer.locator("#drawer-actions [data-action=toggle]")
+    expect(drawer_toggle).to_have_text("Enable")
+    drawer_toggle.click()
+    expect(page.locator("#toasts .toast-success", has_text="“flip-me” enabled")).to_be_visible()
+    assert api.get(f"/api/scheduler/tasks/{task['id']}").json()["enabled"] is True
+    expect(errors).to_have_count(0)
+    expect(drawer.locator("#drawer-badges")).to_contain_text("enabled")
+    expect(drawer.locator("#drawer-badges")).not_to_contain_text("paused")
+    expect(drawer.locator("[data-testid=drawer-next]")).to_have_text(re.compile(r"^in "))
+    expect(drawer_toggle).to_have_text("Pause")
+    expect(foot).to_have_text(summary())
+    screenshot(page, "scheduler-drawer-enabled")
+
+    # Behind the drawer, the row followed too.
+    page.keyboard.press("Escape")
+    expect(drawer).to_be_hidden()
+    expect(switch).to_have_attribute("aria-checked", "true")
+    expect(row.locator("[data-testid=next-run]")).to_have_text(re.compile(r"^in "))
+    expect(errors).to_have_count(0)
+    no_page_errors(page)
+
+
 def test_the_dependency_graph_draws_an_edge_and_opens_a_task(
     login: Callable[[str], Page], api: httpx.Client
 ) -> None:
