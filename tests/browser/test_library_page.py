@@ -332,6 +332,23 @@ def test_the_content_viewer_explains_why_a_binary_file_is_not_shown(
     no_page_errors(page)
 
 
+
+def test_a_script_that_does_not_parse_is_flagged_in_the_list_and_its_sheet(
+    login: Callable[[str], Page], stack: Stack, api: httpx.Client
+) -> None:
+    root = indexed_root(api, stack, {"broken.py": 'print "hello"\n', "fine.py": 'print("hello")\n'})
+    broken, fine = root["scripts"]["broken.py"], root["scripts"]["fine.py"]
+    assert broken["parse_error"] and not fine["parse_error"]
+    page = login("ro")
+    page.goto(f"/library/?root_id={root['id']}")
+    expect(row(page, broken).locator("[data-badge=parse-error]")).to_have_text("parse error")
+    expect(row(page, fine).locator("[data-badge=parse-error]")).to_have_count(0)
+
+    row(page, broken).locator("a").first.click()
+    sheet = page.locator("[data-testid=script-sheet]")
+    expect(sheet.locator("[data-alert=parse-error]")).to_contain_text("It does not parse: SyntaxError")
+    no_page_errors(page)
+
 def test_editing_the_status_and_owner_is_saved_and_audited(
     login: Callable[[str], Page], stack: Stack, api: httpx.Client
 ) -> None:

@@ -91,6 +91,10 @@
   const missingBadge = (since) =>
     h("span.badge.badge-missing", { dataset: { badge: "missing" }, title: since ? `Missing since ${fmt.dateTime(since)}` : undefined }, "missing");
 
+  // A Python file that does not parse: shown, never passed off as healthy.
+  const parseErrorBadge = (message) =>
+    h("span.badge.badge-parse-error", { dataset: { badge: "parse-error" }, title: message }, "parse error");
+
   function emptyBlock(title, text, ...extra) {
     return h("div.lib-empty", null, h("div.empty-title", null, title), text ? h("div.muted", null, text) : null, ...extra);
   }
@@ -153,6 +157,7 @@
     statusBadge,
     langBadge,
     missingBadge,
+    parseErrorBadge,
     emptyBlock,
     errorBlock,
     confirmDialog,

@@ -5,7 +5,7 @@
   const SO = window.SO;
   const { h, $, fmt } = SO;
   const L = SO.library;
-  const { can, API, roots, tags, isoTime, langBadge, missingBadge, plural, runButton, scriptLink, statusBadge, tagChip } = L;
+  const { can, API, roots, tags, isoTime, langBadge, missingBadge, parseErrorBadge, plural, runButton, scriptLink, statusBadge, tagChip } = L;
 
   const els = {
     body: $("#scripts-body"),
@@ -102,7 +102,7 @@
     for (const tag of (script.tags || []).slice(0, 3)) chips.append(tagChip(tag));
     if ((script.tags || []).length > 3) chips.append(h("span.chip.muted", { title: script.tags.slice(3).map((t) => t.name).join(", ") }, `+${script.tags.length - 3}`));
     tagsCell.append(chips);
-    const statusCell = h("td.col-status", null, h("span.badge-group", null, statusBadge(script.status), script.missing ? missingBadge(script.missing_since) : null));
+    const statusCell = h("td.col-status", null, h("span.badge-group", null, statusBadge(script.status), script.missing ? missingBadge(script.missing_since) : null, script.parse_error ? parseErrorBadge(script.parse_error) : null));
     const actions = h("span.actions");
     if (can.execute) actions.append(runButton(script, "sm"));
     actions.append(h("a.btn.btn-sm.btn-link", { href: scriptLink(script.id), dataset: { action: "open" }, "aria-label": `Details of ${script.relpath}` }, "Details"));

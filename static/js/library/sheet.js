@@ -139,6 +139,7 @@
         h("div.alert.alert-warn", { role: "note" }, `The file is missing from disk${since}. Restore it and rescan, or it leaves the library after the grace period.`),
       );
     }
+    if (s.parse_error) panel.append(h("div.alert.alert-error", { dataset: { alert: "parse-error" } }, `It does not parse: ${s.parse_error}`));
     if (s.read_error) panel.append(h("div.alert.alert-error", null, `The last scan could not read it: ${s.read_error}`));
     if (s.status === "archived") panel.append(h("div.alert.alert-warn", { role: "note" }, "Archived: it cannot run unless an admin forces it."));
 
