@@ -3,13 +3,13 @@
 from django.urls import URLPattern, URLResolver, re_path
 
 from core import views
+from core.routers import Router
 
-api_keys = views.ApiKeyViewSet.as_view({"get": "list", "post": "create"})
-api_key = views.ApiKeyViewSet.as_view({"get": "retrieve", "delete": "destroy"})
+router = Router()
+router.register("keys", views.ApiKeyViewSet, basename="apikey")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^health/?$", views.HealthView.as_view(), name="health"),
     re_path(r"^csrf_token/?$", views.CsrfTokenView.as_view(), name="csrf-token"),
-    re_path(r"^keys/?$", api_keys, name="apikey-list"),
-    re_path(r"^keys/(?P<pk>\d+)/?$", api_key, name="apikey-detail"),
+    *router.urls,
 ]

@@ -123,6 +123,7 @@ class ApiKeyViewSet(
     """
 
     serializer_class = ApiKeySerializer
+    lookup_value_regex = r"\d+"
     required_capability = {
         "list": Capability.READ,
         "retrieve": Capability.READ,

@@ -110,6 +110,8 @@ class FolderRootViewSet(
     """Folder roots: registered by admins, inside ``SCRIPTOPS_ALLOWED_ROOTS`` only."""
 
     serializer_class = FolderRootSerializer
+    lookup_value_regex = r"\d+"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]  # no PUT: PATCH edits
     filter_backends: list[Any] = []
     required_capability = {
         "list": Capability.READ,
@@ -165,7 +167,12 @@ class FolderRootViewSet(
         parameters=[OpenApiParameter("scan_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
         responses={200: ScanSerializer},
     )
-    @action(detail=True, methods=["get"])
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"scan/(?P<scan_id>[0-9a-fA-F-]{32,36})",
+        url_name="scan-detail",
+    )
     def scan_detail(self, request: Request, pk: str | None = None, scan_id: str | None = None) -> Response:
         """Poll one scan of this root (404 if the scan belongs to another root)."""
         root = self.get_object()
@@ -210,6 +217,7 @@ class ScriptViewSet(
     """Scripts found by scans: list and search, curate, read, tag and run."""
 
     serializer_class = ScriptSerializer
+    lookup_value_regex = r"\d+"
     filterset_class = ScriptFilter
     filter_backends = [DjangoFilterBackend, SearchFilter, StableOrderingFilter]
     # A script's name is the end of its relpath: searching relpath covers it, and each
@@ -359,7 +367,7 @@ class ScriptViewSet(
         parameters=[OpenApiParameter("tag_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
         responses={200: ScriptTagsSerializer},
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], url_path=r"tags/(?P<tag_id>\d+)", url_name="tag")
     def tag_attach(self, request: Request, pk: str | None = None, tag_id: str | None = None) -> Response:
         """Attach a tag (nothing changes if it is attached already); answers the script's tags."""
         script = self.get_object()
@@ -371,7 +379,7 @@ class ScriptViewSet(
         parameters=[OpenApiParameter("tag_id", OpenApiTypes.INT, OpenApiParameter.PATH)],
         responses={200: ScriptTagsSerializer},
     )
-    @action(detail=True, methods=["delete"])
+    @tag_attach.mapping.delete
     def tag_detach(self, request: Request, pk: str | None = None, tag_id: str | None = None) -> Response:
         """Detach a tag (nothing changes if it was not attached); answers the script's tags."""
         script = self.get_object()
@@ -443,6 +451,8 @@ class TagViewSet(
     """Coloured tags; names are unique whatever their case."""
 
     serializer_class = TagSerializer
+    lookup_value_regex = r"\d+"
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]  # no PUT: PATCH edits
     filterset_class = TagFilter
     filter_backends = [DjangoFilterBackend, StableOrderingFilter]
     ordering_fields = ["name", "created_at", "script_count"]

@@ -180,7 +180,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         "resume": Capability.EXECUTE,
         "restart": Capability.EXECUTE,
         "destroy": Capability.WRITE,
-        "bulk_delete": Capability.WRITE,
+        "bulk_destroy": Capability.WRITE,
     }
 
     # Actions that read a run's files or child rows, and need of the row only its id and
@@ -219,7 +219,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @extend_schema(
         operation_id="runs_bulk_destroy", request=BulkDeleteSerializer, responses={200: OpenApiTypes.OBJECT}
     )
-    def bulk_delete(self, request: Request) -> Response:
+    def bulk_destroy(self, request: Request) -> Response:
         """``DELETE /api/runs`` with a JSON list of run ids. Active runs: 409, nothing deleted."""
         ids = BulkDeleteSerializer(data=request.data)
         ids.is_valid(raise_exception=True)

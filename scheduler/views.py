@@ -140,12 +140,14 @@ class TaskViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         return self._task_answer(task_pause(task=self.get_object()))
 
     @extend_schema(request=None, responses={200: WEBHOOK_ANSWER})
+    @action(detail=True, methods=["post"], url_path="webhook", url_name="webhook")
     def webhook_rotate(self, request: Request, pk: str | None = None) -> Response:
         """Create or rotate the webhook token: the old one stops working. Shown only here."""
         raw = task_webhook_rotate(task=self.get_object())
         return Response({"webhook_token": raw, "webhook_url": webhook_url(request, raw)})
 
     @extend_schema(request=None, responses={204: None})
+    @webhook_rotate.mapping.delete
     def webhook_remove(self, request: Request, pk: str | None = None) -> Response:
         task_webhook_remove(task=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
