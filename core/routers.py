@@ -8,6 +8,7 @@ viewset's ``bulk_destroy`` when it has one (``DELETE /api/runs`` with a list of 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework.routers import Route, SimpleRouter
@@ -24,7 +25,7 @@ class Router(SimpleRouter):
         _with_bulk_destroy(route) if isinstance(route, Route) else route for route in SimpleRouter.routes
     ]
 
-    def get_method_map(self, viewset: Any, method_map: dict[str, str]) -> dict[str, str]:
+    def get_method_map(self, viewset: Any, method_map: Mapping[str, str]) -> dict[str, str]:
         # Only the methods the viewset allows (``http_method_names``): a viewset with
         # UpdateModelMixin that answers PATCH only gets no PUT route.
         allowed = set(viewset.http_method_names)

@@ -1,6 +1,6 @@
 """Run lifecycle endpoints, at seed 001's paths; a trailing slash is optional."""
 
-from django.urls import URLPattern, re_path
+from django.urls import URLPattern, URLResolver, re_path
 
 from core.routers import Router
 from runs import streams, views, views_system
@@ -8,7 +8,7 @@ from runs import streams, views, views_system
 router = Router()
 router.register("runs", views.RunViewSet, basename="run")
 
-urlpatterns: list[URLPattern] = [
+urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^run/?$", views.RunCreateView.as_view(), name="run-create"),
     re_path(r"^run/upload/?$", views.RunUploadView.as_view(), name="run-upload"),
     *router.urls,
