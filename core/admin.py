@@ -10,7 +10,7 @@ from core.services import api_key_create, api_key_revoke
 
 
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):
+class UserAdmin(BaseUserAdmin[User]):
     list_display = ("username", "email", "role", "is_superuser", "is_active", "last_login")
     list_filter = ("role", "is_superuser", "is_active")
     fieldsets = (*(BaseUserAdmin.fieldsets or ()), ("ScriptOps", {"fields": ("role",)}))
@@ -18,7 +18,7 @@ class UserAdmin(BaseUserAdmin):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     """Keys are created here with a generated secret, shown once in a message."""
 
     list_display = (

@@ -22,7 +22,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 
 
-class DatabaseBroker(ORM):
+class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type information
     def dequeue(self) -> list[tuple[int, str]] | None:
         waiting = (
             self.get_connection()

@@ -11,10 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import HttpRequest
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from core.models import User
 from core.roles import Capability, role_allows
+
+
+def caller(request: Request | HttpRequest) -> User:
+    """The signed-in user of a request that passed :class:`RolePermission` (which lets no
+    anonymous caller through): typed as the project's user, for services."""
+    user = request.user
+    if not isinstance(user, User) or not user.is_authenticated:
+        raise NotAuthenticated()
+    return user
 
 
 def effective_role(request: Any) -> str | None:

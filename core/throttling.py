@@ -22,6 +22,7 @@ def _count(current_key: str, previous_key: str, ttl: int) -> tuple[int, int]:
     cache = caches["default"]  # the backend itself (``django.core.cache.cache`` is a proxy)
     if isinstance(cache, RedisCache):
         current_key, previous_key = cache.make_key(current_key), cache.make_key(previous_key)
+        # The Redis client behind Django's cache: private, so not in django-stubs.
         client = cache._cache.get_client(current_key, write=True)  # type: ignore[attr-defined]
         pipe = client.pipeline(transaction=False)
         pipe.set(current_key, 0, ex=ttl, nx=True)

@@ -23,7 +23,7 @@ from django.utils.datastructures import CaseInsensitiveMapping
 from core.principals import InvalidApiKey, Principal, principal_from
 
 
-@database_sync_to_async
+@database_sync_to_async  # type: ignore[misc]  # channels ships no type information
 def _principal(scope: dict[str, Any], session_user: object) -> Principal | None:
     headers = CaseInsensitiveMapping(
         {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers") or []}
@@ -32,7 +32,7 @@ def _principal(scope: dict[str, Any], session_user: object) -> Principal | None:
     return principal_from(headers=headers, query=query, session_user=session_user)
 
 
-class ApiKeyOrSessionMiddleware(AuthMiddleware):
+class ApiKeyOrSessionMiddleware(AuthMiddleware):  # type: ignore[misc]  # channels ships no type information
     async def resolve_scope(self, scope: dict[str, Any]) -> None:
         # The session's user first (no query at all without a session cookie; clients
         # with a key rarely send one), then the principal: a key wins over the session.
@@ -49,7 +49,7 @@ def WebsocketAuthStack(inner: Any) -> Any:
     return CookieMiddleware(SessionMiddleware(ApiKeyOrSessionMiddleware(inner)))
 
 
-class BrowserOriginValidator(OriginValidator):
+class BrowserOriginValidator(OriginValidator):  # type: ignore[misc]  # channels ships no type information
     """Checks ``Origin`` against ALLOWED_HOSTS when there is one.
 
     Browsers always send ``Origin`` on websocket handshakes, so a page on another site

@@ -27,7 +27,7 @@ import logging
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import AsyncToSync, ThreadSensitiveContext, iscoroutinefunction, sync_to_async
 from django.core import signals
@@ -35,7 +35,7 @@ from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.base import BaseHandler
 from django.db import connections
-from django.http import FileResponse
+from django.http import FileResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import Resolver404, get_resolver, set_script_prefix
 
@@ -207,8 +207,9 @@ class ScriptOpsASGIHandler(ASGIHandler):
             body_file.close()
 
     async def _send(self, response: HttpResponseBase, send: Any) -> None:
-        if response.streaming and not response.is_async:  # type: ignore[attr-defined]
-            response.streaming_content = _pulled(iter(response.streaming_content))  # type: ignore[attr-defined]
+        if isinstance(response, StreamingHttpResponse) and not response.is_async:
+            # Not async, so a sync iterator of bytes (the union is for async responses).
+            response.streaming_content = _pulled(cast(Iterator[bytes], response.streaming_content))
         await self.send_response(response, send)
 
     def _respond(self, scope: dict[str, Any], body_file: Any) -> HttpResponseBase:
@@ -220,7 +221,8 @@ class ScriptOpsASGIHandler(ASGIHandler):
             assert error_response is not None  # create_request returns one or the other
             return error_response
         response = self.sync_handler.get_response(request)
-        response._handler_class = self.__class__  # type: ignore[attr-defined]
+        # Django's own handler marks its responses so (test clients read it); not in the stubs.
+        setattr(response, "_handler_class", self.__class__)  # noqa: B010
         if isinstance(response, FileResponse):
             response.block_size = self.chunk_size
         return response

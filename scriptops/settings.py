@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+import django_stubs_ext
 
 from core.env import (
     env_bool,
@@ -21,6 +22,10 @@ from core.env import (
     env_str,
     secret_key_from,
 )
+
+# ModelAdmin[Run], QuerySet[Run]...: the generic forms the type stubs declare, usable at
+# run time (DRF's classes are added in core's AppConfig.ready, once DRF can be imported).
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

@@ -6,17 +6,18 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from core.permissions import RolePermission
 from core.roles import Capability
 
 
-class JsonErrorsMixin:
+class JsonErrorsMixin(APIView):
     """Errors as JSON even from views whose renderers are YAML or HTML templates."""
 
     def handle_exception(self, exc: Exception) -> Response:
-        response: Response = super().handle_exception(exc)  # type: ignore[misc]
-        request = self.request  # type: ignore[attr-defined]
+        response = super().handle_exception(exc)
+        request = self.request
         request.accepted_renderer = JSONRenderer()
         request.accepted_media_type = JSONRenderer.media_type
         return response

@@ -18,7 +18,7 @@ def test_the_trailing_slash_is_optional(client_for, path: str) -> None:
 
 def test_a_viewset_that_allows_no_put_gets_no_put_route() -> None:
     match = resolve("/api/library/tags/1")
-    assert set(match.func.actions) == {"get", "patch", "delete"}  # type: ignore[attr-defined]
+    assert set(match.func.actions) - {"head"} == {"get", "patch", "delete"}  # type: ignore[attr-defined]
     assert "put" in resolve("/api/scheduler/tasks/1").func.actions  # type: ignore[attr-defined]
 
 

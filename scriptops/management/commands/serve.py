@@ -72,7 +72,8 @@ class Child:
             return []
         assert self.proc is not None
         try:
-            return psutil.Process(self.proc.pid).children(recursive=True)
+            children: list[psutil.Process] = psutil.Process(self.proc.pid).children(recursive=True)
+            return children
         except psutil.Error:
             return []
 
