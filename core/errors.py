@@ -1,81 +1,92 @@
-"""One error shape for the whole API.
+"""The domain's errors, in plain Python, and the one JSON error shape.
 
-Every error answer is JSON: ``{"error": <code>, "message": <text>, "details": {...}}``
-where ``details`` holds per-field messages for validation errors.
+Services, selectors and the engine's plan raise these; they never import DRF. One
+exception handler (:mod:`core.exception_handler`) turns them, and DRF's own, into the
+answer every client sees::
+
+    {"error": <code>, "message": <text>, "details": {<field>: [<text>, ...]}}
+
+``details`` holds per-field messages for invalid input. Which HTTP status each class
+means is decided there, once.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import exceptions, status
-from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
-logger = logging.getLogger(__name__)
+class DomainError(Exception):
+    """A request the domain refuses: a message for people, a stable code for programs."""
+
+    default_code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
 
 
-class Conflict(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The resource is in a state that does not allow this."
+class InvalidInput(DomainError):
+    """Bad input, naming each field: ``InvalidInput("path", "…")`` or
+    ``InvalidInput({"name": ["…"], "cron": ["…"]})``. ``field``/``message`` are the
+    first problem; ``code`` says what kind it is (``required``, ``not_found``…)."""
+
+    default_code = "invalid"
+
+    def __init__(
+        self, field_or_fields: str | Mapping[str, Sequence[str]], message: str = "", code: str = "invalid"
+    ):
+        if isinstance(field_or_fields, str):
+            fields = {field_or_fields: [message]}
+        else:
+            fields = {name: [str(text) for text in texts] for name, texts in field_or_fields.items()}
+        if not fields:
+            fields = {"non_field_errors": ["Invalid input."]}
+        self.fields: dict[str, list[str]] = fields
+        self.field, texts = next(iter(fields.items()))
+        super().__init__(texts[0] if texts else "Invalid input.", code=code)
+
+
+class Forbidden(DomainError):
+    default_code = "permission_denied"
+
+
+class NotFound(DomainError):
+    default_code = "not_found"
+
+
+class Conflict(DomainError):
+    """The resource's state does not allow this (a run already finished, a name taken)."""
+
     default_code = "conflict"
 
 
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is too large."
+class Gone(DomainError):
+    default_code = "gone"
+
+
+class TooLarge(DomainError):
     default_code = "payload_too_large"
 
 
-def _first_message(detail: Any) -> str:
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            text = _first_message(value)
-            return text if key in ("non_field_errors", "detail") else f"{key}: {text}"
-        return "Invalid input."
-    if isinstance(detail, list):
-        return _first_message(detail[0]) if detail else "Invalid input."
-    return str(detail)
+class Unsupported(DomainError):
+    """The resource is of a kind this action cannot serve (a binary file as text)."""
+
+    default_code = "unsupported_media_type"
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     return {"error": code, "message": message, "details": details or {}}
 
 
-def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    # DRF turns Django's Http404 and PermissionDenied into API exceptions inside its own
-    # handler; convert them first so they get our error shape too.
-    if isinstance(exc, Http404):
-        exc = exceptions.NotFound(*exc.args)
-    elif isinstance(exc, DjangoPermissionDenied):
-        exc = exceptions.PermissionDenied(*exc.args)
-    elif isinstance(exc, RecursionError):
-        # json.load raises RecursionError (not ValueError, which the parsers catch) on
-        # input such as 100,000 nested "[": the client's fault, not the server's.
-        exc = exceptions.ParseError("The request is nested too deeply.")
-    response = drf_exception_handler(exc, context)
-    if response is None:
-        logger.exception("Unhandled API error", exc_info=exc)
-        return Response(
-            error_body("internal_error", "Internal server error."),
-            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
-        )
-    if isinstance(exc, exceptions.ValidationError):
-        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        response.data = error_body("validation_error", _first_message(exc.detail), details)
-    elif isinstance(exc, exceptions.APIException):
-        codes = exc.get_codes()
-        code = codes if isinstance(codes, str) else exc.default_code
-        response.data = error_body(str(code), _first_message(exc.detail))
-    return response
-
-
-def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return JsonResponse(error_body("not_found", f"No such resource: {request.path}"), status=404)
-
-
-def json_500(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(error_body("internal_error", "Internal server error."), status=500)
+def first_message(detail: Any) -> str:
+    """One line for ``message``: the first problem, prefixed by its field."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            text = first_message(value)
+            return text if key in ("non_field_errors", "detail") else f"{key}: {text}"
+        return "Invalid input."
+    if isinstance(detail, list):
+        return first_message(detail[0]) if detail else "Invalid input."
+    return str(detail)

@@ -10,9 +10,8 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
-from rest_framework import exceptions, status
 
-from core.errors import PayloadTooLarge
+from core.errors import Conflict, Forbidden, Gone, TooLarge, Unsupported
 from library.analysis import is_binary
 from library.models import SCAN_ACTIVE, FolderRoot, Scan, Script, Tag
 from library.services.roots import within
@@ -31,15 +30,11 @@ DUPLICATE_MEMBER_FIELDS = (
 )
 
 
-class BinaryContent(exceptions.APIException):
-    status_code = status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
-    default_detail = "The file is binary, not UTF-8 text."
+class BinaryContent(Unsupported):
     default_code = "binary_content"
 
 
-class ContentGone(exceptions.APIException):
-    status_code = status.HTTP_410_GONE
-    default_detail = "The file is not on disk any more."
+class ContentGone(Gone):
     default_code = "file_gone"
 
 
@@ -132,8 +127,6 @@ def script_content(script: Script) -> str:
     413 past ``SCRIPTOPS_LIBRARY_CONTENT_MAX_BYTES``, 415 for binary files, 410 when the
     file is gone, 409 when it now resolves outside its root.
     """
-    from core.errors import Conflict
-
     real = Path(os.path.realpath(script.path))
     if not within(real, Path(os.path.realpath(script.root.path))):
         raise Conflict(f"{script.relpath} now resolves outside its folder root; it is not served.")
@@ -142,22 +135,16 @@ def script_content(script: Script) -> str:
         with open(real, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             if size > cap:
-                raise PayloadTooLarge(
-                    f"{script.relpath} is {size} bytes; the content view serves at most {cap}."
-                )
+                raise TooLarge(f"{script.relpath} is {size} bytes; the content view serves at most {cap}.")
             data = fh.read(cap + 1)
     except FileNotFoundError as exc:
         raise ContentGone(f"{script.relpath} is not on disk any more.") from exc
     except IsADirectoryError as exc:
         raise ContentGone(f"{script.relpath} is not a file any more.") from exc
     except PermissionError as exc:
-        raise exceptions.PermissionDenied(
-            f"ScriptOps may not read {script.relpath}: {exc.strerror}."
-        ) from exc
+        raise Forbidden(f"ScriptOps may not read {script.relpath}: {exc.strerror}.") from exc
     if len(data) > cap:
-        raise PayloadTooLarge(
-            f"{script.relpath} grew past {cap} bytes; the content view serves at most {cap}."
-        )
+        raise TooLarge(f"{script.relpath} grew past {cap} bytes; the content view serves at most {cap}.")
     if is_binary(data):
         raise BinaryContent(f"{script.relpath} is a binary file, not UTF-8 text.")
     try:

@@ -1,14 +1,12 @@
 """The library's API shapes: folder roots, scans, scripts, tags, the audit trail.
 
 Writes go through :mod:`library.services`; these serializers only check the shape of
-the input (types, lengths, unknown fields) and turn a service's :class:`LibraryError`
-into a 400 naming the field.
+the input (types, lengths, unknown fields); a service's :class:`LibraryError` reaches
+the client as a 400 naming the field through the one exception handler.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +16,6 @@ from rest_framework import serializers
 
 from library.models import FolderRoot, Scan, Script, ScriptChange, ScriptStatus, Tag
 from library.services import (
-    LibraryError,
     root_create,
     root_update,
     script_update,
@@ -26,15 +23,6 @@ from library.services import (
     tag_update,
 )
 from runs.serializers import RunRequestSerializer
-
-
-@contextmanager
-def field_errors() -> Iterator[None]:
-    """A service's :class:`LibraryError` as DRF's 400 naming the field."""
-    try:
-        yield
-    except LibraryError as exc:
-        raise serializers.ValidationError({exc.field: [exc.message]}) from exc
 
 
 class StrictFieldsMixin:
@@ -166,13 +154,11 @@ class FolderRootSerializer(StrictFieldsMixin, serializers.ModelSerializer):  # t
         return ScanSerializer(scan).data if scan is not None else None
 
     def create(self, validated_data: dict[str, Any]) -> FolderRoot:
-        with field_errors():
-            return root_create(user=self.context["request"].user, **validated_data)
+        return root_create(user=self.context["request"].user, **validated_data)
 
     def update(self, instance: FolderRoot, validated_data: dict[str, Any]) -> FolderRoot:
         validated_data.pop("path", None)  # unchanged (validate_path)
-        with field_errors():
-            return root_update(root=instance, **validated_data)
+        return root_update(root=instance, **validated_data)
 
 
 class ScanStartedSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -213,12 +199,10 @@ class TagSerializer(StrictFieldsMixin, serializers.ModelSerializer):  # type: ig
         read_only_fields = ["id", "created_at"]
 
     def create(self, validated_data: dict[str, Any]) -> Tag:
-        with field_errors():
-            return tag_create(**validated_data)
+        return tag_create(**validated_data)
 
     def update(self, instance: Tag, validated_data: dict[str, Any]) -> Tag:
-        with field_errors():
-            return tag_update(tag=instance, **validated_data)
+        return tag_update(tag=instance, **validated_data)
 
 
 class TagDeletedSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -343,8 +327,7 @@ class ScriptUpdateSerializer(StrictFieldsMixin, serializers.Serializer):  # type
     )
 
     def update(self, instance: Script, validated_data: dict[str, Any]) -> Script:
-        with field_errors():
-            return script_update(script=instance, user=self.context["request"].user, **validated_data)
+        return script_update(script=instance, user=self.context["request"].user, **validated_data)
 
 
 class ScriptNotesSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]

@@ -16,18 +16,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.errors import InvalidInput
+
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RETRY_STRATEGIES = ("linear", "exponential", "fibonacci", "exponential_jitter")
 
 
-class PlanError(ValueError):
-    """A request that cannot be executed. ``field`` names the offending input."""
-
-    def __init__(self, field: str, message: str, code: str = "invalid"):
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.code = code
+class PlanError(InvalidInput):
+    """A request that cannot be executed. ``field`` names the offending input, ``code``
+    the kind of problem (``required``, ``not_found``, ``path_not_allowed``…)."""
 
 
 def _has_nul(value: str) -> bool:

@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import PayloadTooLarge
+from core.errors import TooLarge
 from core.roles import Capability
 from runs.filters import RunFilter
 from runs.logstore import LogReader
@@ -84,9 +84,7 @@ class RunUploadView(APIView):
         if not upload.size:
             raise serializers.ValidationError({"file": ["The uploaded file is empty."]})
         if upload.size > settings.MAX_UPLOAD_BYTES:
-            raise PayloadTooLarge(
-                f"The script is {upload.size} bytes; the limit is {settings.MAX_UPLOAD_BYTES}."
-            )
+            raise TooLarge(f"The script is {upload.size} bytes; the limit is {settings.MAX_UPLOAD_BYTES}.")
         data: dict[str, Any] = {}
         for key, value in request.data.items():
             if key == "file":

@@ -20,7 +20,7 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from core.errors import PayloadTooLarge
+from core.errors import TooLarge
 from core.roles import Capability
 from runs.serializers import RunSerializer, run_record
 from scheduler import conf
@@ -339,7 +339,7 @@ class HookView(APIView):
 def _webhook_payload(request: Request) -> str:
     """The body as JSON text, at most ``SCRIPTOPS_WEBHOOK_MAX_BYTES`` (413 beyond)."""
     limit = conf.webhook_max_bytes()
-    too_large = PayloadTooLarge(f"The webhook body is larger than {limit} bytes.")
+    too_large = TooLarge(f"The webhook body is larger than {limit} bytes.")
     try:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:

@@ -59,5 +59,5 @@ urlpatterns = [
     path("api/", include(api_patterns)),
 ]
 
-handler404 = "core.errors.json_404"
-handler500 = "core.errors.json_500"
+handler404 = "core.exception_handler.json_404"
+handler500 = "core.exception_handler.json_500"

@@ -9,16 +9,12 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from core.errors import InvalidInput
 from library.models import FolderRoot
 
 
-class LibraryError(Exception):
+class LibraryError(InvalidInput):
     """Bad input to a library service: ``field`` names what is wrong."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
 
 
 def within(path: Path, root: Path) -> bool:

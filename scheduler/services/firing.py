@@ -24,9 +24,8 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
-from rest_framework.exceptions import NotFound
 
-from core.errors import Conflict
+from core.errors import Conflict, NotFound
 from library.services import script_run_params
 from runs.models import ACTIVE, TERMINAL, Run, RunStatus
 from runs.services import (
@@ -223,7 +222,7 @@ def _decide(
     except Conflict as exc:
         if trigger == Trigger.MANUAL:
             raise
-        return _entry(task, outcome=Outcome.ERROR, reason=str(exc.detail), **base), None
+        return _entry(task, outcome=Outcome.ERROR, reason=exc.message, **base), None
     return _entry(task, outcome=Outcome.QUEUED, reason=" ".join(notes), **base), params
 
 

@@ -15,9 +15,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework import serializers
 
-from core.errors import Conflict
+from core.errors import Conflict, InvalidInput
 from library.models import Script
 from library.services import script_run_check
 from runs.serializers import RunRequestSerializer
@@ -60,14 +59,12 @@ TASK_FIELDS = (
 )
 
 
-class TaskError(serializers.ValidationError):
+class TaskError(InvalidInput):
     """Bad input to a scheduler service: ``{field: [message, …]}`` (a 400 through the API)."""
 
-    def __init__(self, errors: dict[str, list[str]] | str, message: str | None = None):
-        if isinstance(errors, str):
-            errors = {errors: [message or "Invalid value."]}
-        super().__init__(errors)
-        self.errors = errors
+    @property
+    def errors(self) -> dict[str, list[str]]:
+        return self.fields
 
 
 def hash_token(raw: str) -> str:
@@ -204,7 +201,7 @@ def _clean_script_and_options(
         try:
             script_run_check(script=script)  # archived, missing, moved outside its root
         except Conflict as exc:
-            out.error("script_id", str(exc.detail))
+            out.error("script_id", exc.message)
             return
         raw_path = script.path
     elif path:

@@ -1,0 +1,93 @@
+"""The one exception handler: every error of the API answers the shape of :mod:`core.errors`.
+
+Domain errors are mapped to their HTTP status here, and only here; DRF's own exceptions
+(authentication, permissions, parsing, throttling, serializer validation) get the same
+shape. Also the JSON 404/500 handlers of the whole site.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from core.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unsupported,
+    error_body,
+    first_message,
+)
+
+logger = logging.getLogger(__name__)
+
+STATUS: dict[type[DomainError], int] = {
+    InvalidInput: status.HTTP_400_BAD_REQUEST,
+    Forbidden: status.HTTP_403_FORBIDDEN,
+    NotFound: status.HTTP_404_NOT_FOUND,
+    Conflict: status.HTTP_409_CONFLICT,
+    Gone: status.HTTP_410_GONE,
+    TooLarge: status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+    Unsupported: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+}
+
+
+def status_of(exc: DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return status.HTTP_400_BAD_REQUEST
+
+
+def domain_error_body(exc: DomainError) -> dict[str, Any]:
+    if isinstance(exc, InvalidInput):
+        return error_body("validation_error", first_message(exc.fields), exc.fields)
+    return error_body(exc.code, exc.message)
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DomainError):
+        return Response(domain_error_body(exc), status=status_of(exc))
+    # DRF turns Django's Http404 and PermissionDenied into API exceptions inside its own
+    # handler; convert them first so they get our error shape too.
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(*exc.args)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(*exc.args)
+    elif isinstance(exc, RecursionError):
+        # json.load raises RecursionError (not ValueError, which the parsers catch) on
+        # input such as 100,000 nested "[": the client's fault, not the server's.
+        exc = exceptions.ParseError("The request is nested too deeply.")
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        logger.exception("Unhandled API error", exc_info=exc)
+        return Response(
+            error_body("internal_error", "Internal server error."),
+            status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        )
+    if isinstance(exc, exceptions.ValidationError):
+        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        response.data = error_body("validation_error", first_message(exc.detail), details)
+    elif isinstance(exc, exceptions.APIException):
+        codes = exc.get_codes()
+        code = codes if isinstance(codes, str) else exc.default_code
+        response.data = error_body(str(code), first_message(exc.detail))
+    return response
+
+
+def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body("not_found", f"No such resource: {request.path}"), status=404)
+
+
+def json_500(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(error_body("internal_error", "Internal server error."), status=500)
