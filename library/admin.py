@@ -27,7 +27,7 @@ from library.services.roots import _patterns
 from library.services.scripts import CURATED_FIELDS, HEX_COLOR
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin[Any]):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -35,7 +35,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return False
 
 
-class FolderRootForm(forms.ModelForm):  # type: ignore[type-arg]
+class FolderRootForm(forms.ModelForm[FolderRoot]):
     class Meta:
         model = FolderRoot
         fields = ["name", "path", "include_patterns", "exclude_patterns", "recursive"]
@@ -60,7 +60,7 @@ class FolderRootForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(FolderRoot)
-class FolderRootAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class FolderRootAdmin(admin.ModelAdmin[FolderRoot]):
     form = FolderRootForm
     list_display = ("name", "path", "recursive", "script_count", "missing_count", "created_at")
     list_filter = ("recursive",)
@@ -161,7 +161,7 @@ class MissingFilter(admin.SimpleListFilter):
 
 
 @admin.register(Script)
-class ScriptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ScriptAdmin(admin.ModelAdmin[Script]):
     """Scripts come from scans; only the curated fields and tags are edited (audited)."""
 
     list_display = (
@@ -223,7 +223,7 @@ class ScriptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
             self.save_formset(request, form, formset, change=change)
 
 
-class TagForm(forms.ModelForm):  # type: ignore[type-arg]
+class TagForm(forms.ModelForm[Tag]):
     class Meta:
         model = Tag
         fields = ["name", "color", "description"]
@@ -236,7 +236,7 @@ class TagForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(Tag)
-class TagAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TagAdmin(admin.ModelAdmin[Tag]):
     form = TagForm
     list_display = ("name", "color", "description", "script_count")
     search_fields = ("name", "description")

@@ -42,7 +42,7 @@ class MultiValueField(forms.Field):
 
 
 @extend_schema_field({"type": "array", "items": {"type": "string"}})
-class MultiValueFilter(django_filters.Filter):
+class MultiValueFilter(django_filters.Filter):  # type: ignore[misc]  # django-filter ships no type information
     """``field IN (values)``; repeat the parameter for several values."""
 
     field_class = MultiValueField
@@ -59,7 +59,7 @@ class MultiIntFilter(MultiValueFilter):
         super().__init__(coerce=int, **kwargs)
 
 
-class ScriptFilter(django_filters.FilterSet):
+class ScriptFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information
     """Filters of the scripts list. Free-text ``search`` and ``ordering`` are the view's
     (DRF's SearchFilter and :class:`StableOrderingFilter`)."""
 
@@ -119,7 +119,7 @@ class ScriptFilter(django_filters.FilterSet):
         return qs.filter(Exists(twin.exclude(pk=OuterRef("pk"))))
 
 
-class TagFilter(django_filters.FilterSet):
+class TagFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information
     name = django_filters.CharFilter(lookup_expr="icontains")
 
     class Meta:

@@ -25,18 +25,18 @@ from library.services import (
 from runs.serializers import RunRequestSerializer
 
 
-class StrictFieldsMixin:
+class StrictFieldsMixin(serializers.Serializer[Any]):
     """Unknown fields are a 400 naming each of them, never silently ignored."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
-            writable = {name for name, f in self.fields.items() if not f.read_only}  # type: ignore[attr-defined]
+            writable = {name for name, f in self.fields.items() if not f.read_only}
             unknown = sorted(str(k) for k in data if k not in writable and k != "csrfmiddlewaretoken")
             if unknown:
                 raise serializers.ValidationError(
                     {name: [f"Unknown or read-only field {name!r}."] for name in unknown}
                 )
-        return super().to_internal_value(data)  # type: ignore[misc]
+        return super().to_internal_value(data)
 
 
 # Choice fields named like another app's (``status``, ``kind``, ``type``) would make
@@ -53,7 +53,7 @@ class ScriptStatusField(serializers.ChoiceField):
 # -- scans ---------------------------------------------------------------------------------
 
 
-class ScanSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class ScanSerializer(serializers.ModelSerializer[Scan]):
     """One scan of a root: state, phase, progress, counters, errors, timings."""
 
     root_id = serializers.IntegerField(read_only=True)
@@ -103,7 +103,7 @@ class ScanSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 # -- folder roots --------------------------------------------------------------------------
 
 
-class FolderRootSerializer(StrictFieldsMixin, serializers.ModelSerializer):  # type: ignore[type-arg]
+class FolderRootSerializer(StrictFieldsMixin, serializers.ModelSerializer[FolderRoot]):
     """A folder root. ``path`` is set when the root is created and never changes.
 
     ``last_scan`` is the newest finished scan, ``active_scan`` the queued or running one.
@@ -161,7 +161,7 @@ class FolderRootSerializer(StrictFieldsMixin, serializers.ModelSerializer):  # t
         return root_update(root=instance, **validated_data)
 
 
-class ScanStartedSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ScanStartedSerializer(serializers.Serializer[Any]):
     """The answer to ``POST …/scan``: the scan started or joined."""
 
     scan_id = serializers.UUIDField()
@@ -169,7 +169,7 @@ class ScanStartedSerializer(serializers.Serializer):  # type: ignore[type-arg]
     scan = ScanSerializer()
 
 
-class RootDeletedSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class RootDeletedSerializer(serializers.Serializer[Any]):
     deleted = serializers.BooleanField()
     scripts_removed = serializers.IntegerField()
 
@@ -177,14 +177,14 @@ class RootDeletedSerializer(serializers.Serializer):  # type: ignore[type-arg]
 # -- tags ----------------------------------------------------------------------------------
 
 
-class TagBriefSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class TagBriefSerializer(serializers.ModelSerializer[Tag]):
     class Meta:
         model = Tag
         fields = ["id", "name", "color"]
         read_only_fields = fields
 
 
-class TagSerializer(StrictFieldsMixin, serializers.ModelSerializer):  # type: ignore[type-arg]
+class TagSerializer(StrictFieldsMixin, serializers.ModelSerializer[Tag]):
     """A tag. Names are unique whatever their case; ``color`` is ``#rrggbb``."""
 
     name = serializers.CharField(max_length=64)
@@ -205,19 +205,19 @@ class TagSerializer(StrictFieldsMixin, serializers.ModelSerializer):  # type: ig
         return tag_update(tag=instance, **validated_data)
 
 
-class TagDeletedSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class TagDeletedSerializer(serializers.Serializer[Any]):
     deleted = serializers.BooleanField()
     detached_from = serializers.IntegerField(help_text="Scripts the tag was detached from.")
 
 
-class ScriptTagsSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ScriptTagsSerializer(serializers.Serializer[Any]):
     tags = TagBriefSerializer(many=True)
 
 
 # -- scripts -------------------------------------------------------------------------------
 
 
-class ScriptSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class ScriptSerializer(serializers.ModelSerializer[Script]):
     """A script as listed: what the scan read, the curated fields, its tags."""
 
     root_id = serializers.IntegerField(read_only=True)
@@ -275,7 +275,7 @@ class ScriptSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         return len(script.parameters) if isinstance(script.parameters, list) else 0
 
 
-class ScriptLastRunSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class ScriptLastRunSerializer(serializers.Serializer[Any]):
     id = serializers.UUIDField()
     status = serializers.CharField()
     created_at = serializers.DateTimeField()
@@ -311,7 +311,7 @@ class ScriptDetailSerializer(ScriptSerializer):
         return script.runs.order_by("-created_at").values("id", "status", "created_at").first()
 
 
-class ScriptUpdateSerializer(StrictFieldsMixin, serializers.Serializer):  # type: ignore[type-arg]
+class ScriptUpdateSerializer(StrictFieldsMixin, serializers.Serializer[Any]):
     """The curated fields (all optional); every change is audited with the user."""
 
     status = ScriptStatusField(required=False)
@@ -330,14 +330,14 @@ class ScriptUpdateSerializer(StrictFieldsMixin, serializers.Serializer):  # type
         return script_update(script=instance, user=self.context["request"].user, **validated_data)
 
 
-class ScriptNotesSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class ScriptNotesSerializer(serializers.ModelSerializer[Script]):
     class Meta:
         model = Script
         fields = ["id", "notes"]
         read_only_fields = fields
 
 
-class ScriptChangeSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class ScriptChangeSerializer(serializers.ModelSerializer[ScriptChange]):
     """One audit entry: ``changes`` is ``{field: [old, new]}`` or ``{tag: name}``."""
 
     user: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
@@ -367,31 +367,31 @@ class ScriptRunSerializer(RunRequestSerializer):
         return params
 
 
-class DuplicateGroupSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class DuplicateGroupSerializer(serializers.Serializer[Any]):
     kind = serializers.CharField(help_text="name | content")
     key = serializers.DictField(help_text="{name, size, line_count} or {sha256}.")
     count = serializers.IntegerField()
     scripts = serializers.ListField(child=serializers.DictField())
 
 
-class DuplicatesSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class DuplicatesSerializer(serializers.Serializer[Any]):
     kind = serializers.CharField(help_text="name | content | all")
     groups = DuplicateGroupSerializer(many=True)
     group_count = serializers.IntegerField()
 
 
-class BrowseItemSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class BrowseItemSerializer(serializers.Serializer[Any]):
     name = serializers.CharField()
     path = serializers.CharField()
-    type = serializers.CharField(help_text="file | folder")  # type: ignore[assignment]
+    type = serializers.CharField(help_text="file | folder")
     size = serializers.IntegerField(required=False, help_text="Files only: bytes.")
     mtime = serializers.FloatField(allow_null=True, help_text="Seconds since the epoch.")
 
 
-class BrowseSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class BrowseSerializer(serializers.Serializer[Any]):
     success = serializers.BooleanField()
     path = serializers.CharField(allow_null=True)
-    parent = serializers.CharField(allow_null=True, help_text="Null at an allowed root.")  # type: ignore[assignment]
+    parent = serializers.CharField(allow_null=True, help_text="Null at an allowed root.")  # type: ignore[assignment]  # the stubs type every Field.parent as a serializer; here it is the API field "parent"
     items = BrowseItemSerializer(many=True)
     total = serializers.IntegerField(required=False, help_text="Entries in the folder.")
     truncated = serializers.BooleanField(

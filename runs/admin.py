@@ -9,7 +9,7 @@ from runs.models import Run, RunAttempt, RunEvent
 from runs.services import run_control
 
 
-class ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+class ReadOnlyInline(admin.TabularInline[Any, Any]):
     extra = 0
     can_delete = False
 
@@ -33,7 +33,7 @@ class RunAttemptInline(ReadOnlyInline):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class RunAdmin(admin.ModelAdmin[Run]):
     """Run records are read-only here: they change only through the runner."""
 
     list_display = (
@@ -79,7 +79,7 @@ class RunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(RunEvent)
-class RunEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class RunEventAdmin(admin.ModelAdmin[RunEvent]):
     list_display = ("timestamp", "kind", "run")
     list_filter = ("kind",)
     search_fields = ("run__id",)
@@ -93,7 +93,7 @@ class RunEventAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(RunAttempt)
-class RunAttemptAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class RunAttemptAdmin(admin.ModelAdmin[RunAttempt]):
     list_display = ("run", "number", "run_status", "exit_code", "duration", "started_at")
     list_filter = ("run_status",)
     search_fields = ("run__id",)

@@ -5,7 +5,7 @@ import django_filters
 from runs.models import Run, RunnerStatus, RunStatus
 
 
-class RunFilter(django_filters.FilterSet):
+class RunFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information
     """Filters for the runs list (API and dashboard)."""
 
     status = django_filters.MultipleChoiceFilter(choices=RunStatus.choices)
@@ -41,7 +41,8 @@ class RunFilter(django_filters.FilterSet):
         # request (~1 ms of the runs list, which dashboards and clients poll). Its fields
         # depend on the filters declared here only (no request-dependent choices), and
         # each form instance deep-copies them, so one class serves every request.
-        form_class = type(self).__dict__.get("_form_class")
+        form_class: type[Any] | None = type(self).__dict__.get("_form_class")
         if form_class is None:
             form_class = type(self)._form_class = super().get_form_class()
+        assert form_class is not None
         return form_class

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -172,7 +172,7 @@ class RunWatch:
         ]
         return row, events
 
-    async def messages(self, *, include_events: bool = True) -> AsyncIterator[Message]:
+    async def messages(self, *, include_events: bool = True) -> AsyncGenerator[Message, None]:
         await self.waker.start()
         loop = asyncio.get_running_loop()
         try:

@@ -84,7 +84,7 @@ async def _sse_stream(
 ) -> AsyncIterator[bytes]:
     """Flatten a run's live messages into SSE frames, ending with ``exit``."""
     watch = RunWatch(run, after=after)
-    stream = watch.messages(include_events=False).__aiter__()
+    stream = watch.messages(include_events=False)
     finished = False
     try:
         yield b": connected\n\n"
@@ -107,7 +107,7 @@ async def _sse_stream(
                 yield _sse(sse_error(item["data"]))
     finally:
         with contextlib.suppress(BaseException):
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()
         if not finished and on_close is not None:
             await on_close()
 

@@ -26,7 +26,7 @@ EDITABLE = (
 )
 
 
-class TaskAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+class TaskAdminForm(forms.ModelForm[ScheduledTask]):
     """Checks a change with the same rules as the API (schedule, dependency cycles, …)."""
 
     class Meta:
@@ -52,13 +52,13 @@ class TaskAdminForm(forms.ModelForm):  # type: ignore[type-arg]
         return data
 
 
-class TaskEventInline(admin.TabularInline):  # type: ignore[type-arg]
+class TaskEventInline(admin.TabularInline[TaskEvent, ScheduledTask]):
     model = TaskEvent
     extra = 0
 
 
 @admin.register(ScheduledTask)
-class ScheduledTaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ScheduledTaskAdmin(admin.ModelAdmin[ScheduledTask]):
     """Tasks are created through the API or the dashboard (the script and its run options
     are checked against the allowed roots there); here they can be edited and toggled."""
 
@@ -111,7 +111,7 @@ class ScheduledTaskAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(TaskRun)
-class TaskRunAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class TaskRunAdmin(admin.ModelAdmin[TaskRun]):
     """The history: read-only (it is written by the scheduler only)."""
 
     list_display = ("fired_at", "task", "trigger", "event", "outcome", "run", "due_at", "reason")

@@ -1,9 +1,10 @@
 import django_filters
+from django.db.models import QuerySet
 
 from scheduler.models import Outcome, ScheduledTask, ScheduleType, TaskRun, Trigger
 
 
-class TaskFilter(django_filters.FilterSet):
+class TaskFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information
     """Filters for the task list (API and dashboard). ``search`` and ``ordering`` come from
     the view's SearchFilter and OrderingFilter."""
 
@@ -17,13 +18,18 @@ class TaskFilter(django_filters.FilterSet):
         model = ScheduledTask
         fields = ["enabled", "schedule_type", "event", "owner", "has_webhook"]
 
-    def filter_has_webhook(self, queryset, name, value):  # type: ignore[no-untyped-def]
+    def filter_has_webhook(
+        self,
+        queryset: QuerySet[ScheduledTask],
+        name: str,
+        value: bool | None,  # noqa: FBT001 (django-filter calls it positionally)
+    ) -> QuerySet[ScheduledTask]:
         if value is None:
             return queryset
         return queryset.exclude(webhook_hash="") if value else queryset.filter(webhook_hash="")
 
 
-class TaskRunFilter(django_filters.FilterSet):
+class TaskRunFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information
     """Filters for a task's history."""
 
     trigger = django_filters.MultipleChoiceFilter(choices=Trigger.choices)
