@@ -351,7 +351,8 @@ class ScriptChangeSerializer(serializers.ModelSerializer[ScriptChange]):
 
 
 class ScriptRunSerializer(RunRequestSerializer):
-    """``POST /api/library/scripts/{id}/run``: the options of ``POST /api/run`` plus ``force``.
+    """``POST /api/library/scripts/{id}/run``: the options of ``POST /api/run`` plus ``force``
+    (the OpenAPI shape; the view cleans the request with ``runs.request``).
 
     The script's own path is used: the view fills ``script_path`` in, and refuses a
     ``script_path`` or ``path`` sent by the client.
@@ -360,11 +361,6 @@ class ScriptRunSerializer(RunRequestSerializer):
     force = serializers.BooleanField(
         default=False, help_text="Run even if the script is archived (admins only)."
     )
-
-    def run_params(self) -> dict[str, Any]:
-        params = super().run_params()
-        params.pop("force", None)
-        return params
 
 
 class DuplicateGroupSerializer(serializers.Serializer[Any]):

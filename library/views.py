@@ -57,7 +57,8 @@ from library.services import (
     script_tag_detach,
     tag_delete,
 )
-from runs.serializers import RunSerializer, run_record
+from runs.request import dry_run_answer
+from runs.serializers import RunSerializer, run_record, run_request_from
 
 
 def attach_scans(roots: list[FolderRoot]) -> list[FolderRoot]:
@@ -422,11 +423,11 @@ class ScriptViewSet(
         if force and not role_allows(effective_role(request) or "", Capability.ADMIN):
             raise exceptions.PermissionDenied("Only an admin may force a run (force=true).")
         script_run_check(script=script, force=force)
-        run_request = ScriptRunSerializer(data={**data, "script_path": script.path})
-        run_request.is_valid(raise_exception=True)
-        if run_request.validated_data["dry_run"]:
-            return Response({**run_request.execution_plan(), "script": script.pk})
-        run = script_enqueue(script=script, params=run_request.run_params(), user=request.user, force=force)
+        options = {name: value for name, value in data.items() if name != "force"}
+        run_request = run_request_from({**options, "script_path": script.path})
+        if run_request.dry_run:
+            return Response({**dry_run_answer(run_request), "script": script.pk})
+        run = script_enqueue(script=script, params=run_request.run_fields(), user=request.user, force=force)
         return Response(run_record(run), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: RunSerializer(many=True)}, filters=False)

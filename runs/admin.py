@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from core.errors import Conflict
-from runs.models import Run, RunAttempt, RunEvent
+from runs.models import RUN_OPTION_FIELDS, Run, RunAttempt, RunEvent
 from runs.services import run_control
 
 
@@ -57,7 +57,13 @@ class RunAdmin(admin.ModelAdmin[Run]):
     list_select_related = ("created_by",)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f.name for f in Run._meta.fields]
+        # The options (inherited from RunOptions, so listed first by Django) after the
+        # script they apply to, as a reader expects: id, script, options, state, figures.
+        names = [f.name for f in Run._meta.fields]
+        options = [name for name in names if name in RUN_OPTION_FIELDS]
+        rest = [name for name in names if name not in RUN_OPTION_FIELDS]
+        after = rest.index("resolved_path") + 1
+        return [*rest[:after], *options, *rest[after:]]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

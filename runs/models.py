@@ -69,32 +69,21 @@ class LogLevel(models.TextChoices):
     CRITICAL = "CRITICAL"
 
 
-class RunQuerySet(models.QuerySet["Run"]):
-    def active(self) -> RunQuerySet:
-        return self.filter(status__in=ACTIVE)
+class RunOptions(models.Model):
+    """The run options a run and a scheduled task (``scheduler.ScheduledTask``) both store,
+    defined once: what the script gets (arguments, environment, directory), how long it may
+    take, its log level and how failed attempts are retried.
 
+    Abstract: each model keeps its own columns (no table, no join). Only options defined
+    alike in both live here; ``script_path`` (help text on Run only), ``stream_output``,
+    ``monitor_interval`` and ``enable_history`` (Run only) stay on the models.
+    """
 
-class Run(models.Model):
-    """A run record: the request's parameters, its state, its results and metrics."""
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    # -- the request --
-    script_path = models.CharField(max_length=4096, help_text="As requested.")
-    resolved_path = models.CharField(max_length=4096, blank=True)
     args = models.JSONField(default=list, blank=True)
     env_vars = models.JSONField(default=dict, blank=True)
-    system_env = models.JSONField(
-        default=dict,
-        blank=True,
-        help_text="SCRIPTOPS_* variables set by ScriptOps itself (scheduler upstream runs, "
-        "webhook payload); never from a request, so not subject to the deny list.",
-    )
     working_dir = models.CharField(max_length=4096, blank=True, null=True)  # noqa: DJ001 (seed: null)
     timeout = models.FloatField(null=True, blank=True)
     log_level = models.CharField(max_length=10, choices=LogLevel.choices, default=LogLevel.INFO)
-    stream_output = models.BooleanField(default=False)
-    monitor_interval = models.FloatField(default=0.1)
-    enable_history = models.BooleanField(default=True)
     retry_on_failure = models.BooleanField(default=False)
     retry_max_attempts = models.PositiveIntegerField(default=3)
     retry_strategy = models.CharField(
@@ -104,6 +93,54 @@ class Run(models.Model):
     retry_max_delay = models.FloatField(default=60.0)
     retry_multiplier = models.FloatField(default=2.0)
     retry_max_time = models.FloatField(default=300.0)
+
+    class Meta:
+        abstract = True
+
+    def run_options(self) -> dict[str, Any]:
+        """The option values, by name (see :data:`RUN_OPTION_FIELDS`)."""
+        return {name: getattr(self, name) for name in RUN_OPTION_FIELDS}
+
+
+# The options of :class:`RunOptions`, in the order the API lists them.
+RUN_OPTION_FIELDS = (
+    "args",
+    "env_vars",
+    "timeout",
+    "working_dir",
+    "log_level",
+    "retry_on_failure",
+    "retry_max_attempts",
+    "retry_strategy",
+    "retry_initial_delay",
+    "retry_max_delay",
+    "retry_multiplier",
+    "retry_max_time",
+)
+
+
+class RunQuerySet(models.QuerySet["Run"]):
+    def active(self) -> RunQuerySet:
+        return self.filter(status__in=ACTIVE)
+
+
+class Run(RunOptions):
+    """A run record: the request's parameters, its state, its results and metrics."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # -- the request --
+    script_path = models.CharField(max_length=4096, help_text="As requested.")
+    resolved_path = models.CharField(max_length=4096, blank=True)
+    # args, env_vars, working_dir, timeout, log_level, retry_*: RunOptions
+    system_env = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="SCRIPTOPS_* variables set by ScriptOps itself (scheduler upstream runs, "
+        "webhook payload); never from a request, so not subject to the deny list.",
+    )
+    stream_output = models.BooleanField(default=False)
+    monitor_interval = models.FloatField(default=0.1)
+    enable_history = models.BooleanField(default=True)
     source = models.CharField(max_length=20, default="api")
     # -- state --
     status = models.CharField(

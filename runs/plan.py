@@ -82,6 +82,24 @@ def resolve_working_dir(raw: str | None, script: Path, roots: Sequence[Path]) ->
     return Path(real)
 
 
+# A first line that runs Python: "#!/usr/bin/env python3", "#!/usr/bin/python3.11 -u",
+# "#!/usr/bin/env -S python3 -u", "#!/opt/venv/bin/pypy3".
+_PYTHON_SHEBANG = re.compile(rb"#!.*?[/\s](?:python|pypy)[\d.]*(?:\s|$)")
+
+
+def is_python_script(script: Path) -> bool:
+    """A ``.py`` file, or one whose shebang runs Python (an executable without extension):
+    its run gets unbuffered UTF-8 output (:func:`base_environment`)."""
+    if script.suffix.lower() == ".py":
+        return True
+    try:
+        with open(script, "rb") as fh:
+            first_line = fh.readline(256)
+    except OSError:
+        return False
+    return _PYTHON_SHEBANG.match(first_line) is not None
+
+
 def interpreter_for(script: Path, *, python: str) -> list[str]:
     """The command prefix that runs ``script``: never a shell string."""
     suffix = script.suffix.lower()

@@ -1,222 +1,154 @@
-"""RunRequest (input) and RunRecord (output), seed 001's field tables."""
+"""RunRequest (input) and RunRecord (output), seed 001's field tables.
+
+A run request's rules are :func:`runs.request.run_request_clean`'s, whoever asks (the API,
+a library script's run, a scheduled task); the serializers here adapt HTTP to it and back.
+"""
 
 from __future__ import annotations
 
-import math
-import shlex
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
-from django.conf import settings
 from django.http import QueryDict
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import ErrorDetail
+from rest_framework.fields import empty
 
-from runs import conf
 from runs.models import LogLevel, RetryStrategy, Run, RunAttempt, RunEvent
-from runs.plan import (
-    PlanError,
-    RetryPolicy,
-    check_env_vars,
-    interpreter_for,
-    resolve_script,
-    resolve_working_dir,
+from runs.request import (
+    REQUEST_FIELDS,
+    FieldProblems,
+    RunRequest,
+    RunRequestInvalid,
+    dry_run_answer,
+    run_request_clean,
 )
-
-# Seed 001 RunRequest fields that later issues implement. Sent with a non-default
-# value they are refused, never silently ignored.
-UNSUPPORTED_FIELDS = (
-    "enable_visualizer",
-    "visualizer_format",
-    "history_db",
-    "performance_gates",
-    "junit_output",
-    "save_baseline",
-    "load_baseline",
-    "alerts",
-    "slack_webhook",
-    "enable_code_analysis",
-    "enable_secret_scanning",
-    "enable_dependency_scanning",
-    "enable_cost_tracking",
-)
-_DEFAULTS_OF_UNSUPPORTED: dict[str, Any] = {"visualizer_format": "text"}
-
-
-def _is_default_of_unsupported(name: str, value: Any) -> bool:
-    """True if ``value`` asks for nothing: null, empty, false (also "false" from a form)."""
-    if value in (None, False, [], {}, "") or value == _DEFAULTS_OF_UNSUPPORTED.get(name):
-        return True
-    hashable = isinstance(value, (str, int, float))
-    return name.startswith("enable_") and hashable and value in serializers.BooleanField.FALSE_VALUES
-
-
-MAX_ARGS = 1000
-MAX_ARG_LENGTH = 32 * 1024
 
 
 @extend_schema_field(
     {"oneOf": [{"type": "array", "items": {"type": "string"}}, {"type": "string"}], "default": []}
 )
-class ArgsField(serializers.Field):  # type: ignore[type-arg]
-    """A list of arguments; a single string is split like a shell would (no shell runs)."""
+class ArgsField(serializers.Field[Any, Any, list[str], Any]):
+    """A list of arguments; a single string is split like a shell would (no shell runs).
+    Documents ``args``: :func:`runs.request.run_request_clean` checks it."""
 
-    default_error_messages = {
-        "invalid": "args must be a list of strings (or one string of arguments).",
-        "too_many": f"At most {MAX_ARGS} arguments.",
-        "too_long": f"An argument is longer than {MAX_ARG_LENGTH} characters.",
-        "nul": "An argument contains a NUL byte.",
-        "unbalanced": "args could not be split: {error}.",
-    }
-
-    def to_internal_value(self, data: Any) -> list[str]:
-        if isinstance(data, str):
-            try:
-                data = shlex.split(data)
-            except ValueError as exc:
-                self.fail("unbalanced", error=exc)
-        if not isinstance(data, list):
-            self.fail("invalid")
-        out: list[str] = []
-        for item in data:
-            if isinstance(item, bool) or not isinstance(item, (str, int, float)):
-                self.fail("invalid")
-            text = str(item)
-            if "\x00" in text:
-                self.fail("nul")
-            if len(text) > MAX_ARG_LENGTH:
-                self.fail("too_long")
-            out.append(text)
-        if len(out) > MAX_ARGS:
-            self.fail("too_many")
-        return out
+    def to_internal_value(self, data: Any) -> Any:
+        return data
 
     def to_representation(self, value: Any) -> list[str]:
         return list(value)
 
 
-class FiniteFloatField(serializers.FloatField):
-    """A float that is a real number: "nan", "inf", 1e400 and booleans are refused.
+def _request_fields() -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+    """The run request's fields as the API documents them (OpenAPI, the browsable API) and
+    renders them: fresh instances on each call. The rules are run_request_clean's."""
+    return {
+        "script_path": serializers.CharField(max_length=4096, trim_whitespace=False),
+        "args": ArgsField(required=False, default=list),
+        "timeout": serializers.FloatField(required=False, allow_null=True, default=None, min_value=0.1),
+        "log_level": serializers.ChoiceField(choices=LogLevel.choices, default=LogLevel.INFO),
+        "retry_on_failure": serializers.BooleanField(default=False),
+        "retry_max_attempts": serializers.IntegerField(default=3, min_value=1, max_value=100),
+        "retry_strategy": serializers.ChoiceField(
+            choices=RetryStrategy.choices, default=RetryStrategy.EXPONENTIAL
+        ),
+        "retry_initial_delay": serializers.FloatField(default=1.0, min_value=0.0, max_value=86400),
+        "retry_max_delay": serializers.FloatField(default=60.0, min_value=0.0, max_value=86400),
+        "retry_multiplier": serializers.FloatField(default=2.0, min_value=1.0, max_value=100),
+        "retry_max_time": serializers.FloatField(default=300.0, min_value=0.0, max_value=7 * 86400),
+        "working_dir": serializers.CharField(
+            required=False, allow_null=True, allow_blank=True, default=None, max_length=4096
+        ),
+        "stream_output": serializers.BooleanField(default=False),
+        "monitor_interval": serializers.FloatField(default=0.1, min_value=0.02, max_value=3600),
+        "env_vars": serializers.DictField(child=serializers.JSONField(), default=dict),
+        "enable_history": serializers.BooleanField(default=True),
+        "dry_run": serializers.BooleanField(default=False),
+    }
 
-    DRF's FloatField accepts them; NaN then fails the NOT NULL columns (stored as NULL
-    by SQLite) and infinity cannot be rendered as strict JSON: both were 500s.
-    """
 
-    default_error_messages = {"not_finite": "A finite number is required."}
-
-    def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool):
-            self.fail("invalid")
-        value = super().to_internal_value(data)
-        if not math.isfinite(value):
-            self.fail("not_finite")
-        return float(value)
+def run_option_fields(names: Iterable[str]) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+    """The run request fields ``names``, declared as ``POST /api/run`` declares them, for a
+    resource that stores run options (a scheduled task): to render them and document them.
+    Its service checks the values with :func:`runs.request.run_request_clean`."""
+    fields = _request_fields()
+    return {name: fields[name] for name in names}
 
 
-class RunRequestSerializer(serializers.Serializer):  # type: ignore[type-arg]
+def _error_detail(problems: FieldProblems) -> list[ErrorDetail] | dict[str, list[ErrorDetail]]:
+    if isinstance(problems, dict):
+        return {key: [ErrorDetail(p.message, code=p.code) for p in items] for key, items in problems.items()}
+    return [ErrorDetail(p.message, code=p.code) for p in problems]
+
+
+def request_validation_error(exc: RunRequestInvalid) -> serializers.ValidationError:
+    """The 400 a refused run request answers: each field's messages, with their codes."""
+    return serializers.ValidationError({name: _error_detail(ps) for name, ps in exc.problems.items()})
+
+
+def run_request_from(data: Any) -> RunRequest:
+    """:func:`runs.request.run_request_clean` for a request body (a form's too): its
+    problems as DRF's ValidationError, the API's 400."""
+    if isinstance(data, QueryDict):
+        data = data.dict()  # a form-encoded body: its dict() holds lists; take single values
+    if isinstance(data, dict):
+        data = dict(data)
+        data.pop("csrfmiddlewaretoken", None)  # an HTML form's CSRF field is not a run option
+    try:
+        return run_request_clean(data)
+    except RunRequestInvalid as exc:
+        raise request_validation_error(exc) from exc
+
+
+class RunRequestSerializer(serializers.Serializer[Any]):
     """Validates a run request. Unknown fields and unsupported options are 400s."""
 
-    script_path = serializers.CharField(max_length=4096, trim_whitespace=False)
-    args = ArgsField(required=False, default=list)
-    timeout = FiniteFloatField(required=False, allow_null=True, default=None, min_value=0.1)
-    log_level = serializers.ChoiceField(choices=LogLevel.choices, default=LogLevel.INFO)
-    retry_on_failure = serializers.BooleanField(default=False)
-    retry_max_attempts = serializers.IntegerField(default=3, min_value=1, max_value=100)
-    retry_strategy = serializers.ChoiceField(choices=RetryStrategy.choices, default=RetryStrategy.EXPONENTIAL)
-    retry_initial_delay = FiniteFloatField(default=1.0, min_value=0.0, max_value=86400)
-    retry_max_delay = FiniteFloatField(default=60.0, min_value=0.0, max_value=86400)
-    retry_multiplier = FiniteFloatField(default=2.0, min_value=1.0, max_value=100)
-    retry_max_time = FiniteFloatField(default=300.0, min_value=0.0, max_value=7 * 86400)
-    working_dir = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True, default=None, max_length=4096
-    )
-    stream_output = serializers.BooleanField(default=False)
-    monitor_interval = FiniteFloatField(default=0.1, min_value=0.02, max_value=3600)
-    env_vars = serializers.DictField(child=serializers.JSONField(), default=dict)
-    enable_history = serializers.BooleanField(default=True)
-    dry_run = serializers.BooleanField(default=False)
+    # (The docstring above is the OpenAPI description.) An adapter over
+    # runs.request.run_request_clean, which checks the request; the fields document it. A
+    # subclass may declare more (a library run's ``force``), checked after the request.
+    # ``validated_data``: the Run's fields, ``dry_run``, the subclass's fields and
+    # ``_request`` (the RunRequest).
 
-    aliases = {"path": "script_path"}
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        return {**_request_fields(), **super().get_fields()}
 
-    def to_internal_value(self, data: Any) -> Any:
-        if not isinstance(data, dict):
-            raise serializers.ValidationError(
-                {"non_field_errors": ["Expected a JSON object with the run request's fields."]}
-            )
-        # A form-encoded body is a QueryDict, whose dict() holds lists: take single values.
-        data = data.dict() if isinstance(data, QueryDict) else dict(data)
-        data.pop("csrfmiddlewaretoken", None)  # an HTML form's CSRF field is not a run option
-        for alias, name in self.aliases.items():
-            if alias in data and name not in data:
-                data[name] = data.pop(alias)
-        errors: dict[str, list[str]] = {}
-        for name in UNSUPPORTED_FIELDS:
-            if name in data:
-                value = data.pop(name)
-                if not _is_default_of_unsupported(name, value):
-                    errors[name] = [f"{name} is not supported yet."]
-        unknown = sorted(set(data) - set(self.fields))
-        for name in unknown:
-            errors[name] = [f"Unknown field {name!r}."]
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        extra = {name: f for name, f in self.fields.items() if name not in REQUEST_FIELDS}
+        given: dict[str, Any] = {}
+        if extra and isinstance(data, dict):
+            data = data.dict() if isinstance(data, QueryDict) else dict(data)
+            given = {name: data.pop(name) for name in extra if name in data}
+        request = run_request_from(data)
+        out: dict[str, Any] = {**request.run_fields(), "dry_run": request.dry_run}
+        errors: dict[str, Any] = {}
+        for name, declared in extra.items():
+            try:
+                out[name] = declared.run_validation(given.get(name, empty))
+            except serializers.ValidationError as exc:
+                errors[name] = exc.detail
+            except serializers.SkipField:
+                pass
         if errors:
             raise serializers.ValidationError(errors)
-        return super().to_internal_value(data)
+        out["_request"] = request
+        return out
 
-    def validate_env_vars(self, value: dict[str, Any]) -> dict[str, str]:
-        try:
-            return check_env_vars(value, settings.ENV_DENY)
-        except PlanError as exc:
-            raise serializers.ValidationError(exc.message) from exc
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        roots = conf.allowed_roots()
-        try:
-            script = resolve_script(attrs["script_path"], roots)
-            cwd = resolve_working_dir(attrs.get("working_dir"), script, roots)
-            command = interpreter_for(script, python=settings.SCRIPT_PYTHON)
-        except PlanError as exc:
-            raise serializers.ValidationError({exc.field: [exc.message]}, code=exc.code) from exc
-        if attrs["retry_max_delay"] < attrs["retry_initial_delay"]:
-            raise serializers.ValidationError(
-                {"retry_max_delay": ["retry_max_delay must be at least retry_initial_delay."]}
-            )
-        attrs["script_path"] = str(script)
-        attrs["_plan"] = {"command": command + attrs["args"], "cwd": str(cwd)}
-        return attrs
+    @property
+    def run_request(self) -> RunRequest:
+        request: RunRequest = self.validated_data["_request"]
+        return request
 
     def run_params(self) -> dict[str, Any]:
         data = dict(self.validated_data)
-        data.pop("_plan", None)
+        data.pop("_request", None)
         data.pop("dry_run", None)
         return data
 
     def execution_plan(self) -> dict[str, Any]:
         """What ``dry_run`` answers: nothing is started."""
-        data = self.validated_data
-        policy = RetryPolicy(
-            enabled=data["retry_on_failure"],
-            max_attempts=data["retry_max_attempts"],
-            strategy=data["retry_strategy"],
-            initial_delay=data["retry_initial_delay"],
-            max_delay=data["retry_max_delay"],
-            multiplier=data["retry_multiplier"],
-            max_time=data["retry_max_time"],
-        )
-        base = ["PATH", "HOME", "LANG", "TZ", "SCRIPTOPS_RUN_ID", "SCRIPTOPS_CORRELATION_ID"]
-        base.append("SCRIPTOPS_LOG_LEVEL")
-        return {
-            "dry_run": True,
-            "valid": True,
-            "script_path": data["script_path"],
-            "command": data["_plan"]["command"],
-            "cwd": data["_plan"]["cwd"],
-            "env": sorted(base + list(data["env_vars"])),
-            "timeout": data["timeout"],
-            "stop_grace": settings.STOP_GRACE,
-            "max_attempts": data["retry_max_attempts"] if data["retry_on_failure"] else 1,
-            "retry_delays": policy.schedule(),
-            "retry_strategy": data["retry_strategy"] if data["retry_on_failure"] else None,
-        }
+        return dry_run_answer(self.run_request)
 
 
 class RunSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]

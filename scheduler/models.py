@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -25,7 +24,8 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone as django_timezone
 
-from runs.models import LogLevel, RetryStrategy
+from runs.models import RUN_OPTION_FIELDS as RUN_OPTION_FIELDS  # the task's run options (re-exported)
+from runs.models import RunOptions
 from scheduler.schedules import Schedule, describe_cron, describe_interval
 
 ENV_UNSAFE = re.compile(r"[^A-Za-z0-9]")
@@ -69,7 +69,7 @@ class Outcome(models.TextChoices):
     ERROR = "error"  # the run could not be created (archived script, …; see reason)
 
 
-class ScheduledTask(models.Model):
+class ScheduledTask(RunOptions):
     """A script run on a schedule, on events, after other tasks, by webhook or by hand."""
 
     name = models.CharField(max_length=200)
@@ -92,20 +92,7 @@ class ScheduledTask(models.Model):
         help_text="The library script; its path is copied to script_path.",
     )
     script_path = models.CharField(max_length=4096)
-    args = models.JSONField(default=list, blank=True)
-    env_vars = models.JSONField(default=dict, blank=True)
-    timeout = models.FloatField(null=True, blank=True)
-    working_dir = models.CharField(max_length=4096, blank=True, null=True)  # noqa: DJ001 (as Run)
-    log_level = models.CharField(max_length=10, choices=LogLevel.choices, default=LogLevel.INFO)
-    retry_on_failure = models.BooleanField(default=False)
-    retry_max_attempts = models.PositiveIntegerField(default=3)
-    retry_strategy = models.CharField(
-        max_length=20, choices=RetryStrategy.choices, default=RetryStrategy.EXPONENTIAL
-    )
-    retry_initial_delay = models.FloatField(default=1.0)
-    retry_max_delay = models.FloatField(default=60.0)
-    retry_multiplier = models.FloatField(default=2.0)
-    retry_max_time = models.FloatField(default=300.0)
+    # args, env_vars, timeout, working_dir, log_level, retry_*: the run options (RunOptions)
     # -- when --
     schedule_type = models.CharField(
         max_length=10, choices=ScheduleType.choices, default=ScheduleType.NONE, db_index=True
@@ -204,25 +191,6 @@ class ScheduledTask(models.Model):
         if self.overlap_policy == OverlapPolicy.ALLOW and self.max_concurrent:
             return (self.concurrency_key, self.max_concurrent)
         return None
-
-    def run_options(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in RUN_OPTION_FIELDS}
-
-
-RUN_OPTION_FIELDS = (
-    "args",
-    "env_vars",
-    "timeout",
-    "working_dir",
-    "log_level",
-    "retry_on_failure",
-    "retry_max_attempts",
-    "retry_strategy",
-    "retry_initial_delay",
-    "retry_max_delay",
-    "retry_multiplier",
-    "retry_max_time",
-)
 
 
 class TaskEvent(models.Model):

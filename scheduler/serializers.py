@@ -3,14 +3,13 @@ shapes of the other endpoints."""
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from runs.serializers import RunRequestSerializer
+from runs.serializers import run_option_fields
 from scheduler.models import (
     EVENT_NAME,
     EVENT_NAME_MESSAGE,
@@ -39,13 +38,6 @@ READ_ONLY = (
     "webhook_token",
     "webhook_url",
 )
-
-
-def _run_option_fields() -> dict[str, serializers.Field]:  # type: ignore[type-arg]
-    """The run options, declared exactly as ``POST /api/run`` declares them (the service
-    validates them again with :class:`RunRequestSerializer`, with the script)."""
-    declared = RunRequestSerializer._declared_fields  # DRF's class-level field declarations
-    return {name: copy.deepcopy(declared[name]) for name in RUN_OPTION_FIELDS}
 
 
 class RelatedIdsField(serializers.ListField):
@@ -153,7 +145,9 @@ class TaskSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
     def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
         fields = super().get_fields()
-        for name, declared in _run_option_fields().items():
+        # The run options render and are documented as ``POST /api/run`` declares them; their
+        # values go to the service as sent (see to_internal_value).
+        for name, declared in run_option_fields(RUN_OPTION_FIELDS).items():
             if name == "env_vars":
                 continue  # declared above: no default (a PATCH must not reset it)
             declared.required = False
@@ -175,7 +169,12 @@ class TaskSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
             raise serializers.ValidationError(
                 {"webhook": ["Use POST (rotate) or DELETE /api/scheduler/tasks/{id}/webhook."]}
             )
-        return super().to_internal_value(data)
+        # The run options are checked once, with the script, by the service
+        # (runs.request.run_request_clean): passed on as sent. env_vars keeps its own field.
+        options = {name: data.pop(name) for name in RUN_OPTION_FIELDS if name != "env_vars" and name in data}
+        validated = super().to_internal_value(data)
+        validated.update(options)
+        return validated
 
     # -- output --
     def to_representation(self, instance: ScheduledTask) -> dict[str, Any]:
@@ -281,3 +280,16 @@ class PreviewQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
                 {"non_field_errors": ["Give either cron (with tz) or interval (seconds)."]}
             )
         return attrs
+
+
+class RunNowSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """``POST /api/scheduler/tasks/{id}/run``: an optional JSON body (or query string)."""
+
+    force = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "Admins only: run now whatever the overlap policy says (no skip, no cancel, no "
+            "waiting); recorded in the history as forced, with who forced it."
+        ),
+    )

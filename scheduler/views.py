@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from django.db.models import QuerySet
+from django.http import QueryDict
 from django.urls import reverse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -20,8 +21,9 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from core.errors import TooLarge
-from core.roles import Capability
+from core.errors import Forbidden, TooLarge
+from core.permissions import caller, effective_role
+from core.roles import Capability, role_allows
 from runs.serializers import RunSerializer, run_record
 from scheduler import conf
 from scheduler.filters import TaskFilter, TaskRunFilter
@@ -36,7 +38,7 @@ from scheduler.schedules import (
     zone,
 )
 from scheduler.selectors import due_tasks, last_runs, task_graph, tasks_with_relations
-from scheduler.serializers import PreviewQuerySerializer, TaskRunSerializer, TaskSerializer
+from scheduler.serializers import PreviewQuerySerializer, RunNowSerializer, TaskRunSerializer, TaskSerializer
 from scheduler.services import (
     event_fire,
     hook_fire,
@@ -51,6 +53,25 @@ from scheduler.services import (
 WEBHOOK_ANSWER = inline_serializer(
     "WebhookToken", {"webhook_token": serializers.CharField(), "webhook_url": serializers.URLField()}
 )
+
+
+def _run_now_force(request: Request) -> bool:
+    """``force`` of a run-now request: from the JSON body, else the query string."""
+    body = request.data if request.data is not None else {}
+    if isinstance(body, QueryDict):
+        body = body.dict()
+    if not isinstance(body, dict):
+        raise serializers.ValidationError(
+            {"non_field_errors": ['Expected a JSON object (empty, or {"force": true}).']}
+        )
+    data: dict[str, Any] = {}
+    if "force" in body:
+        data["force"] = body["force"]
+    elif "force" in request.query_params:
+        data["force"] = request.query_params["force"]
+    query = RunNowSerializer(data=data)
+    query.is_valid(raise_exception=True)
+    return bool(query.validated_data["force"])
 
 
 def webhook_url(request: Request, raw: str) -> str:
@@ -114,20 +135,59 @@ class TaskViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         return Response(TaskSerializer(fresh, context=self.get_serializer_context()).data)
 
     @extend_schema(
-        request=None,
+        request=RunNowSerializer,
+        parameters=[
+            OpenApiParameter(
+                "force",
+                OpenApiTypes.BOOL,
+                OpenApiParameter.QUERY,
+                description="Same as the body's force (admins only); the body wins if both are given.",
+            )
+        ],
         responses={
             202: inline_serializer(
-                "TaskRunNow", {"task_id": serializers.IntegerField(), "run": RunSerializer()}
-            )
+                "TaskRunNow",
+                {
+                    "task_id": serializers.IntegerField(),
+                    "run": RunSerializer(),
+                    "outcome": serializers.CharField(help_text="Always queued."),
+                    "reason": serializers.CharField(
+                        help_text="What the overlap policy did (waits for, cancelled), or who forced it."
+                    ),
+                },
+            ),
+            400: OpenApiResponse(description="force is not a boolean, or the body is not a JSON object."),
+            403: OpenApiResponse(description="force=true by a non-admin."),
+            409: OpenApiResponse(
+                description=(
+                    "error overlap_skipped: a run is active and the overlap policy (skip, or queue "
+                    "with one already waiting) skipped this one, recorded in the history; or "
+                    "error conflict: the task's library script cannot run."
+                )
+            ),
         },
     )
     @action(detail=True, methods=["post"])
     def run(self, request: Request, pk: str | None = None) -> Response:
-        """Run now: always queued (the overlap policy does not apply; the concurrency key does)."""
+        """Run now, under the task's overlap policy like a scheduled fire (see docs/scheduler.md).
+
+        ``force`` (JSON body or query; admins only) bypasses the policy.
+        """
         task = self.get_object()
-        entry = task_run_now(task=task, user=request.user)
-        assert entry.run is not None
-        return Response({"task_id": task.pk, "run": run_record(entry.run)}, status=status.HTTP_202_ACCEPTED)
+        force = _run_now_force(request)
+        if force and not role_allows(effective_role(request) or "", Capability.ADMIN):
+            raise Forbidden("Only an admin may force a run (force=true).")
+        entry = task_run_now(task=task, user=caller(request), force=force)
+        assert entry.run is not None  # task_run_now raises when no run starts
+        return Response(
+            {
+                "task_id": task.pk,
+                "run": run_record(entry.run),
+                "outcome": entry.outcome,
+                "reason": entry.reason,
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(request=None, responses={200: TaskSerializer})
     @action(detail=True, methods=["post"])

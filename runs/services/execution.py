@@ -19,20 +19,12 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
-from runs import conf
 from runs.engine import Limits, Outcome, Sample, Stats, Supervisor
 from runs.events import OutputNotifier, run_changed
-from runs.logstore import LogReader, LogWriter
+from runs.logstore import STREAM_CODES, LogReader, LogWriter
 from runs.models import Control, EventKind, Run, RunAttempt, RunEvent, RunStatus
-from runs.plan import (
-    PlanError,
-    RetryPolicy,
-    base_environment,
-    check_env_vars,
-    interpreter_for,
-    resolve_script,
-    resolve_working_dir,
-)
+from runs.plan import PlanError, RetryPolicy
+from runs.request import RunRequest, plan_resolve
 from runs.services.concurrency import run_claim, runs_start_waiting
 
 logger = logging.getLogger(__name__)
@@ -46,24 +38,18 @@ def _aware(ts: float) -> datetime:
 
 
 def build_plan(run: Run) -> dict[str, Any]:
-    """Resolve everything needed to spawn ``run``. Raises :class:`PlanError`."""
-    roots = conf.allowed_roots()
-    script = resolve_script(run.script_path, roots)
-    cwd = resolve_working_dir(run.working_dir, script, roots)
-    command = interpreter_for(script, python=settings.SCRIPT_PYTHON) + [str(a) for a in run.args]
-    env = base_environment(
+    """Resolve everything needed to spawn ``run``, as the file system stands now: the check
+    the API made (:func:`runs.request.plan_resolve`), made again. Raises :class:`PlanError`.
+
+    Returns the plan's ``script``, ``command``, ``cwd`` and ``env`` as plain data.
+    """
+    plan = plan_resolve(
+        RunRequest.of_record(run.request_parameters()),
         run_id=str(run.pk),
         correlation_id=str(run.correlation_id),
-        log_level=run.log_level,
-        path=settings.SCRIPT_PATH,
-        python_script=script.suffix.lower() == ".py",
+        system_env=run.system_env,  # set by ScriptOps itself (never from a request): SCRIPTOPS_*
     )
-    env.update(check_env_vars(run.env_vars, settings.ENV_DENY))
-    # Set by ScriptOps itself (never from a request): names are SCRIPTOPS_*.
-    env.update(
-        {name: str(value) for name, value in (run.system_env or {}).items() if name.startswith("SCRIPTOPS_")}
-    )
-    return {"script": str(script), "command": command, "cwd": str(cwd), "env": env}
+    return plan.as_dict()
 
 
 def retry_policy(run: Run) -> RetryPolicy:
@@ -119,6 +105,9 @@ class DbReporter:
         if self.attempt_pk is not None:
             return
         fields: dict[str, Any] = {"attempts": self.attempt, "resolved_path": self.plan["script"]}
+        if not self.run.working_dir:
+            # Defaulted (the script's folder): the record says where it really ran.
+            fields["working_dir"] = self.plan["cwd"]
         if pid is not None:
             fields.update(pid=pid, pid_create_time=create_time)
         with transaction.atomic():
@@ -255,8 +244,10 @@ def run_execute(*, run_id: str) -> str | None:
     outcomes: list[Outcome] = []
     control_seen: datetime | None = None
     closing: tuple[int, Outcome] | None = None  # the last attempt, closed with the run
+    stderr_from = 0  # where the last attempt's stderr begins: the error summary shows only it
     try:
         for number in range(1, attempts_allowed + 1):
+            stderr_from = writer.stream_bytes[STREAM_CODES["stderr"]]
             if attempts_allowed > 1:
                 marker = f"=== attempt {number} of {attempts_allowed} ===\n"
                 writer.write("system", marker.encode(), time.time())
@@ -295,7 +286,7 @@ def run_execute(*, run_id: str) -> str | None:
                 break
     finally:
         writer.close()
-    status = _finalise(run, outcomes, writer, closing=closing)
+    status = _finalise(run, outcomes, writer, closing=closing, stderr_from=stderr_from)
     run_changed(run_id)
     if run.concurrency_key:
         runs_start_waiting(key=run.concurrency_key)  # a slot is free: the next in line starts
@@ -353,16 +344,23 @@ def _attempt_close(attempt_pk: int, outcome: Outcome) -> None:
     )
 
 
-def _stderr_tail(run: Run) -> str:
+def _stderr_tail(run: Run, *, since: int = 0) -> str:
+    """The last ``STDERR_SNIPPET_BYTES`` of stderr written from byte ``since`` on (the last
+    attempt's start: earlier attempts' output is in the log, not in the summary)."""
     reader = LogReader(run.output_dir)
     end = reader.size(stream="stderr")
-    data, _ = reader.read_bytes(stream="stderr", offset=max(0, end - STDERR_SNIPPET_BYTES))
+    data, _ = reader.read_bytes(stream="stderr", offset=max(since, end - STDERR_SNIPPET_BYTES))
     return data[-STDERR_SNIPPET_BYTES:].decode("utf-8", errors="replace")
 
 
 @transaction.atomic  # the terminal status, its last attempt and final event: one write
 def _finalise(
-    run: Run, outcomes: list[Outcome], writer: LogWriter, *, closing: tuple[int, Outcome] | None
+    run: Run,
+    outcomes: list[Outcome],
+    writer: LogWriter,
+    *,
+    closing: tuple[int, Outcome] | None,
+    stderr_from: int = 0,
 ) -> str:
     if closing is not None:
         _attempt_close(*closing)
@@ -379,7 +377,10 @@ def _finalise(
     summary = None
     if last.run_status != "success":
         summary = run.error_summary_for(
-            exit_code=exit_code, stderr_snippet=_stderr_tail(run), status=last.run_status, reason=last.reason
+            exit_code=exit_code,
+            stderr_snippet=_stderr_tail(run, since=stderr_from),
+            status=last.run_status,
+            reason=last.reason,
         )
     Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
         status=status,

@@ -25,7 +25,8 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from core.errors import Conflict, NotFound
+from core.errors import Conflict, Forbidden, NotFound
+from core.models import User
 from library.services import script_run_params
 from runs.models import ACTIVE, TERMINAL, Run, RunStatus
 from runs.services import (
@@ -89,11 +90,15 @@ def task_environment(
     return env
 
 
-def _run_params(task: ScheduledTask, *, env: dict[str, str]) -> dict[str, Any]:
+def _run_params(task: ScheduledTask, *, env: dict[str, str], force: bool = False) -> dict[str, Any]:
     """The fields of a run of ``task`` (raises Conflict for a library script that cannot run)."""
     # system_env: set by ScriptOps, not the caller, so SCRIPTOPS_* names pass the deny list.
     params: dict[str, Any] = {**task.run_options(), "system_env": env}
-    concurrency = task.concurrency()
+    concurrency: tuple[str, int | None] | None = task.concurrency()
+    if force and concurrency is not None:
+        # A forced run starts now (no limit of its own) but keeps the task's key, so the
+        # runs of ``queue``/``cancel_previous``/``max_concurrent`` still count it.
+        concurrency = (concurrency[0], None)
     if task.script is not None:
         return script_run_params(script=task.script, params=params, concurrency=concurrency)
     params["script_path"] = task.script_path
@@ -126,13 +131,15 @@ def task_fire(
     upstream: dict[str, dict[str, Any]] | None = None,
     payload: str | None = None,
     reason: str = "",
+    force: bool = False,
 ) -> TaskRun:
     """Start a run of ``task`` unless its overlap policy says no; record what happened.
 
-    The overlap policy applies to every trigger but ``manual`` (a manual run always
-    queues), and every run carries the task's concurrency key: see
-    :meth:`ScheduledTask.concurrency`. A run that cannot be created (an archived library
-    script) is recorded with outcome ``error``; a manual run raises instead (409).
+    The overlap policy applies to every trigger, ``manual`` included, and every run
+    carries the task's concurrency key: see :meth:`ScheduledTask.concurrency`. ``force``
+    (a manual run by an admin: the caller checks) bypasses the policy: see
+    :func:`task_run_now`. A run that cannot be created (an archived library script) is
+    recorded with outcome ``error``; a manual run raises instead (409).
     """
     with transaction.atomic():
         # The row lock serialises decisions about one task across processes (PostgreSQL;
@@ -151,6 +158,7 @@ def task_fire(
             upstream=upstream,
             payload=payload,
             reason=reason,
+            force=force,
         )
 
 
@@ -176,13 +184,15 @@ def _decide(
     payload: str | None = None,
     reason: str = "",
     active: list[tuple[Any, str]] | None = None,
+    force: bool = False,
 ) -> tuple[TaskRun, dict[str, Any] | None]:
     """What firing ``task`` does, nothing saved yet: its history entry and, when a run is
     to start, the run's fields (the caller creates the run and links it to the entry).
 
-    The overlap policy is applied here (``cancel_previous`` cancels at once). ``active``
-    is the task's active runs (oldest first) when the caller already looked them up under
-    the same lock (the tick does it for all its due tasks in one query)."""
+    The overlap policy is applied here (``cancel_previous`` cancels at once), unless
+    ``force``: then the run starts alongside the active ones and its entry says who forced
+    it. ``active`` is the task's active runs (oldest first) when the caller already looked
+    them up under the same lock (the tick does it for all its due tasks in one query)."""
     base: dict[str, Any] = {
         "trigger": trigger,
         "event": event,
@@ -191,34 +201,35 @@ def _decide(
         "upstream": {name: _public(info) for name, info in (upstream or {}).items()},
     }
     notes = [reason] if reason else []
-    if trigger != Trigger.MANUAL:
-        if active is None:
-            active = _active_runs([task.pk]).get(task.pk, [])
-        if active:
-            policy = task.overlap_policy
-            run_id, status = active[0]
-            if policy == OverlapPolicy.SKIP:
-                skip = f"Previous run {run_id} is still {status} (overlap policy skip)."
-                return _entry(task, outcome=Outcome.SKIPPED, reason=skip, **base), None
-            if policy == OverlapPolicy.QUEUE and len(active) >= 2:
-                skip = (
-                    f"Run {active[-1][0]} is already waiting behind run {run_id} "
-                    "(overlap policy queue keeps at most one waiting)."
-                )
-                return _entry(task, outcome=Outcome.SKIPPED, reason=skip, **base), None
-            if policy == OverlapPolicy.QUEUE:
-                notes.append(f"Waits for run {run_id} (overlap policy queue).")
-            elif policy == OverlapPolicy.CANCEL_PREVIOUS:
-                for pk, _ in active:
-                    try:
-                        run_control(run=Run.objects.get(pk=pk), command="cancel", user=user)
-                    except Conflict:
-                        pass  # it finished meanwhile
-                ids = ", ".join(str(pk) for pk, _ in active)
-                notes.append(f"Cancelled previous run(s) {ids}; starts once they have stopped.")
+    if active is None:
+        active = _active_runs([task.pk]).get(task.pk, [])
+    if force:
+        notes.append(_forced_note(task, user=user, active=active))
+    elif active:
+        policy = task.overlap_policy
+        run_id, status = active[0]
+        if policy == OverlapPolicy.SKIP:
+            skip = f"Previous run {run_id} is still {status} (overlap policy skip)."
+            return _entry(task, outcome=Outcome.SKIPPED, reason=skip, **base), None
+        if policy == OverlapPolicy.QUEUE and len(active) >= 2:
+            skip = (
+                f"Run {active[-1][0]} is already waiting behind run {run_id} "
+                "(overlap policy queue keeps at most one waiting)."
+            )
+            return _entry(task, outcome=Outcome.SKIPPED, reason=skip, **base), None
+        if policy == OverlapPolicy.QUEUE:
+            notes.append(f"Waits for run {run_id} (overlap policy queue).")
+        elif policy == OverlapPolicy.CANCEL_PREVIOUS:
+            for pk, _ in active:
+                try:
+                    run_control(run=Run.objects.get(pk=pk), command="cancel", user=user)
+                except Conflict:
+                    pass  # it finished meanwhile
+            ids = ", ".join(str(pk) for pk, _ in active)
+            notes.append(f"Cancelled previous run(s) {ids}; starts once they have stopped.")
     env = task_environment(task=task, trigger=trigger, event=event, upstream=upstream, payload=payload)
     try:
-        params = _run_params(task, env=env)
+        params = _run_params(task, env=env, force=force)
     except Conflict as exc:
         if trigger == Trigger.MANUAL:
             raise
@@ -245,9 +256,40 @@ def _public(info: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in info.items() if key != "env_name"}
 
 
-def task_run_now(*, task: ScheduledTask, user: Any = None, now: datetime | None = None) -> TaskRun:
-    """A manual run: always queued (with the task's concurrency key), enabled or not."""
-    return task_fire(task=task, trigger=Trigger.MANUAL, user=user, now=now)
+# The ``code`` of the 409 a manual run answers when the overlap policy skips it.
+OVERLAP_SKIPPED = "overlap_skipped"
+
+
+def task_run_now(
+    *, task: ScheduledTask, user: User | None = None, now: datetime | None = None, force: bool = False
+) -> TaskRun:
+    """Run now (enabled or not), under the task's overlap policy like any other trigger:
+    ``queue`` waits behind the active run, ``cancel_previous`` cancels it first, ``allow``
+    runs alongside, and ``skip`` (or ``queue`` with one already waiting) records a
+    ``skipped`` entry, then raises :class:`Conflict` with code ``overlap_skipped`` (409).
+
+    ``force`` bypasses the policy: the run starts at once, alongside any active run (none
+    is cancelled), and its entry records who forced it. Admins only — the caller checks
+    the role (an API key may carry less than its user's); a force with no user is refused.
+    """
+    if force and user is None:
+        raise Forbidden("A forced run needs a known user (an admin).")
+    entry = task_fire(task=task, trigger=Trigger.MANUAL, user=user, now=now, force=force)
+    if entry.outcome == Outcome.SKIPPED:
+        # Raised after task_fire's transaction: the skip stays in the history, as a
+        # skipped tick's does, and the caller is told why nothing started.
+        raise Conflict(f"Run skipped: {entry.reason}", code=OVERLAP_SKIPPED)
+    return entry
+
+
+def _forced_note(task: ScheduledTask, *, user: User | None, active: list[tuple[Any, str]]) -> str:
+    """The history's record of a forced run: who, and what the policy would have done."""
+    who = user.get_username() if user is not None else "unknown"
+    note = f"Forced by {who}: overlap policy {task.overlap_policy} bypassed"
+    if not active:
+        return note + " (no run was active)."
+    ids = ", ".join(str(pk) for pk, _ in active)
+    return note + f"; runs alongside active run(s) {ids}."
 
 
 # -- events and webhooks ------------------------------------------------------------------

@@ -19,7 +19,7 @@ from django.utils import timezone
 from core.errors import Conflict, InvalidInput
 from library.models import Script
 from library.services import script_run_check
-from runs.serializers import RunRequestSerializer
+from runs.request import RunRequestInvalid, run_request_clean
 from scheduler.models import (
     EVENT_NAME,
     EVENT_NAME_MESSAGE,
@@ -220,14 +220,15 @@ def _clean_script_and_options(
         options["env_vars"] = {
             name: stored[name] if value == MASKED and name in stored else value for name, value in env.items()
         }
-    request = RunRequestSerializer(data={"script_path": raw_path, **options})
-    if not request.is_valid():
+    try:
+        request = run_request_clean({"script_path": raw_path, **options})
+    except RunRequestInvalid as exc:
         at = "script_id" if script is not None else "script_path"
-        for name, messages in request.errors.items():
-            for message in messages if isinstance(messages, list) else [messages]:
-                out.error(at if name == "script_path" else name, str(message))
+        for name, messages in exc.fields.items():
+            for message in messages:
+                out.error(at if name == "script_path" else name, message)
         return
-    params = request.run_params()
+    params = request.run_fields()
     out.fields["script"] = script
     out.fields["script_path"] = script.path if script is not None else params["script_path"]
     for name in RUN_OPTION_FIELDS:

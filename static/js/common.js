@@ -245,7 +245,7 @@
   SO.isActive = (run) => run.status === "queued" || run.status === "running";
 
   // -- toasts ----------------------------------------------------------------------
-  SO.toast = function toast(message, { kind = "info", link, timeout } = {}) {
+  SO.toast = function toast(message, { kind = "info", link, action, timeout } = {}) {
     const root = document.getElementById("toasts");
     if (!root) return;
     const close = SO.h("button.toast-close", { type: "button", "aria-label": "Dismiss" }, "×");
@@ -254,12 +254,19 @@
       { role: kind === "error" ? "alert" : "status" },
       SO.h("span.toast-msg", null, message),
       link ? SO.h("a.toast-link", { href: link.href }, link.label) : null,
+      action ? SO.h("button.toast-link.toast-action", { type: "button", dataset: { action: action.name || "" } }, action.label) : null,
       close,
     );
     const remove = () => {
       node.classList.add("leaving");
       setTimeout(() => node.remove(), 200);
     };
+    if (action) {
+      SO.$(".toast-action", node).addEventListener("click", () => {
+        remove();
+        action.onClick();
+      });
+    }
     close.addEventListener("click", remove);
     root.append(node);
     setTimeout(remove, timeout || (kind === "error" || link ? 10000 : 6000));

@@ -332,7 +332,6 @@ def test_the_content_viewer_explains_why_a_binary_file_is_not_shown(
     no_page_errors(page)
 
 
-
 def test_a_script_that_does_not_parse_is_flagged_in_the_list_and_its_sheet(
     login: Callable[[str], Page], stack: Stack, api: httpx.Client
 ) -> None:
@@ -348,6 +347,7 @@ def test_a_script_that_does_not_parse_is_flagged_in_the_list_and_its_sheet(
     sheet = page.locator("[data-testid=script-sheet]")
     expect(sheet.locator("[data-alert=parse-error]")).to_contain_text("It does not parse: SyntaxError")
     no_page_errors(page)
+
 
 def test_editing_the_status_and_owner_is_saved_and_audited(
     login: Callable[[str], Page], stack: Stack, api: httpx.Client

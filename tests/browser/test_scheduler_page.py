@@ -10,7 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import RUN_TIMEOUT, no_page_errors, screenshot
+from tests.browser.conftest import RUN_TIMEOUT, no_page_errors, screenshot, write_script
 
 pytestmark = pytest.mark.browser
 
@@ -370,4 +370,39 @@ def test_the_page_works_at_a_narrow_width(login: Callable[[str], Page], api: htt
     dialog = open_new_task_form(page)
     expect(dialog.locator("[data-testid=task-save]")).to_be_in_viewport()
     screenshot(page, "scheduler-narrow-form")
+    no_page_errors(page)
+
+
+def test_run_now_honours_the_overlap_policy_and_an_admin_may_run_it_anyway(
+    login: Callable[[str], Page], api: httpx.Client, stack: Any
+) -> None:
+    write_script(stack, "slow_job.py", "import time\ntime.sleep(60)\n")
+    task = create_task(
+        api,
+        name="one-at-a-time",
+        script_path="slow_job.py",
+        schedule_type="interval",
+        interval_seconds=3600,
+        overlap_policy="skip",
+    )
+    page = login("adm")
+    page.goto("/scheduler/")
+    run_button = task_row(page, "one-at-a-time").locator("[data-action=run]")
+    run_button.click()
+    expect(page.locator("#toasts .toast-success", has_text="Started “one-at-a-time”")).to_be_visible()
+
+    # The first run is still going: the policy skips the second, and says so as a warning.
+    run_button.click()
+    skipped = page.locator("#toasts .toast-warn", has_text="Skipped “one-at-a-time”")
+    expect(skipped).to_contain_text("overlap policy skip")
+    expect(page.locator("#toasts .toast-error")).to_have_count(0)
+
+    # An admin may run it anyway: recorded as forced, by whom.
+    skipped.locator("[data-action=force]").click()
+    expect(page.locator("#toasts .toast-success", has_text="Forced by adm")).to_be_visible()
+    runs = api.get(f"/api/scheduler/tasks/{task['id']}/runs").json()
+    entries = runs["results"] if isinstance(runs, dict) else runs
+    assert any("Forced by adm" in (entry.get("reason") or "") for entry in entries)
+    for run in api.get("/api/runs", params={"status": "running", "page_size": 50}).json()["results"]:
+        api.post(f"/api/runs/{run['id']}/kill")
     no_page_errors(page)

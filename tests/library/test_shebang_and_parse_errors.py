@@ -206,10 +206,6 @@ def test_an_extensionless_shebang_script_runs_from_the_library(roots: Path, clie
         assert expected in executor.get(f"/api/runs/{run_id}/logs").content.decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs runs/plan.py + runs/services/execution.py: python_script from the shebang, not only .py",
-)
 def test_an_extensionless_python_script_runs_unbuffered(roots: Path) -> None:
     script = write(roots / "team" / "tail-logs", "#!/usr/bin/env python3\nprint('line')\n")
 

@@ -16,6 +16,7 @@ from runs.plan import (
     base_environment,
     check_env_vars,
     interpreter_for,
+    is_python_script,
     resolve_script,
     resolve_working_dir,
     within_roots,
@@ -349,3 +350,24 @@ def test_schedule_stops_when_max_time_would_be_passed():
 def test_schedule_for_jitter_gives_the_upper_bounds():
     p = policy("exponential_jitter", initial_delay=1.0, max_delay=5.0, max_attempts=6)
     assert p.schedule() == [1.0, 2.0, 4.0, 5.0, 5.0]
+
+
+@pytest.mark.parametrize(
+    ("first_line", "python"),
+    [
+        (b"#!/usr/bin/env python3\n", True),
+        (b"#!/usr/bin/python3.11 -u\n", True),
+        (b"#!/usr/bin/env -S python3 -u\n", True),
+        (b"#!/opt/venv/bin/pypy3\n", True),
+        (b"#!/bin/bash\n", False),
+        (b"#!/usr/bin/env node\n", False),
+        (b"print('no shebang')\n", False),
+    ],
+)
+def test_a_script_without_extension_is_python_by_its_shebang(
+    tmp_path, first_line: bytes, python: bool
+) -> None:
+    script = tmp_path / "job"
+    script.write_bytes(first_line + b"print(1)\n")
+    assert is_python_script(script) is python
+    assert is_python_script(tmp_path / "any.py") is True  # by its extension, even unread

@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from rest_framework.test import APIClient
 
+from core.errors import Conflict
 from runs.models import Control, Run, RunStatus
 from scheduler.models import Outcome, ScheduledTask, TaskRun, Trigger
 from scheduler.services import task_fire, task_run_now, tasks_fire_due
@@ -116,7 +117,9 @@ def test_skip_runs_carry_no_concurrency_key(make_task: Callable[..., ScheduledTa
     assert (entry.run.concurrency_key, entry.run.concurrency_limit) == ("", None)
 
 
-def test_a_manual_run_always_queues_but_with_the_same_key(make_task: Callable[..., ScheduledTask]) -> None:
+def test_a_manual_run_queues_under_the_queue_policy_with_the_same_key(
+    make_task: Callable[..., ScheduledTask],
+) -> None:
     task = make_task("t", interval_seconds=10, now=NOW, overlap_policy="queue")
     [scheduled] = tick_at(10)
     start(scheduled.run)
@@ -129,8 +132,9 @@ def test_a_manual_run_always_queues_but_with_the_same_key(make_task: Callable[..
     assert scheduled.run is not None
     scheduled.run.refresh_from_db()
     assert scheduled.run.status == RunStatus.RUNNING  # not cancelled, not skipped
-    # A second manual run queues too: the overlap policy's one waiting place does not apply.
-    assert task_run_now(task=task).outcome == Outcome.QUEUED
+    # A second manual run is skipped, as a tick would be: the queue policy keeps one waiting.
+    with pytest.raises(Conflict, match="already waiting"):
+        task_run_now(task=task)
 
 
 def test_run_now_endpoint_answers_202_with_the_run_record(

@@ -16,7 +16,7 @@
   const S = (SO.scheduler = {});
 
   const root = SO.$("#scheduler");
-  S.can = { run: root.dataset.canRun === "1", manage: root.dataset.canManage === "1" };
+  S.can = { run: root.dataset.canRun === "1", manage: root.dataset.canManage === "1", force: root.dataset.isAdmin === "1" };
   S.API = "/api/scheduler";
   S.POLL_MS = 5000;
   S.SVG_NS = "http://www.w3.org/2000/svg";

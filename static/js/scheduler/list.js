@@ -254,22 +254,32 @@
   }
 
   // -- task actions --------------------------------------------------------------------
-  async function runNow(task, button) {
-    if (isBusy(button)) return;
-    setBusy(button, true);
+  // Run now follows the task's overlap policy: a skip is a 409 "overlap_skipped" (recorded
+  // in the history like a skipped fire), which an admin may override with force.
+  async function runNow(task, button, { force = false } = {}) {
+    if (button && isBusy(button)) return;
+    if (button) setBusy(button, true);
     try {
-      const result = await SO.api("POST", `${API}/tasks/${task.id}/run`);
+      const result = await SO.api("POST", `${API}/tasks/${task.id}/run`, force ? { force: true } : undefined);
       const run = result.run || {};
-      SO.toast(`Started “${task.name}” (run ${fmt.shortId(run.id)}).`, {
+      const how = result.reason ? ` ${result.reason}.` : "";
+      SO.toast(`Started “${task.name}” (run ${fmt.shortId(run.id)}).${how}`, {
         kind: "success",
         link: run.id ? { href: `/runs/${run.id}/`, label: "Watch it live →" } : undefined,
       });
+    } catch (err) {
+      if (err.code === "overlap_skipped") {
+        SO.toast(`Skipped “${task.name}”: ${err.message}`, {
+          kind: "warn",
+          action: can.force ? { name: "force", label: "Run anyway", onClick: () => runNow(task, null, { force: true }) } : undefined,
+        });
+      } else {
+        SO.toast(`Could not run “${task.name}”: ${err.message}`, { kind: "error" });
+      }
+    } finally {
+      if (button) setBusy(button, false);
       scheduleReload(400);
       if (drawer.id === task.id) S.loadHistory({ reset: true });
-    } catch (err) {
-      SO.toast(`Could not run “${task.name}”: ${err.message}`, { kind: "error" });
-    } finally {
-      setBusy(button, false);
     }
   }
 

@@ -1,0 +1,533 @@
+"""One run request, in plain Python: what the API, a library script's run, a scheduled task
+and the worker pass around.
+
+:func:`run_request_clean` turns raw input (a JSON object, a form, a task's stored options)
+into a :class:`RunRequest` or raises :class:`RunRequestInvalid` naming every bad field;
+:func:`plan_resolve` turns a request into the :class:`Plan` the engine spawns (the real
+script inside the allowed roots, its interpreter, its directory and environment). The API
+resolves the plan to answer 400s and ``dry_run`` early; the worker resolves it again just
+before spawning, because the file system may have changed in between. The worker's answer
+wins.
+
+The field rules and messages are those ``POST /api/run`` has always answered with (they
+were DRF fields' once): clients and tests read them, so a change here is an API change.
+No DRF and no Channels here: services import this module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final, TypeAlias
+
+from django.conf import settings
+
+from runs import conf
+from runs.plan import (
+    PlanError,
+    RetryPolicy,
+    base_environment,
+    check_env_vars,
+    interpreter_for,
+    is_python_script,
+    resolve_script,
+    resolve_working_dir,
+)
+
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")  # runs.models.LogLevel
+RETRY_STRATEGIES: Final = ("linear", "exponential", "fibonacci", "exponential_jitter")  # RetryStrategy
+
+MAX_ARGS: Final = 1000
+MAX_ARG_LENGTH: Final = 32 * 1024
+MAX_PATH_LENGTH: Final = 4096
+MAX_NUMBER_STRING: Final = 1000  # a longer string is not parsed as a number (CPU guard)
+
+# Seed 001 RunRequest fields that later issues implement. Sent with a non-default value
+# they are refused, never silently ignored.
+UNSUPPORTED_FIELDS: Final = (
+    "enable_visualizer",
+    "visualizer_format",
+    "history_db",
+    "performance_gates",
+    "junit_output",
+    "save_baseline",
+    "load_baseline",
+    "alerts",
+    "slack_webhook",
+    "enable_code_analysis",
+    "enable_secret_scanning",
+    "enable_dependency_scanning",
+    "enable_cost_tracking",
+)
+_DEFAULTS_OF_UNSUPPORTED: dict[str, object] = {"visualizer_format": "text"}
+ALIASES: Final = {"path": "script_path"}
+
+TRUE_VALUES: Final[frozenset[object]] = frozenset({"t", "y", "yes", "true", "on", "1", 1})
+FALSE_VALUES: Final[frozenset[object]] = frozenset({"f", "n", "no", "false", "off", "0", 0})
+_INT_DECIMAL = re.compile(r"\.0*\s*$")  # "1.0" is an integer, "1.2" is not
+
+# The base environment's names a dry run lists (the values are the worker's).
+BASE_ENV_NAMES: Final = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "TZ",
+    "SCRIPTOPS_RUN_ID",
+    "SCRIPTOPS_CORRELATION_ID",
+    "SCRIPTOPS_LOG_LEVEL",
+)
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem with one field: a message for people, a stable code for programs."""
+
+    message: str
+    code: str = "invalid"
+
+
+# A field's problems: a list, or per key for a mapping field (``env_vars: {"A": [...]}``).
+FieldProblems: TypeAlias = list[Problem] | dict[str, list[Problem]]
+
+
+def _flat(problems: FieldProblems) -> list[str]:
+    if isinstance(problems, dict):
+        return [f"{key}: {p.message}" for key, items in problems.items() for p in items]
+    return [p.message for p in problems]
+
+
+class RunRequestInvalid(PlanError):
+    """A run request refused, naming every bad field (``fields``: ``{name: [message]}``).
+
+    ``problems`` keeps each message's code and the per-key shape of ``env_vars`` problems,
+    which the API's 400 answer shows as it always has.
+    """
+
+    def __init__(self, problems: Mapping[str, FieldProblems]):
+        self.problems: dict[str, FieldProblems] = dict(problems)
+        first = next(iter(self.problems.values()), [])
+        items = [p for ps in first.values() for p in ps] if isinstance(first, dict) else first
+        super().__init__(
+            {name: _flat(ps) for name, ps in self.problems.items()},
+            code=items[0].code if items else "invalid",
+        )
+
+    @classmethod
+    def of(cls, exc: PlanError) -> RunRequestInvalid:
+        return cls({exc.field: [Problem(exc.message, exc.code)]})
+
+
+class _Invalid(Exception):
+    """A field's value refused (internal: collected into :class:`RunRequestInvalid`)."""
+
+    def __init__(self, problems: FieldProblems):
+        super().__init__(problems)
+        self.problems = problems
+
+
+def _fail(message: str, code: str = "invalid") -> _Invalid:
+    return _Invalid([Problem(message, code)])
+
+
+# -- the request --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """A checked run request. ``script_path`` is the real path once :func:`run_request_clean`
+    has resolved it; ``working_dir`` is as given (None: the script's folder)."""
+
+    script_path: str
+    args: tuple[str, ...] = ()
+    timeout: float | None = None
+    log_level: str = "INFO"
+    retry_on_failure: bool = False
+    retry_max_attempts: int = 3
+    retry_strategy: str = "exponential"
+    retry_initial_delay: float = 1.0
+    retry_max_delay: float = 60.0
+    retry_multiplier: float = 2.0
+    retry_max_time: float = 300.0
+    working_dir: str | None = None
+    stream_output: bool = False
+    monitor_interval: float = 0.1
+    env_vars: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    enable_history: bool = True
+    dry_run: bool = False
+
+    @classmethod
+    def of_record(cls, values: Mapping[str, Any]) -> RunRequest:
+        """The request a stored run (or task) holds: ``values`` are checked already."""
+        names = [name for name in REQUEST_FIELDS if name in values]
+        fields = {name: values[name] for name in names}
+        fields["args"] = tuple(str(a) for a in fields.get("args") or ())
+        fields["env_vars"] = MappingProxyType(dict(fields.get("env_vars") or {}))
+        return cls(**fields)
+
+    def run_fields(self) -> dict[str, Any]:
+        """The fields of a :class:`runs.models.Run` for this request (``dry_run`` is not one)."""
+        return {
+            "script_path": self.script_path,
+            "args": list(self.args),
+            "timeout": self.timeout,
+            "log_level": self.log_level,
+            "retry_on_failure": self.retry_on_failure,
+            "retry_max_attempts": self.retry_max_attempts,
+            "retry_strategy": self.retry_strategy,
+            "retry_initial_delay": self.retry_initial_delay,
+            "retry_max_delay": self.retry_max_delay,
+            "retry_multiplier": self.retry_multiplier,
+            "retry_max_time": self.retry_max_time,
+            "working_dir": self.working_dir,
+            "stream_output": self.stream_output,
+            "monitor_interval": self.monitor_interval,
+            "env_vars": dict(self.env_vars),
+            "enable_history": self.enable_history,
+        }
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(
+            enabled=self.retry_on_failure,
+            max_attempts=self.retry_max_attempts,
+            strategy=self.retry_strategy,
+            initial_delay=self.retry_initial_delay,
+            max_delay=self.retry_max_delay,
+            multiplier=self.retry_multiplier,
+            max_time=self.retry_max_time,
+        )
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the engine spawns: never a shell string."""
+
+    script: Path
+    command: tuple[str, ...]
+    cwd: Path
+    env: Mapping[str, str]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "script": str(self.script),
+            "command": list(self.command),
+            "cwd": str(self.cwd),
+            "env": dict(self.env),
+        }
+
+
+# -- field rules (in the order fields are checked and their problems listed) ---------------
+
+_REQUIRED: Final = object()
+
+
+def _string(*, trim: bool, allow_blank: bool) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        if value == "" or (trim and str(value).strip() == ""):
+            if not allow_blank:
+                raise _fail("This field may not be blank.", "blank")
+            return ""
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise _fail("Not a valid string.")
+        text = str(value).strip() if trim else str(value)
+        problems: list[Problem] = []
+        if len(text) > MAX_PATH_LENGTH:
+            problems.append(
+                Problem(f"Ensure this field has no more than {MAX_PATH_LENGTH} characters.", "max_length")
+            )
+        if "\x00" in text:
+            problems.append(Problem("Null characters are not allowed.", "null_characters_not_allowed"))
+        surrogate = next((ch for ch in text if 0xD800 <= ord(ch) <= 0xDFFF), None)
+        if surrogate is not None:
+            problems.append(
+                Problem(
+                    f"Surrogate characters are not allowed: U+{ord(surrogate):X}.",
+                    "surrogate_characters_not_allowed",
+                )
+            )
+        if problems:
+            raise _Invalid(problems)
+        return text
+
+    return parse
+
+
+def _limits(value: float, *, low: float | None, high: float | None) -> None:
+    problems: list[Problem] = []
+    if high is not None and value > high:
+        problems.append(Problem(f"Ensure this value is less than or equal to {high}.", "max_value"))
+    if low is not None and value < low:
+        problems.append(Problem(f"Ensure this value is greater than or equal to {low}.", "min_value"))
+    if problems:
+        raise _Invalid(problems)
+
+
+def _integer(*, low: int, high: int) -> Callable[[object], int]:
+    def parse(value: object) -> int:
+        if isinstance(value, str) and len(value) > MAX_NUMBER_STRING:
+            raise _fail("String value too large.", "max_string_length")
+        try:
+            number = int(_INT_DECIMAL.sub("", str(value)))
+        except (ValueError, TypeError):
+            raise _fail("A valid integer is required.") from None
+        _limits(number, low=low, high=high)
+        return number
+
+    return parse
+
+
+def _number(*, low: float, high: float | None = None) -> Callable[[object], float]:
+    """A finite number: "nan", "inf", 1e400 and booleans are refused (NaN would be stored as
+    NULL by SQLite, infinity cannot be written as strict JSON)."""
+
+    def parse(value: object) -> float:
+        if isinstance(value, bool):
+            raise _fail("A valid number is required.")
+        if isinstance(value, str) and len(value) > MAX_NUMBER_STRING:
+            raise _fail("String value too large.", "max_string_length")
+        if not isinstance(value, (str, int, float)):  # what JSON and forms send, bar lists and dicts
+            raise _fail("A valid number is required.")
+        try:
+            number = float(value)
+        except ValueError:
+            raise _fail("A valid number is required.") from None
+        except OverflowError:
+            raise _fail("Integer value too large to convert to float", "overflow") from None
+        if not math.isfinite(number):
+            raise _fail("A finite number is required.", "not_finite")
+        _limits(number, low=low, high=high)
+        return number
+
+    return parse
+
+
+def _boolean(value: object) -> bool:
+    key = value.lower() if isinstance(value, str) else value
+    try:
+        if key in TRUE_VALUES:
+            return True
+        if key in FALSE_VALUES:
+            return False
+    except TypeError:  # unhashable (a list, a dict)
+        pass
+    raise _fail("Must be a valid boolean.")
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[object], str]:
+    def parse(value: object) -> str:
+        text = str(value)
+        if text not in choices:
+            raise _fail(f'"{value}" is not a valid choice.', "invalid_choice")
+        return text
+
+    return parse
+
+
+def _args(value: object) -> tuple[str, ...]:
+    """A list of arguments; a single string is split like a shell would (no shell runs)."""
+    if isinstance(value, str):
+        try:
+            value = shlex.split(value)
+        except ValueError as exc:
+            raise _fail(f"args could not be split: {exc}.", "unbalanced") from None
+    if not isinstance(value, list):
+        raise _fail("args must be a list of strings (or one string of arguments).")
+    out: list[str] = []
+    for item in value:
+        if isinstance(item, bool) or not isinstance(item, (str, int, float)):
+            raise _fail("args must be a list of strings (or one string of arguments).")
+        text = str(item)
+        if "\x00" in text:
+            raise _fail("An argument contains a NUL byte.", "nul")
+        if len(text) > MAX_ARG_LENGTH:
+            raise _fail(f"An argument is longer than {MAX_ARG_LENGTH} characters.", "too_long")
+        out.append(text)
+    if len(out) > MAX_ARGS:
+        raise _fail(f"At most {MAX_ARGS} arguments.", "too_many")
+    return tuple(out)
+
+
+def _env_vars(value: object) -> Mapping[str, str]:
+    if not isinstance(value, dict):
+        raise _fail(f'Expected a dictionary of items but got type "{type(value).__name__}".', "not_a_dict")
+    values: dict[str, object] = {}
+    problems: dict[str, list[Problem]] = {}
+    for key, item in value.items():
+        name = str(key)
+        if item is None:
+            problems[name] = [Problem("This field may not be null.", "null")]
+            continue
+        try:
+            json.dumps(item)
+        except (TypeError, ValueError):
+            problems[name] = [Problem("Value must be valid JSON.")]
+            continue
+        values[name] = item
+    if problems:
+        raise _Invalid(problems)
+    try:
+        return MappingProxyType(check_env_vars(values, settings.ENV_DENY))
+    except PlanError as exc:
+        raise _fail(exc.message) from None
+
+
+@dataclass(frozen=True)
+class _Rule:
+    parse: Callable[[object], object]
+    default: object = _REQUIRED  # a value, or a callable making one
+    allow_null: bool = False
+
+
+_RULES: Final[dict[str, _Rule]] = {
+    "script_path": _Rule(_string(trim=False, allow_blank=False)),
+    "args": _Rule(_args, default=tuple),
+    "timeout": _Rule(_number(low=0.1), default=None, allow_null=True),
+    "log_level": _Rule(_choice(LOG_LEVELS), default="INFO"),
+    "retry_on_failure": _Rule(_boolean, default=False),
+    "retry_max_attempts": _Rule(_integer(low=1, high=100), default=3),
+    "retry_strategy": _Rule(_choice(RETRY_STRATEGIES), default="exponential"),
+    "retry_initial_delay": _Rule(_number(low=0.0, high=86400), default=1.0),
+    "retry_max_delay": _Rule(_number(low=0.0, high=86400), default=60.0),
+    "retry_multiplier": _Rule(_number(low=1.0, high=100), default=2.0),
+    "retry_max_time": _Rule(_number(low=0.0, high=7 * 86400), default=300.0),
+    "working_dir": _Rule(_string(trim=True, allow_blank=True), default=None, allow_null=True),
+    "stream_output": _Rule(_boolean, default=False),
+    "monitor_interval": _Rule(_number(low=0.02, high=3600), default=0.1),
+    "env_vars": _Rule(_env_vars, default=lambda: MappingProxyType({})),
+    "enable_history": _Rule(_boolean, default=True),
+    "dry_run": _Rule(_boolean, default=False),
+}
+REQUEST_FIELDS: Final = tuple(_RULES)
+
+
+def _is_default_of_unsupported(name: str, value: object) -> bool:
+    """True if ``value`` asks for nothing: null, empty, false (also "false" from a form)."""
+    if value in (None, False, [], {}, "") or value == _DEFAULTS_OF_UNSUPPORTED.get(name):
+        return True
+    hashable = isinstance(value, (str, int, float))
+    return name.startswith("enable_") and hashable and value in FALSE_VALUES
+
+
+def _shape(data: Mapping[str, object]) -> dict[str, object]:
+    """The fields of ``data`` under their names, or the unknown and unsupported ones refused."""
+    values = dict(data)
+    for alias, name in ALIASES.items():
+        if alias in values and name not in values:
+            values[name] = values.pop(alias)
+    problems: dict[str, FieldProblems] = {}
+    for name in UNSUPPORTED_FIELDS:
+        if name in values:
+            value = values.pop(name)
+            if not _is_default_of_unsupported(name, value):
+                problems[name] = [Problem(f"{name} is not supported yet.")]
+    for name in sorted(set(values) - set(_RULES), key=str):
+        problems[name] = [Problem(f"Unknown field {name!r}.")]
+    if problems:
+        raise RunRequestInvalid(problems)
+    return values
+
+
+def _fields(values: Mapping[str, object]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    problems: dict[str, FieldProblems] = {}
+    for name, rule in _RULES.items():
+        try:
+            if name not in values:
+                if rule.default is _REQUIRED:
+                    raise _fail("This field is required.", "required")
+                out[name] = rule.default() if callable(rule.default) else rule.default
+            elif values[name] is None:
+                if not rule.allow_null:
+                    raise _fail("This field may not be null.", "null")
+                out[name] = None
+            else:
+                out[name] = rule.parse(values[name])
+        except _Invalid as exc:
+            problems[name] = exc.problems
+    if problems:
+        raise RunRequestInvalid(problems)
+    return out
+
+
+def run_request_clean(data: object) -> RunRequest:
+    """Check a run request and that it can run now: the script and working directory inside
+    the allowed roots, an interpreter for it (see :func:`plan_resolve`).
+
+    Raises :class:`RunRequestInvalid`: the unknown and unsupported fields first, then every
+    field's own problems, then the first path problem, then the retry delays.
+    """
+    if not isinstance(data, Mapping):
+        raise RunRequestInvalid(
+            {"non_field_errors": [Problem("Expected a JSON object with the run request's fields.")]}
+        )
+    request = RunRequest(**_fields(_shape(data)))
+    try:
+        plan = plan_resolve(request)
+    except PlanError as exc:
+        raise RunRequestInvalid.of(exc) from exc
+    request = replace(request, script_path=str(plan.script))
+    if request.retry_max_delay < request.retry_initial_delay:
+        raise RunRequestInvalid(
+            {"retry_max_delay": [Problem("retry_max_delay must be at least retry_initial_delay.")]}
+        )
+    return request
+
+
+def plan_resolve(
+    request: RunRequest,
+    *,
+    run_id: str = "",
+    correlation_id: str = "",
+    system_env: Mapping[str, object] | None = None,
+) -> Plan:
+    """Resolve what spawning ``request`` takes, as the file system stands now. Raises
+    :class:`~runs.plan.PlanError` naming the field (``script_path``, ``working_dir``,
+    ``env_vars``).
+
+    ``system_env``: variables set by ScriptOps itself (never from a request), so not subject
+    to the deny list; only ``SCRIPTOPS_*`` names are taken.
+    """
+    roots = conf.allowed_roots()
+    script = resolve_script(request.script_path, roots)
+    cwd = resolve_working_dir(request.working_dir, script, roots)
+    command = interpreter_for(script, python=settings.SCRIPT_PYTHON) + list(request.args)
+    env = base_environment(
+        run_id=run_id,
+        correlation_id=correlation_id,
+        log_level=request.log_level,
+        path=settings.SCRIPT_PATH,
+        python_script=is_python_script(script),
+    )
+    env.update(check_env_vars(request.env_vars, settings.ENV_DENY))
+    env.update(
+        {name: str(value) for name, value in (system_env or {}).items() if name.startswith("SCRIPTOPS_")}
+    )
+    return Plan(script=script, command=tuple(command), cwd=cwd, env=MappingProxyType(env))
+
+
+def dry_run_answer(request: RunRequest) -> dict[str, Any]:
+    """What ``dry_run`` answers (the plan, environment names only): nothing is started.
+    Raises :class:`~runs.plan.PlanError` if the request cannot run any more."""
+    plan = plan_resolve(request)
+    policy = request.retry_policy()
+    return {
+        "dry_run": True,
+        "valid": True,
+        "script_path": request.script_path,
+        "command": list(plan.command),
+        "cwd": str(plan.cwd),
+        "env": sorted([*BASE_ENV_NAMES, *request.env_vars]),
+        "timeout": request.timeout,
+        "stop_grace": settings.STOP_GRACE,
+        "max_attempts": request.retry_max_attempts if request.retry_on_failure else 1,
+        "retry_delays": policy.schedule(),
+        "retry_strategy": request.retry_strategy if request.retry_on_failure else None,
+    }

@@ -1,0 +1,196 @@
+"""One run request: ``run_request_clean`` and ``plan_resolve`` in plain Python, and the
+callers that share them (the API's serializer, a library script's run, a scheduled task,
+the worker)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+from core.errors import InvalidInput
+from core.roles import Role
+from runs.models import Run
+from runs.plan import PlanError
+from runs.request import RunRequest, RunRequestInvalid, dry_run_answer, plan_resolve, run_request_clean
+from runs.serializers import RunRequestSerializer
+from runs.services.execution import build_plan
+
+
+@pytest.fixture
+def script(make_script: Callable[..., Path]) -> Path:
+    return make_script("job.py", "print('hello')\n")
+
+
+# -- run_request_clean ------------------------------------------------------------------------
+
+
+def test_a_clean_request_is_typed_with_defaults_and_the_real_path(script: Path) -> None:
+    request = run_request_clean({"path": "job.py", "args": "-v 'two words'", "timeout": "2.5"})
+
+    assert request == RunRequest(script_path=str(script), args=("-v", "two words"), timeout=2.5)
+    assert (request.log_level, request.retry_max_attempts, request.env_vars) == ("INFO", 3, {})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.timeout = 3  # type: ignore[misc]  # the point: it is frozen
+    assert request.run_fields()["args"] == ["-v", "two words"]
+    assert "dry_run" not in request.run_fields()
+
+
+def test_refusals_name_every_bad_field_with_its_code(script: Path) -> None:
+    with pytest.raises(RunRequestInvalid) as err:
+        run_request_clean({"script_path": str(script), "timeout": 0, "log_level": "LOUD", "args": 5})
+
+    exc = err.value
+    assert isinstance(exc, PlanError) and isinstance(exc, InvalidInput)  # a 400 through the API
+    assert exc.fields == {
+        "args": ["args must be a list of strings (or one string of arguments)."],
+        "timeout": ["Ensure this value is greater than or equal to 0.1."],
+        "log_level": ['"LOUD" is not a valid choice.'],
+    }
+    assert (exc.field, exc.code) == ("args", "invalid")
+    assert [p.code for p in exc.problems["log_level"]] == ["invalid_choice"]  # type: ignore[union-attr]
+
+
+def test_unknown_and_unsupported_fields_are_refused_before_the_values(script: Path) -> None:
+    with pytest.raises(RunRequestInvalid) as err:
+        run_request_clean({"script_path": str(script), "alerts": [{"x": 1}], "foo": 1, "timeout": "soon"})
+    assert err.value.fields == {
+        "alerts": ["alerts is not supported yet."],
+        "foo": ["Unknown field 'foo'."],
+    }
+
+
+def test_a_body_that_is_not_an_object_is_refused() -> None:
+    with pytest.raises(RunRequestInvalid) as err:
+        run_request_clean(["job.py"])
+    assert err.value.fields == {"non_field_errors": ["Expected a JSON object with the run request's fields."]}
+
+
+def test_path_problems_carry_the_plan_code(roots: Path) -> None:
+    with pytest.raises(RunRequestInvalid) as err:
+        run_request_clean({"script_path": "missing.py"})
+    assert (err.value.field, err.value.code) == ("script_path", "not_found")
+
+
+def test_null_env_values_are_named_per_variable(script: Path) -> None:
+    with pytest.raises(RunRequestInvalid) as err:
+        run_request_clean({"script_path": str(script), "env_vars": {"A": None, "B": "1"}})
+    assert err.value.fields == {"env_vars": ["A: This field may not be null."]}
+
+
+def test_max_delay_is_checked_after_the_path(script: Path, roots: Path) -> None:
+    delays = {"retry_initial_delay": 10, "retry_max_delay": 1}
+    with pytest.raises(RunRequestInvalid) as err:
+        run_request_clean({"script_path": "missing.py", **delays})
+    assert err.value.field == "script_path"
+    with pytest.raises(RunRequestInvalid) as err:
+        run_request_clean({"script_path": str(script), **delays})
+    assert err.value.field == "retry_max_delay"
+
+
+# -- plan_resolve ---------------------------------------------------------------------------------
+
+
+def test_plan_resolve_gives_command_directory_and_environment(script: Path, roots: Path) -> None:
+    (roots / "data").mkdir()
+    request = run_request_clean({"script_path": str(script), "args": ["x"], "working_dir": "data"})
+
+    plan = plan_resolve(
+        request,
+        run_id="r1",
+        correlation_id="c1",
+        system_env={"SCRIPTOPS_EVENT": "deploy", "LD_PRELOAD": "never"},
+    )
+
+    assert plan.command[-2:] == (str(script), "x")
+    assert plan.cwd == (roots / "data").resolve()
+    assert plan.env["SCRIPTOPS_RUN_ID"] == "r1" and plan.env["SCRIPTOPS_EVENT"] == "deploy"
+    assert "LD_PRELOAD" not in plan.env  # system variables are SCRIPTOPS_* only
+
+
+def test_plan_resolve_rechecks_the_file_system(script: Path) -> None:
+    request = run_request_clean({"script_path": str(script)})
+    script.unlink()
+    with pytest.raises(PlanError) as err:
+        plan_resolve(request)
+    assert (err.value.field, err.value.code) == ("script_path", "not_found")
+
+
+@pytest.mark.django_db
+def test_the_worker_resolves_with_plan_resolve(script: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runs.services import execution
+
+    seen: list[RunRequest] = []
+    real = execution.plan_resolve
+
+    def spy(request: RunRequest, **kwargs: object) -> object:
+        seen.append(request)
+        return real(request, **kwargs)  # type: ignore[arg-type]  # passed through as given
+
+    monkeypatch.setattr(execution, "plan_resolve", spy)
+    run = Run.objects.create(script_path=str(script), args=["a"], env_vars={"MODE": "x"})
+
+    plan = build_plan(run)
+
+    assert seen == [RunRequest.of_record(run.request_parameters())]
+    assert plan["command"][-1] == "a" and plan["env"]["MODE"] == "x"
+    assert plan["env"]["SCRIPTOPS_RUN_ID"] == str(run.pk)
+
+
+def test_dry_run_answer_lists_environment_names_only(script: Path) -> None:
+    request = run_request_clean(
+        {"script_path": str(script), "env_vars": {"TOKEN": "s3cret"}, "dry_run": True}
+    )
+    answer = dry_run_answer(request)
+    assert answer["dry_run"] is True and answer["cwd"] == str(script.parent)
+    assert "TOKEN" in answer["env"] and "s3cret" not in str(answer)
+
+
+# -- the callers ----------------------------------------------------------------------------------
+
+
+def test_the_serializer_answers_the_domain_errors_with_their_codes(roots: Path) -> None:
+    serializer = RunRequestSerializer(data={"script_path": "missing.py", "env_vars": {"A": None}})
+    assert not serializer.is_valid()
+    assert serializer.errors == {"env_vars": {"A": ["This field may not be null."]}}
+    assert serializer.errors["env_vars"]["A"][0].code == "null"
+
+    serializer = RunRequestSerializer(data={"script_path": "missing.py"})
+    assert not serializer.is_valid()
+    assert serializer.errors["script_path"][0].code == "not_found"
+
+
+def test_the_serializer_hands_over_the_request(script: Path) -> None:
+    serializer = RunRequestSerializer(data={"script_path": "job.py", "timeout": 5})
+    assert serializer.is_valid(), serializer.errors
+    assert serializer.run_request == run_request_clean({"script_path": "job.py", "timeout": 5})
+    assert serializer.run_params() == serializer.run_request.run_fields()
+
+
+@pytest.mark.django_db
+def test_a_library_run_is_checked_by_the_same_function(
+    client_for: Callable[[str], APIClient], script: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from library.models import FolderRoot, Script
+    from runs import serializers as run_serializers
+
+    root = FolderRoot.objects.create(path=str(script.parent), name="r")
+    lib = Script.objects.create(root=root, path=str(script), relpath=script.name, name=script.name)
+    calls: list[object] = []
+    real = run_serializers.run_request_clean
+
+    def spy(data: object) -> RunRequest:
+        calls.append(data)
+        return real(data)
+
+    monkeypatch.setattr(run_serializers, "run_request_clean", spy)
+    client = client_for(Role.EXECUTOR)
+
+    response = client.post(f"/api/library/scripts/{lib.pk}/run", {"timeout": 0}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["details"] == {"timeout": ["Ensure this value is greater than or equal to 0.1."]}
+    assert calls == [{"timeout": 0, "script_path": str(script)}]
