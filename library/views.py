@@ -27,6 +27,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.pagination import page_of
 from core.permissions import effective_role
 from core.roles import Capability, role_allows
 from library.filters import ScriptFilter, StableOrderingFilter, TagFilter
@@ -70,8 +71,8 @@ def attach_scans(roots: list[FolderRoot]) -> list[FolderRoot]:
         )
     found: dict[Any, Scan] = {scan.pk: scan for scan in Scan.objects.filter(pk__in=wanted)} if wanted else {}
     for root in roots:
-        root.last_scan_row = found.get(getattr(root, "last_scan_id", None))  # type: ignore[attr-defined]
-        root.active_scan_row = found.get(getattr(root, "active_scan_id", None))  # type: ignore[attr-defined]
+        root.last_scan_row = found.get(getattr(root, "last_scan_id", None))  # type: ignore[attr-defined]  # a per-request annotation the serializer reads, not a model field
+        root.active_scan_row = found.get(getattr(root, "active_scan_id", None))  # type: ignore[attr-defined]  # a per-request annotation the serializer reads, not a model field
     return roots
 
 
@@ -82,14 +83,14 @@ def _scan_id(raw: str | None) -> uuid.UUID:
         raise exceptions.NotFound(f"No scan {raw}.") from exc
 
 
-class ListFiltersOnlyMixin:
+class ListFiltersOnlyMixin(viewsets.GenericViewSet[Any]):
     """Filters, search and ordering apply to the list only: DRF would also apply them when
     looking up one object, so ``GET …/scripts/7?owner=x`` would be a 404."""
 
     def filter_queryset(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
         if getattr(self, "action", None) != "list":
             return queryset
-        return super().filter_queryset(queryset)  # type: ignore[misc,no-any-return]
+        return super().filter_queryset(queryset)
 
 
 def _with_id(*actions: str) -> Any:
@@ -106,7 +107,7 @@ class FolderRootViewSet(
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,  # type: ignore[type-arg]
+    viewsets.GenericViewSet[FolderRoot],
 ):
     """Folder roots: registered by admins, inside ``SCRIPTOPS_ALLOWED_ROOTS`` only."""
 
@@ -185,11 +186,11 @@ class FolderRootViewSet(
     def scans(self, request: Request, pk: str | None = None) -> Response:
         """The scans of this root, newest first."""
         root = self.get_object()
-        page = self.paginate_queryset(Scan.objects.filter(root=root).order_by("-created_at", "-pk"))
+        page = page_of(self, Scan.objects.filter(root=root).order_by("-created_at", "-pk"))
         return self.get_paginated_response(ScanSerializer(page, many=True).data)
 
 
-class ContentFormat(serializers.Serializer):  # type: ignore[type-arg]
+class ContentFormat(serializers.Serializer[Any]):
     format = serializers.ChoiceField(
         choices=["text", "json", "html"],
         default="text",
@@ -213,7 +214,7 @@ class ScriptViewSet(
     ListFiltersOnlyMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
-    viewsets.GenericViewSet,  # type: ignore[type-arg]
+    viewsets.GenericViewSet[Script],
 ):
     """Scripts found by scans: list and search, curate, read, tag and run."""
 
@@ -258,7 +259,7 @@ class ScriptViewSet(
         root_ids = {script.root_id for script in page}
         names = dict(FolderRoot.objects.filter(pk__in=root_ids).values_list("pk", "name"))
         for script in page:
-            script.root_name = names.get(script.root_id, "")  # type: ignore[attr-defined]
+            script.root_name = names.get(script.root_id, "")  # type: ignore[attr-defined]  # a per-request annotation the serializer reads, not a model field
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def _search_page(self, queryset: QuerySet[Script]) -> builtins.list[Script]:
@@ -270,7 +271,7 @@ class ScriptViewSet(
         rows are fetched by primary key.
         """
         ids = list(queryset.values_list("pk", flat=True))
-        page_ids = self.paginate_queryset(ids)  # type: ignore[arg-type]
+        page_ids = self.paginate_queryset(ids)
         assert page_ids is not None
         rows = {
             script.pk: script
@@ -293,7 +294,7 @@ class ScriptViewSet(
         if getattr(self, "action", None) == "content":
             renderer = JSONRenderer()
             return renderer, renderer.media_type
-        return super().perform_content_negotiation(request, force)  # type: ignore[return-value]
+        return super().perform_content_negotiation(request, force)
 
     def _curate(self, request: Request) -> Response:
         script = self.get_object()
@@ -325,7 +326,7 @@ class ScriptViewSet(
     def history(self, request: Request, pk: str | None = None) -> Response:
         """The audit trail of curated fields and tags, newest first."""
         script = self.get_object()
-        page = self.paginate_queryset(script.changes.select_related("user").order_by("-at", "-id"))
+        page = page_of(self, script.changes.select_related("user").order_by("-at", "-id"))
         return self.get_paginated_response(ScriptChangeSerializer(page, many=True).data)
 
     @extend_schema(
@@ -436,7 +437,7 @@ class ScriptViewSet(
         """The runs launched from this script, newest first."""
         script = self.get_object()
         runs = script.runs.select_related("created_by").order_by("-created_at")
-        page = self.paginate_queryset(runs)
+        page = page_of(self, runs)
         return self.get_paginated_response(RunSerializer(page, many=True).data)
 
 
@@ -447,7 +448,7 @@ class TagViewSet(
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
-    viewsets.GenericViewSet,  # type: ignore[type-arg]
+    viewsets.GenericViewSet[Tag],
 ):
     """Coloured tags; names are unique whatever their case."""
 
@@ -476,7 +477,7 @@ class TagViewSet(
         return Response({"deleted": True, "detached_from": detached})
 
 
-class DuplicatesQuery(serializers.Serializer):  # type: ignore[type-arg]
+class DuplicatesQuery(serializers.Serializer[Any]):
     kind = serializers.ChoiceField(choices=[*DUPLICATE_KINDS, "all"], default="name")
 
 

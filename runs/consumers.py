@@ -49,7 +49,7 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_GRACE = 30.0
 
 
-@database_sync_to_async
+@database_sync_to_async  # type: ignore[misc]  # channels ships no type information
 def _get_run(run_id: str) -> Run | None:
     try:
         return Run.objects.filter(pk=run_id).first()
@@ -57,7 +57,7 @@ def _get_run(run_id: str) -> Run | None:
         return None
 
 
-class LiveConsumer(AsyncWebsocketConsumer):
+class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ships no type information
     """Shared connect/auth and the pump that forwards a message stream to the socket."""
 
     required = Capability.READ
@@ -171,7 +171,7 @@ class RunsFeedConsumer(LiveConsumer):
                 task.cancel()
 
 
-class NotFoundConsumer(AsyncWebsocketConsumer):
+class NotFoundConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ships no type information
     """Any websocket path without a route (``/ws/executions``): closed with 4404.
 
     Without it Channels' router raises, and daphne answers the handshake with a 500.
@@ -182,7 +182,7 @@ class NotFoundConsumer(AsyncWebsocketConsumer):
         await self.close(code=CLOSE_NOT_FOUND)
 
 
-@database_sync_to_async
+@database_sync_to_async  # type: ignore[misc]  # channels ships no type information
 def _status_of(run_id: str) -> StatusData | None:
     try:
         row = Run.objects.filter(pk=run_id).values(*STATUS_FIELDS).first()

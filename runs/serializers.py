@@ -151,7 +151,7 @@ class RunRequestSerializer(serializers.Serializer[Any]):
         return dry_run_answer(self.run_request)
 
 
-class RunSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class RunSerializer(serializers.ModelSerializer[Run]):
     """The RunRecord. Environment variable values are never returned, only names."""
 
     created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
@@ -244,13 +244,13 @@ def run_record(run: Run) -> dict[str, Any]:
     return dict(_record_serializer.to_representation(run))
 
 
-class RunEventSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class RunEventSerializer(serializers.ModelSerializer[RunEvent]):
     class Meta:
         model = RunEvent
         fields = ["id", "kind", "timestamp", "data"]
 
 
-class RunAttemptSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class RunAttemptSerializer(serializers.ModelSerializer[RunAttempt]):
     class Meta:
         model = RunAttempt
         fields = [
@@ -265,13 +265,13 @@ class RunAttemptSerializer(serializers.ModelSerializer):  # type: ignore[type-ar
         ]
 
 
-class RunUploadSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class RunUploadSerializer(serializers.Serializer[Any]):
     """Multipart upload: ``file`` plus any RunRequest field (JSON-encoded values accepted)."""
 
     file = serializers.FileField()
 
 
-class BulkDeleteSerializer(serializers.ListSerializer):  # type: ignore[type-arg]
+class BulkDeleteSerializer(serializers.ListSerializer[Any]):
     """The body of ``DELETE /api/runs``: a non-empty JSON list of run ids (strings)."""
 
     MAX_IDS = 10_000

@@ -126,7 +126,7 @@ def safe_upload_name(raw: str) -> str:
     return name
 
 
-class LogsQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+class LogsQuerySerializer(serializers.Serializer[Any]):
     stream = serializers.ChoiceField(choices=["all", "stdout", "stderr"], default="all")
     offset = serializers.IntegerField(min_value=0, default=0)
     tail = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
@@ -154,7 +154,7 @@ class LogsQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 
 @extend_schema(parameters=[OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH)])
-class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):  # type: ignore[type-arg]
+class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Run]):
     """Runs: list, detail, delete, control actions, logs and events."""
 
     queryset = Run.objects.select_related("created_by").all()

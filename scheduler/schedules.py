@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
-from croniter import croniter  # type: ignore[import-untyped]
-from croniter.croniter import CroniterError  # type: ignore[import-untyped]
+from croniter import croniter  # type: ignore[import-untyped]  # croniter ships no type information
+from croniter.croniter import CroniterError  # type: ignore[import-untyped]  # (as above)
 
 MIN_INTERVAL = 10
 MAX_INTERVAL = 366 * 86400

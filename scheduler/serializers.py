@@ -54,12 +54,12 @@ class RelatedNamesField(serializers.ListField):
         return [item.name for item in data.all()]
 
 
-class TaskRefSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class TaskRefSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     name = serializers.CharField()
 
 
-class LastRunSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class LastRunSerializer(serializers.Serializer[Any]):
     run_id = serializers.UUIDField()
     status = serializers.CharField()
     run_status = serializers.CharField(allow_null=True)
@@ -69,7 +69,7 @@ class LastRunSerializer(serializers.Serializer):  # type: ignore[type-arg]
     finished_at = serializers.DateTimeField(allow_null=True)
 
 
-class TaskSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class TaskSerializer(serializers.ModelSerializer[ScheduledTask]):
     """A scheduled task. On create, exactly one of ``script_id`` and ``script_path``;
     ``"webhook": true`` also creates a webhook token (returned once)."""
 
@@ -143,7 +143,7 @@ class TaskSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
             "enabled": {"required": False},
         }
 
-    def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         fields = super().get_fields()
         # The run options render and are documented as ``POST /api/run`` declares them; their
         # values go to the service as sent (see to_internal_value).
@@ -234,7 +234,7 @@ class TaskSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         return task_update(task=instance, **self._service_data(validated_data))
 
 
-class TaskRunRunSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class TaskRunRunSerializer(serializers.Serializer[Any]):
     status = serializers.CharField()
     run_status = serializers.CharField(allow_null=True)
     exit_code = serializers.IntegerField(allow_null=True)
@@ -244,7 +244,7 @@ class TaskRunRunSerializer(serializers.Serializer):  # type: ignore[type-arg]
     duration = serializers.FloatField(allow_null=True)
 
 
-class TaskRunSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
+class TaskRunSerializer(serializers.ModelSerializer[TaskRun]):
     """One entry of a task's history: a trigger and what came of it."""
 
     run_id = serializers.UUIDField(read_only=True, allow_null=True)
@@ -267,7 +267,7 @@ class TaskRunSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
         read_only_fields = fields
 
 
-class PreviewQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
+class PreviewQuerySerializer(serializers.Serializer[Any]):
     cron = serializers.CharField(required=False, allow_blank=True, max_length=200)
     interval = serializers.IntegerField(required=False)
     tz = serializers.CharField(required=False, default="UTC", max_length=64)
@@ -282,7 +282,7 @@ class PreviewQuerySerializer(serializers.Serializer):  # type: ignore[type-arg]
         return attrs
 
 
-class RunNowSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class RunNowSerializer(serializers.Serializer[Any]):
     """``POST /api/scheduler/tasks/{id}/run``: an optional JSON body (or query string)."""
 
     force = serializers.BooleanField(

@@ -79,7 +79,7 @@ def webhook_url(request: Request, raw: str) -> str:
 
 
 @extend_schema(parameters=[OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)])
-class TaskViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
+class TaskViewSet(viewsets.ModelViewSet[ScheduledTask]):
     """Scheduled tasks: CRUD, run now, enable/pause, webhook token, history."""
 
     queryset = tasks_with_relations()

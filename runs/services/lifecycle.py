@@ -231,7 +231,7 @@ def _worker_gone(run: Run, host: str) -> bool:
     if run.host != host or not run.worker_pid:
         return False
     try:
-        return psutil.Process(run.worker_pid).status() == psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(run.worker_pid).status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return True
     except psutil.Error:

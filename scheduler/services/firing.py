@@ -573,4 +573,4 @@ def fallback_schedule_ensure() -> bool:
             "repeats": -1,
         },
     )
-    return created
+    return bool(created)  # django-q2 ships no types: its get_or_create returns Any
