@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
+from core.permissions import caller
 from library.models import FolderRoot, Scan, Script, ScriptChange, Tag
 from library.services import (
     LibraryError,
@@ -97,7 +98,7 @@ class FolderRootAdmin(admin.ModelAdmin[FolderRoot]):
         created = root_create(
             name=data["name"],
             path=data["path"],
-            user=request.user,
+            user=caller(request),
             include_patterns=data.get("include_patterns"),
             exclude_patterns=data.get("exclude_patterns"),
             recursive=data.get("recursive", True),
@@ -115,7 +116,7 @@ class FolderRootAdmin(admin.ModelAdmin[FolderRoot]):
     def rescan(self, request: HttpRequest, queryset: QuerySet[FolderRoot]) -> None:
         started = joined = 0
         for root in queryset:
-            _, was_joined = scan_start(root=root, user=request.user)
+            _, was_joined = scan_start(root=root, user=caller(request))
             joined += was_joined
             started += not was_joined
         self.message_user(
@@ -209,16 +210,16 @@ class ScriptAdmin(admin.ModelAdmin[Script]):
         changes = {k: form.cleaned_data[k] for k in form.changed_data if k in CURATED_FIELDS}
         if changes:
             # The form has already set the new values on ``obj``: compare with the row.
-            script_update(script=Script.objects.get(pk=obj.pk), user=request.user, **changes)
+            script_update(script=Script.objects.get(pk=obj.pk), user=caller(request), **changes)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:  # noqa: FBT001 (Django's)
         script = form.instance
         wanted = set(form.cleaned_data.get("tags", []))
         current = set(script.tags.all())
         for tag in wanted - current:
-            script_tag_attach(script=script, tag=tag, user=request.user)
+            script_tag_attach(script=script, tag=tag, user=caller(request))
         for tag in current - wanted:
-            script_tag_detach(script=script, tag=tag, user=request.user)
+            script_tag_detach(script=script, tag=tag, user=caller(request))
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
 
@@ -249,11 +250,11 @@ class TagAdmin(admin.ModelAdmin[Tag]):
         return int(getattr(tag, "scripts_n", 0))
 
     def delete_model(self, request: HttpRequest, obj: Tag) -> None:
-        tag_delete(tag=obj, user=request.user)
+        tag_delete(tag=obj, user=caller(request))
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Tag]) -> None:
         for tag in queryset:
-            tag_delete(tag=tag, user=request.user)
+            tag_delete(tag=tag, user=caller(request))
 
 
 @admin.register(ScriptChange)

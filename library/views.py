@@ -28,7 +28,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.pagination import page_of
-from core.permissions import effective_role
+from core.permissions import caller, effective_role
 from core.roles import Capability, role_allows
 from library.filters import ScriptFilter, StableOrderingFilter, TagFilter
 from library.models import SCAN_ACTIVE, FolderRoot, Scan, Script, Tag
@@ -160,7 +160,7 @@ class FolderRootViewSet(
     @action(detail=True, methods=["post"])
     def scan(self, request: Request, pk: str | None = None) -> Response:
         """Start a background scan; while one is active, the answer joins it (``joined``)."""
-        started, joined = scan_start(root=self.get_object(), user=request.user)
+        started, joined = scan_start(root=self.get_object(), user=caller(request))
         started.refresh_from_db()
         body = {"scan_id": started.pk, "joined": joined, "scan": started}
         return Response(ScanStartedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
@@ -373,7 +373,7 @@ class ScriptViewSet(
     def tag_attach(self, request: Request, pk: str | None = None, tag_id: str | None = None) -> Response:
         """Attach a tag (nothing changes if it is attached already); answers the script's tags."""
         script = self.get_object()
-        script_tag_attach(script=script, tag=get_object_or_404(Tag, pk=tag_id), user=request.user)
+        script_tag_attach(script=script, tag=get_object_or_404(Tag, pk=tag_id), user=caller(request))
         return self._tags(script)
 
     @extend_schema(
@@ -385,7 +385,7 @@ class ScriptViewSet(
     def tag_detach(self, request: Request, pk: str | None = None, tag_id: str | None = None) -> Response:
         """Detach a tag (nothing changes if it was not attached); answers the script's tags."""
         script = self.get_object()
-        script_tag_detach(script=script, tag=get_object_or_404(Tag, pk=tag_id), user=request.user)
+        script_tag_detach(script=script, tag=get_object_or_404(Tag, pk=tag_id), user=caller(request))
         return self._tags(script)
 
     @extend_schema(
@@ -428,7 +428,9 @@ class ScriptViewSet(
         run_request = run_request_from({**options, "script_path": script.path})
         if run_request.dry_run:
             return Response({**dry_run_answer(run_request), "script": script.pk})
-        run = script_enqueue(script=script, params=run_request.run_fields(), user=request.user, force=force)
+        run = script_enqueue(
+            script=script, params=run_request.run_fields(), user=caller(request), force=force
+        )
         return Response(run_record(run), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: RunSerializer(many=True)}, filters=False)
@@ -473,7 +475,7 @@ class TagViewSet(
     @extend_schema(responses={200: TagDeletedSerializer})
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         """Delete the tag; it is detached from its scripts first (recorded on each)."""
-        detached = tag_delete(tag=self.get_object(), user=request.user)
+        detached = tag_delete(tag=self.get_object(), user=caller(request))
         return Response({"deleted": True, "detached_from": detached})
 
 

@@ -5,6 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from core.errors import Conflict
+from core.permissions import caller
 from runs.models import RUN_OPTION_FIELDS, Run, RunAttempt, RunEvent
 from runs.services import run_control
 
@@ -73,7 +74,7 @@ class RunAdmin(admin.ModelAdmin[Run]):
         done = skipped = 0
         for run in queryset:
             try:
-                run_control(run=run, command="cancel", user=request.user)
+                run_control(run=run, command="cancel", user=caller(request))
                 done += 1
             except Conflict:
                 skipped += 1

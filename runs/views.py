@@ -23,6 +23,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.errors import TooLarge
+from core.permissions import caller
 from core.roles import Capability
 from runs.filters import RunFilter
 from runs.logstore import LogReader
@@ -48,7 +49,7 @@ def _queue_run(request: Request, data: Any, *, source: str) -> Response:
     serializer.is_valid(raise_exception=True)
     if serializer.validated_data["dry_run"]:
         return Response(serializer.execution_plan(), status=status.HTTP_200_OK)
-    run = run_enqueue(params=serializer.run_params(), user=request.user, source=source)
+    run = run_enqueue(params=serializer.run_params(), user=caller(request), source=source)
     return Response(run_record(run), status=status.HTTP_202_ACCEPTED)
 
 
@@ -224,7 +225,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return Response(runs_delete(ids=ids.validated_data))
 
     def _control(self, request: Request, command: str) -> Response:
-        run = run_control(run=self.get_object(), command=command, user=request.user)
+        run = run_control(run=self.get_object(), command=command, user=caller(request))
         return Response(run_record(run))
 
     @extend_schema(request=None, responses={200: RunSerializer})
@@ -261,7 +262,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["post"])
     def restart(self, request: Request, pk: str | None = None) -> Response:
         """Cancel if active, then queue a fresh run with the same parameters."""
-        new = run_restart(run=self.get_object(), user=request.user)
+        new = run_restart(run=self.get_object(), user=caller(request))
         return Response(run_record(new), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: RunEventSerializer(many=True)})

@@ -240,7 +240,7 @@ class EventView(APIView):
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, event_name: str) -> Response:
-        result = event_fire(name=event_name, user=request.user)
+        result = event_fire(name=event_name, user=caller(request))
         return Response(
             {
                 "event": result.event,

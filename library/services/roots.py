@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import transaction
 
 from core.errors import InvalidInput
+from core.models import User
 from library.models import FolderRoot
 
 
@@ -54,7 +55,7 @@ def root_create(
     *,
     name: str,
     path: str,
-    user: Any = None,
+    user: User | None = None,
     include_patterns: list[str] | None = None,
     exclude_patterns: list[str] | None = None,
     recursive: bool = True,

@@ -35,6 +35,7 @@ from django.db import DatabaseError, IntegrityError, close_old_connections, conn
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from core.models import User
 from library.analysis import EXTENSIONS_BY_LANGUAGE, analyse, language_of, shebang_of
 from library.models import SCAN_ACTIVE, FolderRoot, Scan, ScanState, Script
 from library.services.roots import allowed_roots, within
@@ -90,7 +91,7 @@ def _hand_over(scan_id: str, root_name: str) -> None:
     notify(RUNS_CHANNEL)
 
 
-def scan_start(*, root: FolderRoot, user: Any = None) -> tuple[Scan, bool]:
+def scan_start(*, root: FolderRoot, user: User | None = None) -> tuple[Scan, bool]:
     """Queue a scan of ``root``; returns ``(scan, joined)``.
 
     If a scan of the root is already queued or running, that scan is returned with

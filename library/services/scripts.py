@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.errors import Conflict
+from core.models import User
 from library.models import Script, ScriptChange, ScriptStatus, Tag
 from library.services.roots import LibraryError, within
 from runs.models import Run
@@ -20,12 +21,8 @@ CURATED_FIELDS = ("status", "owner", "environment", "notes", "max_concurrent")
 HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 
 
-def _user(user: Any) -> Any:
-    return user if getattr(user, "is_authenticated", False) else None
-
-
 @transaction.atomic
-def script_update(*, script: Script, user: Any = None, **changes: Any) -> Script:
+def script_update(*, script: Script, user: User | None = None, **changes: Any) -> Script:
     """Change curated fields; what changed is recorded in the audit trail (one entry)."""
     unknown = set(changes) - set(CURATED_FIELDS)
     if unknown:
@@ -43,29 +40,29 @@ def script_update(*, script: Script, user: Any = None, **changes: Any) -> Script
         setattr(script, name, value)
     script.updated_at = timezone.now()
     script.save(update_fields=[*diff, "updated_at"])
-    ScriptChange.objects.create(script=script, user=_user(user), action="update", changes=diff)
+    ScriptChange.objects.create(script=script, user=user, action="update", changes=diff)
     return script
 
 
 @transaction.atomic
-def script_tag_attach(*, script: Script, tag: Tag, user: Any = None) -> bool:
+def script_tag_attach(*, script: Script, tag: Tag, user: User | None = None) -> bool:
     """Attach ``tag``; False if it was already attached (nothing recorded then)."""
     if script.tags.filter(pk=tag.pk).exists():
         return False
     script.tags.add(tag)
     ScriptChange.objects.create(
-        script=script, user=_user(user), action="tag_attached", changes={"tag": tag.name}
+        script=script, user=user, action="tag_attached", changes={"tag": tag.name}
     )
     return True
 
 
 @transaction.atomic
-def script_tag_detach(*, script: Script, tag: Tag, user: Any = None) -> bool:
+def script_tag_detach(*, script: Script, tag: Tag, user: User | None = None) -> bool:
     if not script.tags.filter(pk=tag.pk).exists():
         return False
     script.tags.remove(tag)
     ScriptChange.objects.create(
-        script=script, user=_user(user), action="tag_detached", changes={"tag": tag.name}
+        script=script, user=user, action="tag_detached", changes={"tag": tag.name}
     )
     return True
 
@@ -109,12 +106,12 @@ def tag_update(*, tag: Tag, **changes: Any) -> Tag:
 
 
 @transaction.atomic
-def tag_delete(*, tag: Tag, user: Any = None) -> int:
+def tag_delete(*, tag: Tag, user: User | None = None) -> int:
     """Delete a tag; it is detached from its scripts first (recorded on each)."""
     scripts = list(tag.scripts.all())
     ScriptChange.objects.bulk_create(
         ScriptChange(
-            script=s, user=_user(user), action="tag_detached", changes={"tag": tag.name, "deleted": True}
+            script=s, user=user, action="tag_detached", changes={"tag": tag.name, "deleted": True}
         )
         for s in scripts
     )
@@ -186,7 +183,7 @@ def script_enqueue(
     *,
     script: Script,
     params: dict[str, Any],
-    user: Any = None,
+    user: User | None = None,
     source: str = "library",
     force: bool = False,
     concurrency: tuple[str, int | None] | None = None,

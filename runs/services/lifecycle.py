@@ -25,6 +25,7 @@ from django_q.conf import Conf
 from django_q.tasks import async_task
 
 from core.errors import Conflict
+from core.models import User
 from runs.engine import kill_process_tree
 from runs.events import run_changed
 from runs.logstore import remove_store
@@ -80,7 +81,7 @@ def _queue_with_the_rows() -> bool:
 def run_enqueue(
     *,
     params: dict[str, Any],
-    user: Any = None,
+    user: User | None = None,
     source: str = "api",
     restarted_from: Run | None = None,
 ) -> Run:
@@ -91,7 +92,7 @@ def run_enqueue(
 def runs_enqueue_many(
     *,
     requests: list[dict[str, Any]],
-    user: Any = None,
+    user: User | None = None,
     source: str = "api",
     restarted_from: Run | None = None,
 ) -> list[Run]:
@@ -140,7 +141,7 @@ def _finish_unstarted(run: Run, *, reason: str) -> bool:
     return bool(done)
 
 
-def run_control(*, run: Run, command: str, user: Any = None) -> Run:
+def run_control(*, run: Run, command: str, user: User | None = None) -> Run:
     """Ask the runner to stop, kill, cancel, pause or resume ``run``.
 
     A queued run asked to stop, kill or cancel never starts. A finished run answers
@@ -184,7 +185,7 @@ def run_control(*, run: Run, command: str, user: Any = None) -> Run:
     return run
 
 
-def run_restart(*, run: Run, user: Any = None) -> Run:
+def run_restart(*, run: Run, user: User | None = None) -> Run:
     """Stop ``run`` if it is active, then queue a fresh run with the same parameters."""
     if run.status in ACTIVE:
         try:

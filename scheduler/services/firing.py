@@ -124,7 +124,7 @@ def task_fire(
     *,
     task: ScheduledTask,
     trigger: str,
-    user: Any = None,
+    user: User | None = None,
     now: datetime | None = None,
     event: str = "",
     due_at: datetime | None = None,
@@ -162,7 +162,7 @@ def task_fire(
         )
 
 
-def _fire(task: ScheduledTask, *, user: Any = None, **firing: Any) -> TaskRun:
+def _fire(task: ScheduledTask, *, user: User | None = None, **firing: Any) -> TaskRun:
     """:func:`task_fire` for a caller inside a transaction that holds the task's row lock
     (``firing``: the keyword arguments of :func:`_decide`)."""
     entry, params = _decide(task, user=user, **firing)
@@ -177,7 +177,7 @@ def _decide(
     *,
     trigger: str,
     now: datetime,
-    user: Any = None,
+    user: User | None = None,
     event: str = "",
     due_at: datetime | None = None,
     upstream: dict[str, dict[str, Any]] | None = None,
@@ -302,7 +302,7 @@ class EventResult:
     skipped: list[tuple[ScheduledTask, str]] = field(default_factory=list)
 
 
-def event_fire(*, name: str, user: Any = None, now: datetime | None = None) -> EventResult:
+def event_fire(*, name: str, user: User | None = None, now: datetime | None = None) -> EventResult:
     """Queue every enabled task listening to ``name``; report the others with a reason."""
     result = EventResult(event=name)
     for task in ScheduledTask.objects.filter(events__name=name).distinct().order_by("name"):

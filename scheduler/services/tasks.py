@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput
+from core.models import User
 from library.models import Script
 from library.services import script_run_check
 from runs.request import RunRequestInvalid, run_request_clean
@@ -353,7 +354,7 @@ def _name_taken(exc: IntegrityError) -> TaskError:
 
 
 def task_create(
-    *, user: Any = None, webhook: bool = False, now: datetime | None = None, **data: Any
+    *, user: User | None = None, webhook: bool = False, now: datetime | None = None, **data: Any
 ) -> tuple[ScheduledTask, str | None]:
     """Create a task. Returns it and, with ``webhook``, its raw webhook token (shown once)."""
     now = now or timezone.now()
