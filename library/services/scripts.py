@@ -50,9 +50,7 @@ def script_tag_attach(*, script: Script, tag: Tag, user: User | None = None) -> 
     if script.tags.filter(pk=tag.pk).exists():
         return False
     script.tags.add(tag)
-    ScriptChange.objects.create(
-        script=script, user=user, action="tag_attached", changes={"tag": tag.name}
-    )
+    ScriptChange.objects.create(script=script, user=user, action="tag_attached", changes={"tag": tag.name})
     return True
 
 
@@ -61,9 +59,7 @@ def script_tag_detach(*, script: Script, tag: Tag, user: User | None = None) -> 
     if not script.tags.filter(pk=tag.pk).exists():
         return False
     script.tags.remove(tag)
-    ScriptChange.objects.create(
-        script=script, user=user, action="tag_detached", changes={"tag": tag.name}
-    )
+    ScriptChange.objects.create(script=script, user=user, action="tag_detached", changes={"tag": tag.name})
     return True
 
 
@@ -110,9 +106,7 @@ def tag_delete(*, tag: Tag, user: User | None = None) -> int:
     """Delete a tag; it is detached from its scripts first (recorded on each)."""
     scripts = list(tag.scripts.all())
     ScriptChange.objects.bulk_create(
-        ScriptChange(
-            script=s, user=user, action="tag_detached", changes={"tag": tag.name, "deleted": True}
-        )
+        ScriptChange(script=s, user=user, action="tag_detached", changes={"tag": tag.name, "deleted": True})
         for s in scripts
     )
     tag.delete()
