@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Count, Q
+from django.conf import settings
+from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
 from runs.logstore import STREAM_CODES, Line, LogReader
@@ -102,3 +105,80 @@ def log_bytes(run: Run, *, stream: str, chunk: int = 1 << 20) -> Iterator[bytes]
             pending, size = [], 0
     if pending:
         yield b"".join(pending)
+
+
+@dataclass(frozen=True)
+class LogText:
+    """A slice of a run's output as ``GET /api/runs/{id}/logs`` serves it in text/plain."""
+
+    body: bytes
+    next_offset: int  # pass back as ``offset`` to poll for more
+    dropped_bytes: int  # the output cap dropped this much of the head
+
+
+def log_text(run: Run, *, stream: str, offset: int, limit: int | None, tail: int | None) -> LogText:
+    """The last ``tail`` lines, or the bytes from ``offset`` (at most ``limit``); a read
+    from the start of a capped log begins with a note saying what was dropped."""
+    reader = LogReader(run.output_dir)
+    dropped_bytes, dropped_lines = reader.dropped()
+    prefix = b""
+    if tail is not None:
+        lines = reader.tail_lines(tail, stream=stream)
+        body = "".join(line.text + "\n" for line in lines).encode()
+        next_offset = reader.size(stream=stream)
+    else:
+        body, next_offset = reader.read_bytes(stream=stream, offset=offset, limit=limit)
+        if dropped_bytes and offset < dropped_bytes and stream == "all":
+            prefix = (
+                f"[scriptops: output truncated: the first {dropped_bytes} bytes "
+                f"({dropped_lines} lines) were dropped; the cap is "
+                f"{settings.MAX_OUTPUT_BYTES} bytes]\n"
+            ).encode()
+    return LogText(body=prefix + body, next_offset=next_offset, dropped_bytes=dropped_bytes)
+
+
+SAMPLES_FILE = "samples.jsonl"
+MAX_SAMPLE_POINTS = 2000
+
+
+def run_samples(run: Run, *, max_points: int = MAX_SAMPLE_POINTS) -> list[dict[str, Any]]:
+    """Resource samples ``{ts, cpu, rss, children, attempt}``, oldest first, thinned to
+    about ``max_points`` (the runner appends one JSON object per line)."""
+    try:
+        lines = (run.output_dir / SAMPLES_FILE).read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    rows: list[dict[str, Any]] = []
+    for line in lines[:: max(1, len(lines) // max_points)]:
+        # The worker may be writing the last line right now: skip what does not parse.
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def run_stats() -> dict[str, Any]:
+    """``GET /api/stats``: totals, last 24 h, by status and runner status, success rate."""
+    counts = run_counts()
+    avg_duration = Run.objects.filter(duration__isnull=False).aggregate(avg=Avg("duration"))["avg"]
+    by_status = dict(
+        Run.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
+    )
+    by_run_status = dict(
+        Run.objects.order_by()
+        .exclude(run_status__isnull=True)
+        .values_list("run_status")
+        .annotate(n=Count("id"))
+        .values_list("run_status", "n")
+    )
+    return {
+        "total": counts["total"],
+        "last_24h": counts["last_24h"],
+        "by_status": {s: by_status.get(s, 0) for s in RunStatus.values},
+        "by_run_status": by_run_status,
+        "success_rate": counts["success_rate"],
+        "avg_duration": avg_duration,
+    }

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
-import shutil
-import uuid
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Avg, Count, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
@@ -26,9 +22,8 @@ from core.errors import TooLarge
 from core.permissions import caller
 from core.roles import Capability
 from runs.filters import RunFilter
-from runs.logstore import LogReader
-from runs.models import Control, Run, RunStatus
-from runs.selectors import log_bytes, log_page, run_counts
+from runs.models import Control, Run
+from runs.selectors import log_bytes, log_page, log_text, run_samples, run_stats
 from runs.serializers import (
     BulkDeleteSerializer,
     RunAttemptSerializer,
@@ -39,9 +34,7 @@ from runs.serializers import (
     run_record,
 )
 from runs.services import run_control, run_delete, run_enqueue, run_restart, runs_delete
-
-SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
-MAX_UPLOAD_NAME = 100
+from runs.services.uploads import safe_upload_name, upload_discard, upload_store
 
 
 def _queue_run(request: Request, data: Any, *, source: str) -> Response:
@@ -96,35 +89,19 @@ class RunUploadView(APIView):
                 except ValueError as exc:
                     raise serializers.ValidationError({key: [f"Invalid JSON: {exc}"]}) from exc
             data[key] = value
-        # The serializer checks the stored file like any other script (inside the roots,
-        # a regular file), so store first, and remove it again if the request is refused
-        # or is only a dry run: nothing is left behind that no run refers to.
-        folder = Path(settings.UPLOADS_ROOT) / uuid.uuid4().hex
-        folder.mkdir(parents=True, exist_ok=True)
+        # The request is checked with the stored file like any other script (inside the
+        # roots, a regular file), so store first, and remove it again if the request is
+        # refused or is only a dry run: nothing is left behind that no run refers to.
+        target = upload_store(name=name, chunks=upload.chunks())
         try:
-            target = folder / name
-            with open(target, "wb") as fh:
-                for chunk in upload.chunks():
-                    fh.write(chunk)
             data["script_path"] = str(target)
             response = _queue_run(request, data, source="upload")
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            upload_discard(target)
             raise
         if response.status_code != status.HTTP_202_ACCEPTED:  # dry run: nothing will use it
-            shutil.rmtree(folder, ignore_errors=True)
+            upload_discard(target)
         return response
-
-
-def safe_upload_name(raw: str) -> str:
-    """A file name of ``[A-Za-z0-9._-]``, no directories, no leading dot, ≤ 100 characters."""
-    base = raw.replace("\\", "/").rsplit("/", 1)[-1]
-    name = SAFE_NAME_RE.sub("_", base).lstrip("._")
-    if len(name) > MAX_UPLOAD_NAME:
-        stem, dot, ext = name.rpartition(".")
-        keep = MAX_UPLOAD_NAME - len(ext) - 1
-        name = stem[:keep] + dot + ext if dot and keep > 0 else name[:MAX_UPLOAD_NAME]
-    return name
 
 
 class LogsQuerySerializer(serializers.Serializer[Any]):
@@ -281,23 +258,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @action(detail=True, methods=["get"])
     def samples(self, request: Request, pk: str | None = None) -> Response:
         """Resource samples over time: ``{ts, cpu, rss, children, attempt}``, oldest first."""
-        run = self.get_object()
-        path = run.output_dir / "samples.jsonl"
-        rows: list[dict[str, Any]] = []
-        try:
-            lines = path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            lines = []
-        step = max(1, len(lines) // 2000)  # at most ~2000 points
-        for line in lines[::step]:
-            # The worker may be writing the last line right now: skip what does not parse.
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(row, dict):
-                rows.append(row)
-        return Response(rows)
+        return Response(run_samples(self.get_object()))
 
     @extend_schema(
         parameters=[LogsQuerySerializer],
@@ -339,27 +300,17 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                     after=params["after"],
                 )
             )
-        reader = LogReader(run.output_dir)
-        dropped_bytes, dropped_lines = reader.dropped()
-        prefix = b""
-        if "tail" in params:
-            lines = reader.tail_lines(params["tail"], stream=params["stream"])
-            body = "".join(line.text + "\n" for line in lines).encode()
-            next_offset = reader.size(stream=params["stream"])
-        else:
-            body, next_offset = reader.read_bytes(
-                stream=params["stream"], offset=params["offset"], limit=params.get("limit")
-            )
-            if dropped_bytes and params["offset"] < dropped_bytes and params["stream"] == "all":
-                prefix = (
-                    f"[scriptops: output truncated: the first {dropped_bytes} bytes "
-                    f"({dropped_lines} lines) were dropped; the cap is "
-                    f"{settings.MAX_OUTPUT_BYTES} bytes]\n"
-                ).encode()
-        response = HttpResponse(prefix + body, content_type="text/plain; charset=utf-8")
-        response["X-Next-Offset"] = str(next_offset)
-        response["X-Output-Truncated"] = "true" if dropped_bytes else "false"
-        response["X-Dropped-Bytes"] = str(dropped_bytes)
+        text = log_text(
+            run,
+            stream=params["stream"],
+            offset=params["offset"],
+            limit=params.get("limit"),
+            tail=params.get("tail"),
+        )
+        response = HttpResponse(text.body, content_type="text/plain; charset=utf-8")
+        response["X-Next-Offset"] = str(text.next_offset)
+        response["X-Output-Truncated"] = "true" if text.dropped_bytes else "false"
+        response["X-Dropped-Bytes"] = str(text.dropped_bytes)
         response["X-Run-Status"] = run.status
         return response
 
@@ -371,25 +322,4 @@ class StatsView(APIView):
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
-        counts = run_counts()
-        avg_duration = Run.objects.filter(duration__isnull=False).aggregate(avg=Avg("duration"))["avg"]
-        by_status = dict(
-            Run.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n")
-        )
-        by_run_status = dict(
-            Run.objects.order_by()
-            .exclude(run_status__isnull=True)
-            .values_list("run_status")
-            .annotate(n=Count("id"))
-            .values_list("run_status", "n")
-        )
-        return Response(
-            {
-                "total": counts["total"],
-                "last_24h": counts["last_24h"],
-                "by_status": {s: by_status.get(s, 0) for s in RunStatus.values},
-                "by_run_status": by_run_status,
-                "success_rate": counts["success_rate"],
-                "avg_duration": avg_duration,
-            }
-        )
+        return Response(run_stats())

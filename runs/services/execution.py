@@ -25,6 +25,7 @@ from runs.logstore import STREAM_CODES, LogReader, LogWriter
 from runs.models import Control, EventKind, Run, RunAttempt, RunEvent, RunStatus
 from runs.plan import PlanError, RetryPolicy
 from runs.request import RunRequest, plan_resolve
+from runs.selectors import SAMPLES_FILE
 from runs.services.concurrency import run_claim, runs_start_waiting
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ class DbReporter:
         # (so a pause or resume is not replayed). It starts as None, not as the row's
         # value: a stop that landed between the claim and loading the row is still due.
         self.control_seen = control_seen
-        self._samples_path = run.output_dir / "samples.jsonl"
+        self._samples_path = run.output_dir / SAMPLES_FILE
         self._samples_fd = os.open(self._samples_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
         self._truncation_reported = writer.truncated
         self.notifier = OutputNotifier(str(run.pk))
