@@ -127,9 +127,9 @@ def test_anonymous_callers_are_refused(tree: Path) -> None:
 def test_a_huge_folder_is_listed_folders_first_and_capped(
     roots: Path, client_for: Callable[[str], APIClient], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from library import views_browse
+    from library import selectors
 
-    monkeypatch.setattr(views_browse, "MAX_ITEMS", 5)
+    monkeypatch.setattr(selectors, "MAX_ITEMS", 5)
     for i in range(8):
         (roots / f"file{i}.py").write_text("")
     (roots / "zzz-folder").mkdir()
