@@ -244,6 +244,24 @@
   };
   SO.isActive = (run) => run.status === "queued" || run.status === "running";
 
+  /** "KEY=value" lines (blank lines and # comments skipped) → {env, errors}: the
+   * environment fields of the launch form and of the scheduler's task form. */
+  SO.parseEnv = function parseEnv(text) {
+    const env = {};
+    const errors = [];
+    text.split(/\r?\n/).forEach((raw, i) => {
+      const line = raw.trim();
+      if (!line || line.startsWith("#")) return;
+      const eq = line.indexOf("=");
+      if (eq <= 0) {
+        errors.push(`Line ${i + 1}: expected KEY=VALUE.`);
+        return;
+      }
+      env[line.slice(0, eq).trim()] = line.slice(eq + 1);
+    });
+    return { env, errors };
+  };
+
   // -- toasts ----------------------------------------------------------------------
   SO.toast = function toast(message, { kind = "info", link, action, timeout } = {}) {
     const root = document.getElementById("toasts");

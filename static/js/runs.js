@@ -2,7 +2,7 @@
 (function () {
   "use strict";
   const SO = window.SO;
-  const { h, $, fmt } = SO;
+  const { h, $, fmt, parseEnv } = SO;
 
   // -- state -----------------------------------------------------------------------
   const params = new URLSearchParams(location.search);
@@ -223,22 +223,6 @@
   // -- launch form -------------------------------------------------------------------
   const form = $("#launch-form");
   if (form) setupLaunchForm(form);
-
-  function parseEnv(text) {
-    const env = {};
-    const errors = [];
-    text.split(/\r?\n/).forEach((raw, i) => {
-      const line = raw.trim();
-      if (!line || line.startsWith("#")) return;
-      const eq = line.indexOf("=");
-      if (eq <= 0) {
-        errors.push(`Line ${i + 1}: expected KEY=VALUE.`);
-        return;
-      }
-      env[line.slice(0, eq).trim()] = line.slice(eq + 1);
-    });
-    return { env, errors };
-  }
 
   function setupLaunchForm(form) {
     const retryToggle = $("#retry-toggle");

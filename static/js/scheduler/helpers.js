@@ -201,22 +201,7 @@
   }
   const isBusy = (button) => !!button && button.getAttribute("aria-busy") === "true";
 
-  /** "KEY=value" lines (blank lines and # comments skipped) → {env, errors}. */
-  function parseEnv(text) {
-    const env = {};
-    const errors = [];
-    text.split(/\r?\n/).forEach((raw, i) => {
-      const line = raw.trim();
-      if (!line || line.startsWith("#")) return;
-      const eq = line.indexOf("=");
-      if (eq <= 0) {
-        errors.push(`Line ${i + 1}: expected KEY=VALUE.`);
-        return;
-      }
-      env[line.slice(0, eq).trim()] = line.slice(eq + 1);
-    });
-    return { env, errors };
-  }
+  const parseEnv = SO.parseEnv;
 
   Object.assign(S, {
     quote,
