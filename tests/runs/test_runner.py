@@ -454,6 +454,8 @@ def test_a_command_that_cannot_start_fails_its_future_only(
 # Each script leaves an orphan re-parented to the runner at once (its parent, a subshell,
 # exits before any scan can see it), then waits for its go file.
 ORPHAN_SCRIPT = """
+echo "ready $$"
+while [ ! -e begin ]; do sleep 0.02; done
 ( {launch} sleep 300 >/dev/null 2>&1 & echo "orphan $!" )
 while [ ! -e {name}.go ]; do sleep 0.05; done
 """
@@ -486,6 +488,10 @@ def test_orphans_of_two_runs_are_told_apart(
         name: runner.submit(name, spec(scripts[name], name, monitor_interval=600), r)
         for name, r in reporters.items()
     }
+    # Both runs are alive before either starts its orphan: otherwise the start time alone
+    # tells whose it is (rule 5), as it did on a slow CI machine.
+    drive(runner, lambda: all(r.value_after("stdout", "ready") for r in reporters.values()))
+    (scripts["first"].parent / "begin").touch()
     drive(runner, lambda: all(r.value_after("stdout", "orphan") for r in reporters.values()))
     orphans = {}
     for name, reporter in reporters.items():
