@@ -164,7 +164,10 @@ if "SCRIPTOPS_ALLOWED_ROOTS" not in os.environ:
     (DATA_DIR / "scripts").mkdir(exist_ok=True)
 UPLOADS_ROOT = DATA_DIR / "uploads"
 RUNS_DIR = DATA_DIR / "runs"
-WORKERS = env_int("SCRIPTOPS_WORKERS", default=4, minimum=1)
+# django-q2 worker processes: library scans and other background tasks. Runs do not
+# take one each: a runner process per host supervises up to MAX_RUNS of them at once.
+WORKERS = env_int("SCRIPTOPS_WORKERS", default=2, minimum=1)
+MAX_RUNS = env_int("SCRIPTOPS_MAX_RUNS", default=500, minimum=1)
 MAX_OUTPUT_BYTES = env_int("SCRIPTOPS_MAX_OUTPUT_BYTES", default=50 * 1024 * 1024, minimum=1024)
 MAX_UPLOAD_BYTES = env_int("SCRIPTOPS_MAX_UPLOAD_BYTES", default=1024 * 1024, minimum=1)
 STOP_GRACE = env_float("SCRIPTOPS_STOP_GRACE", default=5.0, minimum=0.0)
@@ -233,6 +236,8 @@ Q_CLUSTER: dict[str, object] = {
     "orm": "default",
     "broker_class": "core.broker.DatabaseBroker",
 }
+# The runs' own queue on the same broker, taken by the runner processes only (runs.host).
+RUNS_QUEUE = f"{Q_CLUSTER['name']}-runs"
 if REDIS_URL:
     Q_CLUSTER.pop("orm")
     Q_CLUSTER.pop("broker_class")

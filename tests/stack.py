@@ -71,6 +71,7 @@ class Stack:
         base_dir: Path,
         *,
         workers: int = 2,
+        max_runs: int | None = None,
         database_url: str | None = None,
         redis_url: str | None = None,
         extra_env: dict[str, str] | None = None,
@@ -81,6 +82,7 @@ class Stack:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
+        self.max_runs = max_runs
         self._database_url = database_url if database_url is not None else os.environ.get("DATABASE_URL")
         self.redis_url = redis_url if redis_url is not None else os.environ.get("SCRIPTOPS_REDIS_URL")
         self._pg_name: str | None = None
@@ -110,6 +112,8 @@ class Stack:
             "SCRIPTOPS_HEARTBEAT_TIMEOUT": "5",
             "SCRIPTOPS_THROTTLE_RATE": "100000/min",
         }
+        if self.max_runs is not None:
+            env["SCRIPTOPS_MAX_RUNS"] = str(self.max_runs)
         if self._database_url:
             env["DATABASE_URL"] = self._database_url
         if self.redis_url:

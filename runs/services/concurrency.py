@@ -23,10 +23,10 @@ from typing import Literal
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django_q.tasks import async_task
 
 from runs.events import run_changed
 from runs.models import ConcurrencyGate, EventKind, Run, RunEvent, RunStatus
+from runs.services.queue import runs_queue
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +44,9 @@ def gate_ensure(*, key: str) -> None:
         pass  # created by a concurrent request
 
 
-def run_claim(*, run_id: str) -> Claim:
-    """Move ``run_id`` from queued to running if its key has a free slot (compare-and-set)."""
+def _taken() -> dict[str, object]:
     now = timezone.now()
-    taken = {
+    return {
         "status": RunStatus.RUNNING,
         "started_at": now,
         "heartbeat_at": now,
@@ -55,6 +54,33 @@ def run_claim(*, run_id: str) -> Claim:
         "worker_pid": os.getpid(),
         "wait_reason": "",
     }
+
+
+def runs_claim_many(*, run_ids: list[str]) -> list[str]:
+    """Claim many runs at once (a runner host's delivery): the ones without a concurrency
+    limit in one transaction, the others one by one through :func:`run_claim`. Returns
+    the ids claimed by this call, each claimed by exactly one caller anywhere."""
+    if not run_ids:
+        return []
+    with transaction.atomic():
+        # Row locks on PostgreSQL (another host's runner skips them, then finds them no
+        # longer queued); SQLite's IMMEDIATE transaction makes this the only writer.
+        free = list(
+            Run.objects.select_for_update(skip_locked=True)
+            .filter(pk__in=run_ids, status=RunStatus.QUEUED, concurrency_limit__isnull=True)
+            .values_list("pk", flat=True)
+        )
+        if free:
+            Run.objects.filter(pk__in=free, status=RunStatus.QUEUED).update(**_taken())
+    claimed = [str(pk) for pk in free]
+    taken = set(claimed)
+    claimed += [run_id for run_id in run_ids if run_id not in taken and run_claim(run_id=run_id) == "claimed"]
+    return claimed
+
+
+def run_claim(*, run_id: str) -> Claim:
+    """Move ``run_id`` from queued to running if its key has a free slot (compare-and-set)."""
+    taken = _taken()
     # Most runs have no limit: one compare-and-set, no transaction to open.
     if Run.objects.filter(pk=run_id, status=RunStatus.QUEUED, concurrency_limit__isnull=True).update(**taken):
         return "claimed"
@@ -109,8 +135,7 @@ def runs_start_waiting(*, key: str) -> list[str]:
     running = Run.objects.filter(concurrency_key=key, status=RunStatus.RUNNING).count()
     free = max(0, limit - running) if limit else queued.count()
     picked = [str(pk) for pk in queued.values_list("pk", flat=True)[:free]]
-    for run_id in picked:
-        async_task("runs.tasks.execute_run", run_id, task_name=f"run {run_id}", hook=None)
+    runs_queue(picked)
     return picked
 
 

@@ -12,7 +12,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -27,6 +29,7 @@ from runs.plan import PlanError, RetryPolicy
 from runs.request import RunRequest, plan_resolve
 from runs.selectors import SAMPLES_FILE
 from runs.services.concurrency import run_claim, runs_start_waiting
+from runs.services.lifecycle import run_fail_lost
 
 logger = logging.getLogger(__name__)
 output_logger = logging.getLogger("scriptops.output")
@@ -65,8 +68,19 @@ def retry_policy(run: Run) -> RetryPolicy:
     )
 
 
+Deferred = Callable[[Callable[[], object]], None]
+
+
+def _now_call(work: Callable[[], object]) -> None:
+    work()
+
+
 class DbReporter:
-    """The engine's reporter for one attempt of one run."""
+    """The engine's reporter for one attempt of one run.
+
+    Output and samples go to files at once. Database writes go through ``defer``: run at
+    once on a run's own loop (the default), queued to the host's database thread under a
+    runner (:mod:`runs.host`), whose loop must never wait for SQLite's write lock."""
 
     def __init__(
         self,
@@ -76,13 +90,16 @@ class DbReporter:
         attempt: int,
         plan: dict[str, Any],
         control_seen: datetime | None = None,
+        defer: Deferred = _now_call,
     ):
         self.run = run
         self.writer = writer
         self.attempt = attempt
         self.plan = plan
+        self.defer = defer
         self.started_at = timezone.now()
         self.attempt_pk: int | None = None
+        self._begun = False
         self.stderr_bytes = 0
         # The time of the last control request acted on, carried from attempt to attempt
         # (so a pause or resume is not replayed). It starts as None, not as the row's
@@ -90,12 +107,20 @@ class DbReporter:
         self.control_seen = control_seen
         self._samples_path = run.output_dir / SAMPLES_FILE
         self._samples_fd = os.open(self._samples_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
-        self._truncation_reported = writer.truncated
+        self.truncation_reported = writer.truncated
         self.notifier = OutputNotifier(str(run.pk))
 
     def close(self) -> None:
         self.notifier.flush()
         os.close(self._samples_fd)
+
+    def _changed(self) -> None:
+        """Wake live viewers once the write is visible: at once on a run's own loop, after
+        the database thread's transaction commits under a runner host."""
+        if self.defer is _now_call:
+            run_changed(str(self.run.pk))
+        else:
+            transaction.on_commit(partial(run_changed, str(self.run.pk)))
 
     def begin(self, pid: int | None = None, create_time: float | None = None) -> None:
         """Record the attempt, once and in one write: its row, its start event and, on the
@@ -103,28 +128,33 @@ class DbReporter:
 
         One transaction instead of four: a worker's writes queue for SQLite's single
         write lock, so a burst of short runs starts sooner with fewer of them."""
-        if self.attempt_pk is not None:
+        if self._begun:
             return
+        self._begun = True
         fields: dict[str, Any] = {"attempts": self.attempt, "resolved_path": self.plan["script"]}
         if not self.run.working_dir:
             # Defaulted (the script's folder): the record says where it really ran.
             fields["working_dir"] = self.plan["cwd"]
         if pid is not None:
             fields.update(pid=pid, pid_create_time=create_time)
-        with transaction.atomic():
-            self.attempt_pk = RunAttempt.objects.create(
-                run=self.run, number=self.attempt, started_at=self.started_at
-            ).pk
-            Run.objects.filter(pk=self.run.pk).update(**fields)
-            RunEvent.objects.create(
-                run=self.run,
-                kind=EventKind.START,
-                # The attempt's start, not this write's time: the engine reports the start
-                # after it has stored the script's first output.
-                timestamp=self.started_at,
-                data={"attempt": self.attempt, "command": self.plan["command"], "cwd": self.plan["cwd"]},
-            )
-        run_changed(str(self.run.pk))
+
+        def write() -> None:
+            with transaction.atomic():
+                self.attempt_pk = RunAttempt.objects.create(
+                    run=self.run, number=self.attempt, started_at=self.started_at
+                ).pk
+                Run.objects.filter(pk=self.run.pk).update(**fields)
+                RunEvent.objects.create(
+                    run=self.run,
+                    kind=EventKind.START,
+                    # The attempt's start, not this write's time: the engine reports the
+                    # start after it has stored the script's first output.
+                    timestamp=self.started_at,
+                    data={"attempt": self.attempt, "command": self.plan["command"], "cwd": self.plan["cwd"]},
+                )
+            self._changed()
+
+        self.defer(write)
 
     def started(self, pid: int, create_time: float) -> None:
         self.begin(pid, create_time)
@@ -146,8 +176,11 @@ class DbReporter:
         os.write(self._samples_fd, (json.dumps(row) + "\n").encode())
 
     def event(self, kind: str, data: dict[str, object]) -> None:
-        RunEvent.objects.create(run=self.run, kind=kind, data={**data, "attempt": self.attempt})
-        run_changed(str(self.run.pk))
+        def write() -> None:
+            RunEvent.objects.create(run=self.run, kind=kind, data={**data, "attempt": self.attempt})
+            self._changed()
+
+        self.defer(write)
 
     def control(self) -> str | None:
         self.notifier.flush()  # called every control poll: no wake-up stays pending long
@@ -157,27 +190,41 @@ class DbReporter:
         self.control_seen = row["control_requested_at"]
         return str(row["control"])
 
-    def heartbeat(self, stats: Stats) -> None:
-        fields: dict[str, Any] = {
-            "heartbeat_at": timezone.now(),
+    def progress(self, stats: Stats) -> dict[str, Any]:
+        """What a heartbeat records of this run besides the time."""
+        return {
             "output_bytes": self.writer.total_bytes,
             "output_lines": self.writer.total_lines,
             "output_truncated": self.writer.truncated,
             "peak_rss": stats.peak_rss or None,
         }
-        Run.objects.filter(pk=self.run.pk).update(**fields)
-        if self.writer.truncated and not self._truncation_reported:
-            self._truncation_reported = True
-            RunEvent.objects.create(
-                run=self.run,
-                kind=EventKind.OUTPUT_TRUNCATED,
-                data={"cap_bytes": self.writer.cap, "dropped_bytes": self.writer.dropped_bytes},
-            )
+
+    def truncation_event(self) -> RunEvent | None:
+        """The ``output_truncated`` event, the first time the cap is reached."""
+        if not self.writer.truncated or self.truncation_reported:
+            return None
+        self.truncation_reported = True
+        return RunEvent(
+            run=self.run,
+            kind=EventKind.OUTPUT_TRUNCATED,
+            data={"cap_bytes": self.writer.cap, "dropped_bytes": self.writer.dropped_bytes},
+        )
+
+    def heartbeat(self, stats: Stats) -> None:
+        Run.objects.filter(pk=self.run.pk).update(heartbeat_at=timezone.now(), **self.progress(stats))
+        event = self.truncation_event()
+        if event is not None:
+            event.save()
 
     def paused(self, *, paused: bool) -> None:
-        Run.objects.filter(pk=self.run.pk).update(paused=paused)
-        RunEvent.objects.create(run=self.run, kind=EventKind.PAUSED if paused else EventKind.RESUMED, data={})
-        run_changed(str(self.run.pk))
+        def write() -> None:
+            Run.objects.filter(pk=self.run.pk).update(paused=paused)
+            RunEvent.objects.create(
+                run=self.run, kind=EventKind.PAUSED if paused else EventKind.RESUMED, data={}
+            )
+            run_changed(str(self.run.pk))
+
+        self.defer(write)
 
 
 def _reject(run: Run, exc: PlanError) -> None:
@@ -193,6 +240,12 @@ def _reject(run: Run, exc: PlanError) -> None:
     )
 
 
+def stop_requested(run_id: str) -> bool:
+    """A stop, kill or cancel is pending on the run (checked between attempts)."""
+    control = Run.objects.filter(pk=run_id).values_list("control", flat=True).first()
+    return control in (Control.STOP, Control.KILL, Control.CANCEL)
+
+
 def _wait_between_attempts(run: Run, delay: float) -> bool:
     """Sleep ``delay`` seconds, keeping the heartbeat; False if a stop came meanwhile."""
     end = time.monotonic() + delay
@@ -204,14 +257,146 @@ def _wait_between_attempts(run: Run, delay: float) -> bool:
         if now >= next_beat:
             Run.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
             next_beat = now + settings.HEARTBEAT_INTERVAL
-        control = Run.objects.filter(pk=run.pk).values_list("control", flat=True).first()
-        if control in (Control.STOP, Control.KILL, Control.CANCEL):
+        if stop_requested(str(run.pk)):
             return False
         time.sleep(min(settings.CONTROL_POLL_INTERVAL, max(0.0, end - now)))
 
 
+class RunJob:
+    """The life of one claimed run: its plan, its attempts and retries, its final write.
+
+    Driven the same way by a run's own loop (:func:`run_execute`) and by a runner host
+    (:mod:`runs.host`): :meth:`prepare`, then for each attempt :meth:`attempt_begin`,
+    supervise it with the reporter, :meth:`attempt_end` (which says whether and when
+    another attempt follows), and :meth:`finish`."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.run_id = str(run.pk)
+        self.plan: dict[str, Any] = {}
+        self.policy = retry_policy(run)
+        self.attempts_allowed = self.policy.max_attempts if self.policy.enabled else 1
+        self.number = 0
+        self.outcomes: list[Outcome] = []
+        self.control_seen: datetime | None = None
+        self.closing: tuple[int, Outcome] | None = None  # the last attempt, closed with the run
+        self.stderr_from = 0  # where the last attempt's stderr begins (the error summary)
+        self.first_start = time.monotonic()
+        self.writer: LogWriter | None = None
+
+    def prepare(self) -> bool:
+        """Check the plan again. False if refused: the run is then already over."""
+        try:
+            self.plan = build_plan(self.run)
+        except PlanError as exc:
+            _reject(self.run, exc)
+            run_changed(self.run_id)
+            if self.run.concurrency_key:
+                runs_start_waiting(key=self.run.concurrency_key)
+            return False
+        self.writer = LogWriter(self.run.output_dir, cap_bytes=settings.MAX_OUTPUT_BYTES)
+        return True
+
+    def limits(self) -> Limits:
+        return Limits(
+            timeout=self.run.timeout,
+            stop_grace=settings.STOP_GRACE,
+            monitor_interval=max(0.02, self.run.monitor_interval),
+            control_interval=settings.CONTROL_POLL_INTERVAL,
+            heartbeat_interval=settings.HEARTBEAT_INTERVAL,
+        )
+
+    def attempt_begin(self, *, defer: Deferred = _now_call) -> DbReporter:
+        assert self.writer is not None
+        self.number += 1
+        self.stderr_from = self.writer.stream_bytes[STREAM_CODES["stderr"]]
+        if self.attempts_allowed > 1:
+            marker = f"=== attempt {self.number} of {self.attempts_allowed} ===\n"
+            self.writer.write("system", marker.encode(), time.time())
+        return DbReporter(
+            self.run,
+            self.writer,
+            attempt=self.number,
+            plan=self.plan,
+            control_seen=self.control_seen,
+            defer=defer,
+        )
+
+    def attempt_failed_to_start(self, reporter: DbReporter, exc: OSError) -> Outcome:
+        """The interpreter could not be started (e.g. a bad shebang)."""
+        assert self.writer is not None
+        reporter.begin()
+        self.writer.write("stderr", f"{exc}\n".encode(), time.time())
+        return Outcome(None, "failed", time.time(), time.time(), reason=str(exc))
+
+    def attempt_end(self, reporter: DbReporter, outcome: Outcome) -> float | None:
+        """Record the attempt's end. Returns the delay before the next attempt, or None
+        when the run is over (call :meth:`finish`). Database work: call it where the
+        reporter's deferred writes have been done (the attempt's row exists)."""
+        assert self.writer is not None
+        reporter.close()
+        reporter.begin()  # a no-op once the process has started
+        assert reporter.attempt_pk is not None
+        self.control_seen = reporter.control_seen
+        self.outcomes.append(outcome)
+        self.closing = (reporter.attempt_pk, outcome)
+        if outcome.run_status in ("success", "killed") or self.number >= self.attempts_allowed:
+            return None
+        _attempt_close(*self.closing)
+        self.closing = None
+        delay = self.policy.delay(self.number)
+        if time.monotonic() - self.first_start + delay > self.policy.max_time:
+            RunEvent.objects.create(
+                run=self.run,
+                kind=EventKind.RETRY,
+                data={"attempt": self.number, "gave_up": True, "reason": "retry_max_time reached"},
+            )
+            return None
+        RunEvent.objects.create(
+            run=self.run,
+            kind=EventKind.RETRY,
+            data={"attempt": self.number, "next_attempt": self.number + 1, "delay": round(delay, 3)},
+        )
+        self.writer.write(
+            "system",
+            f"=== attempt {self.number} {outcome.run_status} (exit {outcome.exit_code}); "
+            f"retrying in {delay:.2f}s ===\n".encode(),
+            time.time(),
+        )
+        return delay
+
+    def stopped_between_attempts(self) -> None:
+        self.outcomes.append(
+            Outcome(None, "killed", time.time(), time.time(), reason="stopped between attempts")
+        )
+
+    def abandon(self, *, message: str) -> None:
+        """End the run as ``worker_lost`` (its runner is shutting down and killed it)."""
+        assert self.writer is not None
+        self.writer.close()
+        if self.closing is not None:
+            _attempt_close(*self.closing)
+        run_fail_lost(run=Run.objects.get(pk=self.run_id), message=message)
+
+    def finish(self, *, deferred: bool = False) -> str:
+        """The terminal write; wakes the next run waiting on the concurrency key (after
+        the caller's transaction commits when ``deferred``: a runner host's batch)."""
+        assert self.writer is not None
+        self.writer.close()
+        status = _finalise(
+            self.run, self.outcomes, self.writer, closing=self.closing, stderr_from=self.stderr_from
+        )
+        then: Deferred = transaction.on_commit if deferred else _now_call
+        then(partial(run_changed, self.run_id))
+        if self.run.concurrency_key:
+            # A slot is free: the next in line starts.
+            then(partial(runs_start_waiting, key=self.run.concurrency_key))
+        return status
+
+
 def run_execute(*, run_id: str) -> str | None:
-    """Claim and execute ``run_id``. Returns the final status, or None if not claimed.
+    """Claim and execute ``run_id`` on this thread (django-q2's sync mode, tests, a
+    worker without a runner host). Returns the final status, or None if not claimed.
 
     Safe to call twice for the same run (a re-delivered task): only one caller wins
     the compare-and-set from ``queued`` to ``running``.
@@ -229,109 +414,41 @@ def run_execute(*, run_id: str) -> str | None:
         return None
     # Live viewers hear of the claim once the script has started (DbReporter.begin) or was
     # refused: the spawn comes first.
-    run = Run.objects.get(pk=run_id)
-    try:
-        plan = build_plan(run)
-    except PlanError as exc:
-        _reject(run, exc)
-        run_changed(run_id)
-        if run.concurrency_key:
-            runs_start_waiting(key=run.concurrency_key)
+    job = RunJob(Run.objects.get(pk=run_id))
+    if not job.prepare():
         return RunStatus.FAILED
-    writer = LogWriter(run.output_dir, cap_bytes=settings.MAX_OUTPUT_BYTES)
-    policy = retry_policy(run)
-    attempts_allowed = policy.max_attempts if policy.enabled else 1
-    first_start = time.monotonic()
-    outcomes: list[Outcome] = []
-    control_seen: datetime | None = None
-    closing: tuple[int, Outcome] | None = None  # the last attempt, closed with the run
-    stderr_from = 0  # where the last attempt's stderr begins: the error summary shows only it
     try:
-        for number in range(1, attempts_allowed + 1):
-            stderr_from = writer.stream_bytes[STREAM_CODES["stderr"]]
-            if attempts_allowed > 1:
-                marker = f"=== attempt {number} of {attempts_allowed} ===\n"
-                writer.write("system", marker.encode(), time.time())
-            outcome, control_seen, attempt_pk = _run_attempt(
-                run, plan, writer, number, control_seen=control_seen
-            )
-            outcomes.append(outcome)
-            closing = (attempt_pk, outcome)
-            if outcome.run_status in ("success", "killed") or number == attempts_allowed:
+        while True:
+            reporter = job.attempt_begin()
+            delay = job.attempt_end(reporter, _supervise(job, reporter))
+            if delay is None:
                 break
-            _attempt_close(*closing)
-            closing = None
-            delay = policy.delay(number)
-            if time.monotonic() - first_start + delay > policy.max_time:
-                RunEvent.objects.create(
-                    run=run,
-                    kind=EventKind.RETRY,
-                    data={"attempt": number, "gave_up": True, "reason": "retry_max_time reached"},
-                )
-                break
-            RunEvent.objects.create(
-                run=run,
-                kind=EventKind.RETRY,
-                data={"attempt": number, "next_attempt": number + 1, "delay": round(delay, 3)},
-            )
-            writer.write(
-                "system",
-                f"=== attempt {number} {outcome.run_status} (exit {outcome.exit_code}); "
-                f"retrying in {delay:.2f}s ===\n".encode(),
-                time.time(),
-            )
-            if not _wait_between_attempts(run, delay):
-                outcomes.append(
-                    Outcome(None, "killed", time.time(), time.time(), reason="stopped between attempts")
-                )
+            if not _wait_between_attempts(job.run, delay):
+                job.stopped_between_attempts()
                 break
     finally:
-        writer.close()
-    status = _finalise(run, outcomes, writer, closing=closing, stderr_from=stderr_from)
-    run_changed(run_id)
-    if run.concurrency_key:
-        runs_start_waiting(key=run.concurrency_key)  # a slot is free: the next in line starts
-    return status
+        if job.writer is not None:
+            job.writer.close()
+    return job.finish()
 
 
-def _run_attempt(
-    run: Run, plan: dict[str, Any], writer: LogWriter, number: int, *, control_seen: datetime | None
-) -> tuple[Outcome, datetime | None, int]:
-    """Run one attempt. Returns its outcome, the last control request acted on and the
-    attempt's row (recorded as the process starts; closed by the caller)."""
-    reporter = DbReporter(run, writer, attempt=number, plan=plan, control_seen=control_seen)
+def _supervise(job: RunJob, reporter: DbReporter) -> Outcome:
+    """One attempt on this thread's own loop."""
     supervisor = Supervisor(
-        plan["command"],
-        cwd=plan["cwd"],
-        env=plan["env"],
-        reporter=reporter,
-        limits=Limits(
-            timeout=run.timeout,
-            stop_grace=settings.STOP_GRACE,
-            monitor_interval=max(0.02, run.monitor_interval),
-            control_interval=settings.CONTROL_POLL_INTERVAL,
-            heartbeat_interval=settings.HEARTBEAT_INTERVAL,
-        ),
+        job.plan["command"], cwd=job.plan["cwd"], env=job.plan["env"], reporter=reporter, limits=job.limits()
     )
     try:
-        outcome = supervisor.run()
+        return supervisor.run()
     except OSError as exc:
-        # The interpreter could not be started (e.g. a bad shebang).
         supervisor.abort()
-        reporter.begin()
-        writer.write("stderr", f"{exc}\n".encode(), time.time())
-        outcome = Outcome(None, "failed", time.time(), time.time(), reason=str(exc))
+        return job.attempt_failed_to_start(reporter, exc)
     except Exception:
         # A bug or a database outage inside supervision: never leave the script
         # running unsupervised. If the database is down, the reaper fails the run later.
-        logger.exception("Supervision of run %s failed; killing its processes", run.pk)
+        logger.exception("Supervision of run %s failed; killing its processes", job.run_id)
         supervisor.abort()
-        raise
-    finally:
         reporter.close()
-    reporter.begin()  # a no-op once the process has started
-    assert reporter.attempt_pk is not None
-    return outcome, reporter.control_seen, reporter.attempt_pk
+        raise
 
 
 def _attempt_close(attempt_pk: int, outcome: Outcome) -> None:

@@ -20,9 +20,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.db.models import Q
 from django.utils import timezone
-from django_q.brokers import Broker, get_broker
 from django_q.conf import Conf
-from django_q.tasks import async_task
 
 from core.errors import Conflict
 from core.models import User
@@ -31,30 +29,17 @@ from runs.events import run_changed
 from runs.logstore import remove_store
 from runs.models import ACTIVE, TERMINAL, Control, EventKind, Run, RunEvent, RunStatus
 from runs.services.concurrency import gate_ensure, runs_start_waiting
+from runs.services.queue import runs_queue
 
 logger = logging.getLogger(__name__)
 
 ControlCommand = Control
 
 
-_broker: Broker | None = None
-
-
-def _run_broker() -> Broker:
-    """The process's broker. Without one, async_task builds a broker per call: with Redis,
-    a new connection (TCP connect and handshake) for every run handed over."""
-    global _broker
-    if _broker is None:
-        _broker = get_broker()
-    return _broker
-
-
 def _queue_tasks(run_ids: list[str]) -> None:
-    broker = _run_broker()
     # The database broker: one write transaction for all of them, not one per run.
     with transaction.atomic() if Conf.ORM else contextlib.nullcontext():
-        for run_id in run_ids:
-            async_task("runs.tasks.execute_run", run_id, task_name=f"run {run_id}", hook=None, broker=broker)
+        runs_queue(run_ids)
 
 
 def _announce(run_ids: list[str]) -> None:
@@ -239,6 +224,39 @@ def _worker_gone(run: Run, host: str) -> bool:
         return False
 
 
+def run_fail_lost(*, run: Run, message: str, now: Any = None, host: str | None = None) -> bool:
+    """Fail a running run whose worker is gone (or going: a runner shutting down) as
+    ``worker_lost``, killing its process tree if it lives on this host. False if the run
+    finished or beat meanwhile (compare-and-set on its status and heartbeat)."""
+    now = now or timezone.now()
+    host = host or socket.gethostname()
+    last = run.heartbeat_at.isoformat() if run.heartbeat_at else "never"
+    summary = run.error_summary_for(
+        exit_code=None, stderr_snippet=message, status="failed", reason="worker_lost"
+    )
+    claimed = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at).update(
+        status=RunStatus.FAILED,
+        run_status="failed",
+        finished_at=now,
+        error_summary=summary,
+        paused=False,
+    )
+    if not claimed:
+        return False
+    killed = False
+    if run.host == host and run.pid:
+        killed = kill_process_tree(run.pid, run.pid_create_time)
+    RunEvent.objects.create(
+        run=run,
+        kind=EventKind.ORPHANED,
+        data={"last_heartbeat": last, "host": run.host, "process_killed": killed},
+    )
+    run_changed(str(run.pk))
+    if run.concurrency_key:
+        runs_start_waiting(key=run.concurrency_key)
+    return True
+
+
 def run_reap_orphans(*, now: Any = None) -> list[str]:
     """Fail runs whose worker died; kill their processes when they live on this host.
 
@@ -261,31 +279,8 @@ def run_reap_orphans(*, now: Any = None) -> list[str]:
             f"The worker running this script (pid {run.worker_pid} on {run.host or 'unknown host'}) "
             f"was lost: it died or stopped responding (last heartbeat {last})."
         )
-        summary = run.error_summary_for(
-            exit_code=None, stderr_snippet=message, status="failed", reason="worker_lost"
-        )
-        claimed = Run.objects.filter(
-            pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at
-        ).update(
-            status=RunStatus.FAILED,
-            run_status="failed",
-            finished_at=now,
-            error_summary=summary,
-            paused=False,
-        )
-        if not claimed:
+        if not run_fail_lost(run=run, message=message, now=now, host=host):
             continue  # it finished, or beat, in the meantime
-        killed = False
-        if run.host == host and run.pid:
-            killed = kill_process_tree(run.pid, run.pid_create_time)
-        RunEvent.objects.create(
-            run=run,
-            kind=EventKind.ORPHANED,
-            data={"last_heartbeat": last, "host": run.host, "process_killed": killed},
-        )
         logger.warning("Run %s orphaned (last heartbeat %s); marked failed", run.pk, last)
-        run_changed(str(run.pk))
-        if run.concurrency_key:
-            runs_start_waiting(key=run.concurrency_key)
         reaped.append(str(run.pk))
     return reaped

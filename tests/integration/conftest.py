@@ -1,7 +1,8 @@
 """Integration fixtures: one real stack (tests/stack.py) per test file.
 
 A test file picks its stack with module constants: ``STACK_WORKERS`` (django-q2
-workers, default 2) and ``STACK_ENV`` (extra environment for serve). The stack is
+workers, default 2), ``STACK_MAX_RUNS`` (the runner's capacity, default the product's) and
+``STACK_ENV`` (extra environment for serve). The stack is
 stopped after the file's last test, and that stop must leave no process behind.
 When a test fails, the tail of the serve log of every stack it used is added to the
 failure report.
@@ -33,6 +34,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     started = Stack(
         base,
         workers=getattr(module, "STACK_WORKERS", 2),
+        max_runs=getattr(module, "STACK_MAX_RUNS", None),
         extra_env=getattr(module, "STACK_ENV", None),
     )
     try:

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 
 # Two workers: filling both with sleepers keeps the next run queued.
 STACK_WORKERS = 2
+STACK_MAX_RUNS = 2  # the runner's capacity: a third run waits in the queue
 # Long enough for a script that traps TERM to clean up before the SIGKILL.
 STACK_ENV = {"SCRIPTOPS_STOP_GRACE": "5"}
 
@@ -146,12 +147,12 @@ def test_a_daemon_left_behind_by_a_finished_script_is_ended(stack: Stack, client
 
 def test_a_cancelled_queued_run_never_starts(stack: Stack, client: httpx.Client) -> None:
     sleeper = script(stack, "blocker.sh", SLEEPER)
-    blockers = [start_run(client, sleeper) for _ in range(STACK_WORKERS)]
+    blockers = [start_run(client, sleeper) for _ in range(STACK_MAX_RUNS)]
     for blocker in blockers:
         wait_for_output(client, blocker["id"], "started")
     marker = stack.scripts / f"never-{uuid.uuid4().hex}"
     waiting = start_run(client, script(stack, "toucher.sh", 'touch "$1"\necho touched\n'), args=[str(marker)])
-    # Every worker is busy: the run stays queued (give it time to be wrongly picked up).
+    # The runner is full: the run stays queued (give it time to be wrongly picked up).
     time.sleep(1)
     assert get_run(client, waiting["id"])["status"] == "queued"
     assert client.post(f"/api/runs/{waiting['id']}/pause").status_code == 409

@@ -22,7 +22,7 @@ def handed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Run ids handed to the workers (recorded instead of queued: the tests claim by hand)."""
     calls: list[str] = []
     monkeypatch.setattr(lifecycle, "runs_hand_over", lambda run_ids: None)
-    monkeypatch.setattr(concurrency, "async_task", lambda func, run_id, **kw: calls.append(run_id))
+    monkeypatch.setattr(concurrency, "runs_queue", calls.extend)
     return calls
 
 

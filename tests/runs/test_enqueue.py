@@ -11,7 +11,7 @@ from django_q.conf import Conf
 from django_q.models import OrmQ
 
 from runs.models import ConcurrencyGate, EventKind, RunStatus
-from runs.services import lifecycle, runs_enqueue_many
+from runs.services import lifecycle, queue, runs_enqueue_many
 
 pytestmark = pytest.mark.django_db
 
@@ -69,9 +69,9 @@ def test_hand_overs_share_one_broker(
         built.append(broker)
         return broker
 
-    real_get_broker = lifecycle.get_broker
-    monkeypatch.setattr(lifecycle, "_broker", None)
-    monkeypatch.setattr(lifecycle, "get_broker", counting_get_broker)
+    real_get_broker = queue.get_broker
+    monkeypatch.setattr(queue, "_broker", None)
+    monkeypatch.setattr(queue, "get_broker", counting_get_broker)
     for _ in range(3):
         with django_capture_on_commit_callbacks(execute=True) as callbacks:
             runs_enqueue_many(requests=[{"script_path": str(script)}], source="test")

@@ -1,4 +1,4 @@
-"""``manage.py serve``: daphne + the django-q2 cluster + the orphan reaper, supervised.
+"""``manage.py serve``: daphne + the runner + the django-q2 cluster + the reaper, supervised.
 
 What ``make run`` starts. Each child is restarted if it dies (with a back-off); on
 SIGINT/SIGTERM both get SIGTERM, then SIGKILL after a grace period, and runs left
@@ -122,6 +122,9 @@ class Command(BaseCommand):
                 )
             )
         if not options["no_worker"]:
+            # The runs: one runner process for all of this host's runs (runs.host).
+            children.append(Child("runner", [sys.executable, manage, "runner"]))
+            # Library scans and other background tasks.
             children.append(Child("workers", [sys.executable, manage, "qcluster"]))
         stopping = False
 
@@ -135,7 +138,8 @@ class Command(BaseCommand):
             child.start()
         self.stdout.write(
             f"ScriptOps on http://{options['host']}:{options['port']}/ "
-            f"({settings.WORKERS} workers, broker: {'redis' if settings.REDIS_URL else 'database'}). "
+            f"(up to {settings.MAX_RUNS} runs at once, {settings.WORKERS} task workers, "
+            f"broker: {'redis' if settings.REDIS_URL else 'database'}). "
             "Ctrl-C stops."
         )
         next_reap = 0.0

@@ -1,0 +1,35 @@
+"""The runs' task queue: how a queued run reaches a runner host.
+
+Runs travel through django-q2's broker like every other task (the database by default,
+Redis at scale), but on a queue of their own (``settings.RUNS_QUEUE``): the django-q2
+cluster's workers never take them; the runner processes (``manage.py runner``,
+:mod:`runs.host`) do, as many at once as ``SCRIPTOPS_MAX_RUNS`` allows. In django-q2's
+sync mode (tests) the task runs at once, in the caller's thread.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django_q.brokers import Broker, get_broker
+from django_q.tasks import async_task
+
+EXECUTE_RUN = "runs.tasks.execute_run"
+
+_broker: Broker | None = None
+
+
+def runs_broker() -> Broker:
+    """The process's broker for the runs queue. Without one, async_task builds a broker
+    per call: with Redis, a new connection (TCP connect and handshake) for every run."""
+    global _broker
+    if _broker is None:
+        _broker = get_broker(settings.RUNS_QUEUE)
+    return _broker
+
+
+def runs_queue(run_ids: list[str]) -> None:
+    """Queue one task per run for the runner hosts (each run is claimed by exactly one:
+    :func:`runs.services.concurrency.run_claim` is a compare-and-set)."""
+    broker = runs_broker()
+    for run_id in run_ids:
+        async_task(EXECUTE_RUN, run_id, task_name=f"run {run_id}", hook=None, broker=broker)
