@@ -71,3 +71,14 @@ def admin_client_api(client_for) -> APIClient:
 @pytest.fixture
 def user_client(client_for) -> APIClient:
     return client_for(Role.USER)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Remove what SQLite leaves beside a file test database (its WAL and shared-memory
+    files: Django deletes only the database file itself)."""
+    from django.conf import settings
+
+    name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if name and settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        for leftover in Path(name).parent.glob(Path(name).name + "*"):
+            leftover.unlink(missing_ok=True)

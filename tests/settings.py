@@ -32,3 +32,15 @@ if REDIS_URL:
             "LOCATION": urlunsplit(urlsplit(REDIS_URL)._replace(path=f"/{1 + _worker % 15}")),
         }
     }
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A database file (on memory-backed /dev/shm when there is one) instead of SQLite's
+    # in-memory shared-cache database: tests whose threads write at once (the runner
+    # host's) then share it the way processes do in production (WAL, busy timeout),
+    # where shared cache answers "database table is locked" at once.
+    import tempfile
+    from pathlib import Path as _Path
+
+    _shm = _Path("/dev/shm")
+    _dir = _shm if _shm.is_dir() and os.access(_shm, os.W_OK) else _Path(tempfile.gettempdir())
+    DATABASES["default"]["TEST"] = {"NAME": str(_dir / f"scriptops-test-{os.getpid()}.sqlite3")}  # noqa: F405

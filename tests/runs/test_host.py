@@ -1,0 +1,263 @@
+"""The runner host (runs/host.py): runs taken from the real queue (the database broker,
+or Redis on the PostgreSQL + Redis pass), claimed, executed as real subprocesses by one
+loop in this process, recorded by its database thread."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from django_q.conf import Conf
+
+from runs.host import RunHost
+from runs.logstore import LogReader
+from runs.models import EventKind, Run, RunAttempt, RunEvent, RunStatus
+from runs.services import queue as runs_queue_module
+from runs.services import run_control, run_enqueue
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT = 30.0
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    """Tasks go to the real runs queue instead of running in-process (the unit-test
+    settings' sync mode), on a queue of this test's own."""
+    monkeypatch.setattr(Conf, "SYNC", False)
+    settings.RUNS_QUEUE = f"test-runs-{os.getpid()}-{time.monotonic_ns()}"
+    monkeypatch.setattr(runs_queue_module, "_broker", None)
+
+
+@pytest.fixture
+def start_host(queued: None) -> Iterator[Callable[..., RunHost]]:
+    hosts: list[RunHost] = []
+
+    def start(**kwargs: Any) -> RunHost:
+        host = RunHost(**kwargs)
+        host.start()
+        hosts.append(host)
+        return host
+
+    yield start
+    for host in hosts:
+        host.stop()
+    runs_queue_module.runs_broker().purge_queue()
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def launch(script: Path, **params: Any) -> Run:
+    return run_enqueue(params={"script_path": str(script), **params}, source="test")
+
+
+def status(run: Run) -> str:
+    return str(Run.objects.values_list("status", flat=True).get(pk=run.pk))
+
+
+def over(*runs: Run) -> Callable[[], bool]:
+    ids = [run.pk for run in runs]
+    return lambda: not Run.objects.filter(
+        pk__in=ids, status__in=(RunStatus.QUEUED, RunStatus.RUNNING)
+    ).exists()
+
+
+def text(run: Run) -> str:
+    return LogReader(run.output_dir).read_bytes(stream="all")[0].decode()
+
+
+GATED = """
+echo "started $SCRIPTOPS_RUN_ID"
+while [ ! -e go ]; do sleep 0.05; done
+echo done
+"""
+
+
+def test_many_runs_at_once_in_one_process(start_host: Callable[..., RunHost], make_script: Any) -> None:
+    script = make_script("gated.sh", GATED)
+    host = start_host(max_runs=50)
+    runs = [launch(script) for _ in range(30)]
+
+    # All 30 run at the same time (each waits for the gate), supervised by this process.
+    wait_until(lambda: all("started" in text(run) for run in runs), "all 30 running at once")
+    assert Run.objects.filter(pk__in=[r.pk for r in runs], status=RunStatus.RUNNING).count() == 30
+    assert set(Run.objects.filter(pk__in=[r.pk for r in runs]).values_list("worker_pid", flat=True)) == {
+        os.getpid()
+    }
+    (script.parent / "go").touch()
+    wait_until(over(*runs), "all 30 over")
+
+    for run in runs:
+        run.refresh_from_db()
+        assert run.status == RunStatus.COMPLETED, run.error_summary
+        assert text(run) == f"started {run.pk}\ndone\n"
+        assert run.output_lines == 2
+        assert run.attempts == 1
+        assert RunAttempt.objects.filter(run=run).count() == 1
+        kinds = list(RunEvent.objects.filter(run=run).order_by("id").values_list("kind", flat=True))
+        assert kinds == [EventKind.QUEUED, EventKind.START, EventKind.SUCCESS]
+    assert host.held == 0
+
+
+def test_capacity_holds_the_rest_in_the_queue(start_host: Callable[..., RunHost], make_script: Any) -> None:
+    script = make_script("gated.sh", GATED)
+    host = start_host(max_runs=3)
+    runs = [launch(script) for _ in range(5)]
+
+    wait_until(lambda: Run.objects.filter(status=RunStatus.RUNNING).count() == 3, "3 running")
+    time.sleep(0.5)  # room for a wrong fourth claim
+    assert Run.objects.filter(status=RunStatus.RUNNING).count() == 3
+    assert Run.objects.filter(status=RunStatus.QUEUED).count() == 2
+    assert host.held == 3
+    (script.parent / "go").touch()
+    wait_until(over(*runs), "all 5 over")
+    assert Run.objects.filter(pk__in=[r.pk for r in runs], status=RunStatus.COMPLETED).count() == 5
+
+
+def test_retries_with_their_delay(start_host: Callable[..., RunHost], make_script: Any) -> None:
+    script = make_script(
+        "flaky.sh",
+        """
+        if [ -e tried ]; then echo second; exit 0; fi
+        touch tried; echo first; exit 3
+        """,
+    )
+    start_host()
+    run = launch(script, retry_on_failure=True, retry_max_attempts=3, retry_initial_delay=0.2)
+    wait_until(over(run), "the run over")
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED
+    assert run.attempts == 2
+    assert list(
+        RunAttempt.objects.filter(run=run).order_by("number").values_list("run_status", flat=True)
+    ) == [
+        "failed",
+        "success",
+    ]
+    assert "=== attempt 1 of 3 ===\nfirst\n" in text(run)
+    assert text(run).endswith("=== attempt 2 of 3 ===\nsecond\n")
+    assert RunEvent.objects.filter(run=run, kind=EventKind.RETRY).count() == 1
+
+
+def test_a_stop_between_attempts_ends_the_run(start_host: Callable[..., RunHost], make_script: Any) -> None:
+    script = make_script("fails.sh", "echo nope; exit 1\n")
+    start_host()
+    run = launch(script, retry_on_failure=True, retry_max_attempts=3, retry_initial_delay=60)
+    wait_until(
+        lambda: RunEvent.objects.filter(run=run, kind=EventKind.RETRY).exists(), "the first retry planned"
+    )
+
+    run_control(run=run, command="stop")
+    wait_until(over(run), "the stopped run over", timeout=10)  # not after the 60 s delay
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert run.attempts == 1
+
+
+def test_controls_reach_the_script(start_host: Callable[..., RunHost], make_script: Any) -> None:
+    script = make_script(
+        "ticker.sh",
+        """
+        trap 'echo got TERM; exit 0' TERM
+        echo "pid $$"
+        while true; do sleep 0.05; done
+        """,
+    )
+    start_host()
+    run = launch(script)
+    wait_until(lambda: "pid " in text(run), "the script started")
+    pid = int(text(run).split()[1])
+
+    run_control(run=run, command="pause")
+    wait_until(lambda: psutil.Process(pid).status() == psutil.STATUS_STOPPED, "the script paused")
+    wait_until(lambda: Run.objects.get(pk=run.pk).paused, "the pause recorded")
+    run_control(run=run, command="resume")
+    wait_until(lambda: psutil.Process(pid).status() != psutil.STATUS_STOPPED, "the script resumed")
+    run_control(run=run, command="stop")
+    wait_until(over(run), "the stopped run over")
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert "got TERM" in text(run)
+    kinds = set(RunEvent.objects.filter(run=run).values_list("kind", flat=True))
+    assert {EventKind.PAUSED, EventKind.RESUMED, EventKind.STOP_REQUESTED} <= kinds
+
+
+def test_heartbeats_record_progress_of_running_runs(
+    start_host: Callable[..., RunHost], make_script: Any
+) -> None:
+    script = make_script(
+        "chatty.sh", GATED.replace("echo done", "echo done").replace("started", "line1\necho started")
+    )
+    start_host()
+    runs = [launch(script) for _ in range(3)]
+
+    # HEARTBEAT_INTERVAL is 0.5 s in the test settings: every run's counters are written
+    # while it runs (one statement for all of them).
+    wait_until(
+        lambda: Run.objects.filter(
+            pk__in=[r.pk for r in runs], status=RunStatus.RUNNING, output_lines=2
+        ).count()
+        == 3,
+        "the output counters of all three written by a heartbeat",
+    )
+    (script.parent / "go").touch()
+    wait_until(over(*runs), "all over")
+
+
+def test_a_script_that_went_away_is_rejected(start_host: Callable[..., RunHost], make_script: Any) -> None:
+    script = make_script("gone.sh", "echo hi\n")
+    run = launch(script)
+    script.unlink()  # after the API's check, before the runner's
+    start_host()
+    wait_until(over(run), "the run over")
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert RunEvent.objects.filter(run=run, kind=EventKind.REJECTED).exists()
+
+
+def test_a_concurrency_key_runs_one_at_a_time(start_host: Callable[..., RunHost], make_script: Any) -> None:
+    script = make_script("gated.sh", GATED)
+    start_host()
+    runs = [launch(script, concurrency_key="k", concurrency_limit=1) for _ in range(3)]
+
+    wait_until(lambda: Run.objects.filter(status=RunStatus.RUNNING).count() == 1, "one running")
+    time.sleep(0.5)
+    assert Run.objects.filter(status=RunStatus.RUNNING).count() == 1
+    (script.parent / "go").touch()
+    wait_until(over(*runs), "all three over", timeout=WAIT)
+    assert Run.objects.filter(pk__in=[r.pk for r in runs], status=RunStatus.COMPLETED).count() == 3
+
+
+def test_stopping_the_host_ends_its_runs_as_worker_lost(
+    start_host: Callable[..., RunHost], make_script: Any
+) -> None:
+    script = make_script("long.sh", 'echo "pid $$"\nsleep 60\n')
+    host = start_host()
+    run = launch(script)
+    wait_until(lambda: "pid " in text(run), "the script started")
+    pid = int(text(run).split()[1])
+
+    host.stop()
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.error_summary is not None
+    assert run.error_summary["reason"] == "worker_lost"
+    assert "shut down" in run.error_summary["stderr_snippet"]
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert RunAttempt.objects.get(run=run).finished_at is not None
