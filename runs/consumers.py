@@ -3,9 +3,14 @@
 - ``/ws/runs/``: the feed (``run_created``, ``run_updated``, ``stats``) and commands
   ``subscribe``/``unsubscribe`` (one run's detail stream on the same socket),
   ``get_status`` and ``ping`` (answered by ``pong`` with the same timestamp).
-- ``/ws/runs/<id>/``: one run: ``log_entry`` lines (``?after=<offset>`` resumes),
+- ``/ws/runs/<id>/``: one run: ``log_entry`` lines (``?after=<offset>`` resumes;
+  ``?format=batch``: one ``log_batch`` message per batch of lines instead),
   ``status``, ``event`` and finally ``execution_completed``, after which the client
   closes (the server does after ``CLOSE_GRACE`` seconds).
+
+A socket is sent messages at the pace its client reads them: while daphne's write
+buffer for the connection is full (Twisted asks its producer to pause), the consumer
+stops pulling from the run's stream, so nothing more is read from the store for it.
 
 Unauthenticated sockets are closed with 4401 and unauthorised ones with 4403,
 before anything is sent; a path with no route is closed with 4404 (``NotFoundConsumer``).
@@ -17,6 +22,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -57,10 +63,61 @@ def _get_run(run_id: str) -> Run | None:
         return None
 
 
+class WriteGate:
+    """Twisted's push-producer interface for daphne's transport of one websocket: the
+    transport pauses us when its write buffer is over its limit (64 KiB) and resumes us
+    when it has drained. ``open`` is set while writing may go on."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.open.set()
+
+    def pauseProducing(self) -> None:  # Twisted's interface
+        self.open.clear()
+
+    def resumeProducing(self) -> None:
+        self.open.set()
+
+    def stopProducing(self) -> None:  # the connection is gone
+        self.open.set()
+
+
+def _flow_of(send: Any) -> Any:
+    """What pauses the writer of a daphne websocket, or None (another server, tests).
+
+    daphne's ``send`` is ``partial(server.handle_reply, protocol)`` (wrapped by Channels'
+    session middleware, which keeps it as ``real_send``). The websocket protocol was
+    upgraded from twisted.web's ``HTTPChannel``, which stays the TCP transport's producer
+    and hands pause/resume on to the producer registered with it (a Twisted transport
+    takes one producer)."""
+    for _ in range(5):
+        if isinstance(send, partial):
+            transport = getattr(send.args[0], "transport", None) if send.args else None
+            channel = getattr(transport, "producer", None)
+            return channel if hasattr(channel, "_requestProducer") else transport
+        send = getattr(getattr(send, "__self__", None), "real_send", None)
+    return None
+
+
 class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels ships no type information
     """Shared connect/auth and the pump that forwards a message stream to the socket."""
 
     required = Capability.READ
+    gate: WriteGate | None = None
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        await super().accept(subprotocol, headers)
+        # Channels' send has no backpressure: daphne would buffer whatever we send a
+        # client that stops reading. Register as the transport's producer to be paused.
+        flow = _flow_of(getattr(self, "base_send", None))
+        taken = getattr(flow, "_requestProducer", None) or getattr(flow, "producer", None)
+        if flow is not None and taken is None:
+            gate = WriteGate()
+            try:
+                flow.registerProducer(gate, True)
+            except Exception:  # noqa: BLE001 - no flow control rather than no socket
+                return
+            self.gate = gate
 
     async def authorise(self) -> bool:
         role = self.scope.get("role")
@@ -82,10 +139,19 @@ class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     async def send_json(self, payload: Message | PongMessage) -> None:
         await self.send(text_data=json.dumps(payload, default=str))
 
+    async def send_paced(self, payload: Message) -> None:
+        """Send once the client has taken what was sent before (see ``WriteGate``)."""
+        if self.gate is not None:
+            await self.gate.open.wait()
+        await self.send_json(payload)
+
+    def batch_requested(self, value: object) -> bool:
+        return value == "batch"
+
     async def pump(self, stream: AsyncIterator[Message]) -> None:
         with contextlib.suppress(asyncio.CancelledError):
             async for item in stream:
-                await self.send_json(item)
+                await self.send_paced(item)
 
 
 class RunConsumer(LiveConsumer):
@@ -104,14 +170,15 @@ class RunConsumer(LiveConsumer):
             return
         after_raw = self.query("after") or "0"
         after = int(after_raw) if after_raw.isdigit() else 0
+        batch = self.batch_requested(self.query("format"))
         await self.accept()
         await self.send_json(connection_established_message({"run_id": str(run.pk), "after": after}))
-        self.task = asyncio.create_task(self._follow(run, after))
+        self.task = asyncio.create_task(self._follow(run, after, batch=batch))
 
-    async def _follow(self, run: Run, after: int) -> None:
+    async def _follow(self, run: Run, after: int, *, batch: bool) -> None:
         # Not pump(): a cancellation (the client left) must end this task, not only the loop.
-        async for item in RunWatch(run, after=after).messages():
-            await self.send_json(item)
+        async for item in RunWatch(run, after=after, batch=batch).messages():
+            await self.send_paced(item)
         # The client has everything once it reads execution_completed; let it close.
         await asyncio.sleep(CLOSE_GRACE)
         await self.close()
@@ -154,7 +221,7 @@ class RunsFeedConsumer(LiveConsumer):
             if current is None or current.done():
                 raw_after = data.get("after")
                 after = raw_after if isinstance(raw_after, int) else 0
-                watch = RunWatch(run, after=max(0, after))
+                watch = RunWatch(run, after=max(0, after), batch=self.batch_requested(data.get("format")))
                 self.subscriptions[run_id] = asyncio.create_task(self.pump(watch.messages()))
             await self.send_json(subscribed_message({"run_id": run_id}))
         elif kind == "unsubscribe":

@@ -7,13 +7,11 @@ That makes delivery lossless and duplicate-free whatever the transport does, and
 keeps memory bounded when 100,000 lines arrive at once (clients are sent coalesced
 batches read from the store).
 
-Transport of the wake-ups:
-
-- default (no external server): none — live views poll the store every
-  ``LIVE_POLL`` seconds (a ``stat`` of one index file) and the database every
-  ``STATUS_POLL`` seconds;
-- with ``SCRIPTOPS_REDIS_URL``: the runner and the services ``PUBLISH`` to Redis
-  channels, and live views wake on them at once (polling stays as a fallback).
+Wake-ups go through :mod:`core.bus` (Unix datagram sockets in the data dir by default,
+Redis pub/sub with ``SCRIPTOPS_REDIS_URL``): the runner publishes ``"o"`` on the run's
+channel when output was stored and ``"s"`` when its state changed (and the run's id on
+``RUNS_CHANNEL``); live views read at once, and poll only as a slow fallback
+(``OUTPUT_FALLBACK``, ``STATE_FALLBACK``, ``FEED_POLL``) for a wake-up the bus dropped.
 """
 
 from __future__ import annotations
@@ -21,16 +19,28 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
-from django.conf import settings
+from core import bus
 
 logger = logging.getLogger(__name__)
 
-LIVE_POLL = 0.01
-STATUS_POLL = 0.25
-FEED_POLL = 0.5
+# Fallback polls, for a wake-up the bus dropped (a full receiver queue, Redis away) or a
+# change nobody announced. Each costs per open view: a stat of one index file per
+# OUTPUT_FALLBACK, one primary-key read (and an events read) per STATE_FALLBACK, three
+# queries per FEED_POLL per feed socket. At these values 200 open run sockets cost
+# ~400 stats and ~200 reads a second (was 40,000 stats and 800 reads); a dropped
+# wake-up delays a line by at most 0.5 s and a status by 1 s.
+OUTPUT_FALLBACK = 0.5
+STATE_FALLBACK = 1.0
+FEED_POLL = 1.0
+# The feed reads at most this often, however many runs change: a burst of 100 launches
+# costs ~20 snapshots a second, not 100 per feed socket.
+FEED_MIN_GAP = 0.05
 NOTIFY_MIN_GAP = 0.002
+# Wake-up payloads on a run's channel.
+OUTPUT = "o"
+STATE = "s"
 RUNS_CHANNEL = "scriptops:runs"
 
 
@@ -67,6 +77,19 @@ class LogEntryData(TypedDict):
     stream: str  # stdout | stderr | system
     content: str
     timestamp: float
+
+
+class LogBatchData(TypedDict):
+    """Consecutive lines, for clients that asked for ``?format=batch``: one message
+    per batch read from the store (at most ``runs.live.BATCH_LINES`` lines).
+
+    ``lines``: ``[offset, stream, content, timestamp]`` each (the timestamp in seconds
+    since the epoch, as in ``log_entry``). ``last_offset`` is where to resume."""
+
+    run_id: str
+    first_offset: int
+    last_offset: int
+    lines: list[tuple[int, str, str, float]]
 
 
 class StatusData(TypedDict):
@@ -187,6 +210,12 @@ class LogEntryMessage(TypedDict):
     timestamp: str
 
 
+class LogBatchMessage(TypedDict):
+    type: Literal["log_batch"]
+    data: LogBatchData
+    timestamp: str
+
+
 class StatusMessage(TypedDict):
     type: Literal["status"]
     data: StatusData
@@ -258,6 +287,7 @@ class PongMessage(TypedDict):
 Message = (
     ConnectionEstablishedMessage
     | LogEntryMessage
+    | LogBatchMessage
     | StatusMessage
     | EventMessage
     | ExecutionCompletedMessage
@@ -279,6 +309,10 @@ def connection_established_message(
 
 def log_entry_message(data: LogEntryData) -> LogEntryMessage:
     return {"type": "log_entry", "data": data, "timestamp": _now()}
+
+
+def log_batch_message(data: LogBatchData) -> LogBatchMessage:
+    return {"type": "log_batch", "data": data, "timestamp": _now()}
 
 
 def status_message(data: StatusData) -> StatusMessage:
@@ -334,6 +368,10 @@ class SseLogEntry(LogEntryData):
     type: Literal["log_entry"]
 
 
+class SseLogBatch(LogBatchData):
+    type: Literal["log_batch"]
+
+
 class SseStatus(StatusData):
     type: Literal["status"]
 
@@ -352,11 +390,15 @@ class SseQueued(TypedDict):
     run: dict[str, JsonValue]  # the run as the REST API shows it (RunSerializer)
 
 
-SseFrame = SseLogEntry | SseStatus | SseExit | SseError | SseQueued
+SseFrame = SseLogEntry | SseLogBatch | SseStatus | SseExit | SseError | SseQueued
 
 
 def sse_log_entry(data: LogEntryData) -> SseLogEntry:
     return {"type": "log_entry", **data}
+
+
+def sse_log_batch(data: LogBatchData) -> SseLogBatch:
+    return {"type": "log_batch", **data}
 
 
 def sse_status(data: StatusData) -> SseStatus:
@@ -377,29 +419,10 @@ def sse_queued(run: dict[str, JsonValue]) -> SseQueued:
 
 # -- wake-up notifier -------------------------------------------------------------------
 
-_redis_client: Any = None
-
-
-def _redis() -> Any:
-    global _redis_client
-    if not settings.REDIS_URL:
-        return None
-    if _redis_client is None:
-        import redis
-
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5)
-    return _redis_client
-
 
 def notify(channel: str, payload: str = "1") -> None:
-    """Publish a wake-up; never raises (live views fall back to polling)."""
-    client = _redis()
-    if client is None:
-        return
-    try:
-        client.publish(channel, payload)
-    except Exception as exc:  # noqa: BLE001 - a Redis hiccup must not fail a run
-        logger.debug("notify %s failed: %s", channel, exc)
+    """Publish a wake-up on the bus; never raises (live views fall back to polling)."""
+    bus.publish(channel, payload)
 
 
 class OutputNotifier:
@@ -411,7 +434,7 @@ class OutputNotifier:
 
     def __init__(self, run_id: str):
         self.channel = run_channel(run_id)
-        self.enabled = bool(settings.REDIS_URL)
+        self.enabled = True  # both bus backends carry it
         self._last = 0.0
         self._pending = False
 
@@ -422,7 +445,7 @@ class OutputNotifier:
         if now - self._last >= NOTIFY_MIN_GAP:
             self._last = now
             self._pending = False
-            notify(self.channel, "o")
+            notify(self.channel, OUTPUT)
         else:
             self._pending = True
 
@@ -430,10 +453,10 @@ class OutputNotifier:
         if self.enabled and self._pending:
             self._pending = False
             self._last = time.monotonic()
-            notify(self.channel, "o")
+            notify(self.channel, OUTPUT)
 
 
 def run_changed(run_id: str) -> None:
     """A run's state changed (status, paused, events): wake its viewers and the feed."""
-    notify(run_channel(run_id), "s")
+    notify(run_channel(run_id), STATE)
     notify(RUNS_CHANNEL, run_id)

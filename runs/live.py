@@ -5,27 +5,25 @@
 :class:`~runs.logstore.LogFollower` (resumable from any line, in coalesced batches),
 status changes and new events read from the database, and a final
 ``execution_completed``. :class:`RunsFeed` does the same for the runs list.
-Both wake on Redis notifications when configured, and poll otherwise.
+Both wait on the wake-up bus (:mod:`core.bus`) and poll only as a slow fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 
+from core import bus
+from runs import events as ev
 from runs.events import (
-    FEED_POLL,
-    LIVE_POLL,
     RUNS_CHANNEL,
-    STATUS_POLL,
     EventData,
     FeedRunData,
+    LogBatchData,
     LogEntryData,
     Message,
     StatsData,
@@ -33,6 +31,7 @@ from runs.events import (
     error_message,
     event_message,
     execution_completed_message,
+    log_batch_message,
     log_entry_message,
     run_channel,
     run_created_message,
@@ -59,45 +58,6 @@ STATUS_FIELDS = (
 )
 
 
-class Waker:
-    """An asyncio event set by Redis pub/sub messages on some channels (if Redis is on)."""
-
-    def __init__(self, *channels: str):
-        self.event = asyncio.Event()
-        self.channels = list(channels)
-        self._task: asyncio.Task[None] | None = None
-        self._pubsub: Any = None
-
-    async def start(self) -> None:
-        if not settings.REDIS_URL or not self.channels:
-            return
-        import redis.asyncio as aioredis
-
-        client = aioredis.Redis.from_url(settings.REDIS_URL)
-        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(*self.channels)
-        self._task = asyncio.create_task(self._listen())
-
-    async def _listen(self) -> None:
-        with contextlib.suppress(Exception):
-            async for _msg in self._pubsub.listen():
-                self.event.set()
-
-    async def wait(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.event.wait(), timeout)
-        self.event.clear()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
-        if self._pubsub is not None:
-            with contextlib.suppress(Exception):
-                await self._pubsub.aclose()
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -109,6 +69,16 @@ def line_data(run_id: str, line: Line) -> LogEntryData:
         "stream": line.stream,
         "content": line.text,
         "timestamp": line.ts,
+    }
+
+
+def batch_data(run_id: str, lines: list[Line]) -> LogBatchData:
+    """Lines as one ``log_batch``: no per-line dict, timestamp text or JSON encoding."""
+    return {
+        "run_id": run_id,
+        "first_offset": lines[0].number,
+        "last_offset": lines[-1].number,
+        "lines": [(line.number, line.stream, line.text, line.ts) for line in lines],
     }
 
 
@@ -141,25 +111,33 @@ def event_data(run_id: str, event: Mapping[str, Any]) -> EventData:
 
 
 class RunWatch:
-    """Messages for one run, from line ``after`` on, until it has finished."""
+    """Messages for one run, from line ``after`` on, until it has finished.
 
-    def __init__(self, run: Run, *, after: int = 0, poll: float | None = None):
+    Waits on the run's bus channel: an output wake-up (``"o"``) reads new lines, a
+    state wake-up (``"s"``) reads the row and new events at once. Wake-ups that arrive
+    while messages are being sent are kept by the subscription and handled next, never
+    cleared unread. Without wake-ups the store is checked every ``OUTPUT_FALLBACK``
+    and the row every ``STATE_FALLBACK`` seconds.
+    """
+
+    def __init__(self, run: Run, *, after: int = 0, batch: bool = False):
         self.run_id = str(run.pk)
         self.follower = LogFollower(run.output_dir, after=after)
-        self.poll = poll if poll is not None else (STATUS_POLL if settings.REDIS_URL else LIVE_POLL)
-        self.waker = Waker(run_channel(self.run_id))
+        self.batch = batch  # log_batch messages instead of one log_entry per line
         self._status: StatusData | None = None
         self._last_event_id = 0
-        self._next_status_check = 0.0
 
     @property
     def after(self) -> int:
         return self.follower.after
 
+    def _poll_if_changed(self) -> list[Line]:
+        return self.follower.poll(limit=BATCH_LINES) if self.follower.changed() else []
+
     async def _read_lines(self) -> list[Line]:
-        if not self.follower.changed():
-            return []
-        return await asyncio.to_thread(self.follower.poll, limit=BATCH_LINES)
+        # In a thread, the cheap check too: it is rare now (on a wake-up or the fallback
+        # poll), and a store may answer it from the database (never on the event loop).
+        return await asyncio.to_thread(self._poll_if_changed)
 
     @sync_to_async
     def _read_state(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
@@ -172,56 +150,79 @@ class RunWatch:
         ]
         return row, events
 
-    async def messages(self, *, include_events: bool = True) -> AsyncGenerator[Message, None]:
-        await self.waker.start()
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
+    def _line_messages(self, lines: list[Line]) -> list[Message]:
+        if self.batch:
+            return [log_batch_message(batch_data(self.run_id, lines))]
+        return [log_entry_message(line_data(self.run_id, line)) for line in lines]
+
+    async def _lines(self, *, drain: bool) -> AsyncGenerator[Message, None]:
+        """New lines, batch by batch, read as fast as they are sent (a full batch means
+        there is more). ``drain``: read even if the cheap check sees no change."""
+        while True:
+            if drain:
+                lines = await asyncio.to_thread(self.follower.poll, limit=BATCH_LINES)
+            else:
                 lines = await self._read_lines()
-                while lines:
-                    for line in lines:
-                        yield log_entry_message(line_data(self.run_id, line))
-                    lines = await self._read_lines() if len(lines) >= BATCH_LINES else []
+            if not lines:
+                return
+            for message in self._line_messages(lines):
+                yield message
+            if len(lines) < BATCH_LINES and not drain:
+                return
+
+    async def messages(self, *, include_events: bool = True) -> AsyncGenerator[Message, None]:
+        loop = asyncio.get_running_loop()
+        # Subscribed before the first read: a change made after that read wakes us.
+        async with bus.subscribe(run_channel(self.run_id)) as wakeups:
+            want_lines = want_state = True
+            next_lines = next_state = 0.0
+            while True:
+                if want_lines:
+                    want_lines = False
+                    next_lines = loop.time() + ev.OUTPUT_FALLBACK
+                    async for message in self._lines(drain=False):
+                        yield message
+                if want_state:
+                    want_state = False
+                    next_state = loop.time() + ev.STATE_FALLBACK
+                    row, events = await self._read_state()
+                    if row is None:
+                        yield error_message({"run_id": self.run_id, "error_message": "The run was deleted."})
+                        return
+                    if include_events:
+                        for event in events:
+                            yield event_message(event_data(self.run_id, event))
+                    if events:
+                        self._last_event_id = events[-1]["id"]
+                    snapshot = status_data(row, self.run_id)
+                    if snapshot != self._status:
+                        self._status = snapshot
+                        yield status_message(snapshot)
+                    if row["status"] in TERMINAL:
+                        # Everything the runner wrote is in the store now: drain, then finish.
+                        async for message in self._lines(drain=True):
+                            yield message
+                        yield execution_completed_message(
+                            {
+                                "run_id": self.run_id,
+                                "status": row["status"],
+                                "run_status": row["run_status"],
+                                "exit_code": row["exit_code"],
+                                "duration_seconds": row["duration"],
+                                "completed_at": snapshot["finished_at"],
+                                "last_offset": self.follower.after,
+                            },
+                        )
+                        return
+                # Wake-ups that came while we were sending are still pending: no wait.
+                got = await wakeups.wait(min(next_lines, next_state) - loop.time())
+                if ev.STATE in got:
+                    want_state = True
+                if got - {ev.STATE}:
+                    want_lines = True
                 now = loop.time()
-                if now < self._next_status_check and not self.waker.event.is_set():
-                    await self.waker.wait(self.poll)
-                    continue
-                self._next_status_check = now + STATUS_POLL
-                row, events = await self._read_state()
-                if row is None:
-                    yield error_message({"run_id": self.run_id, "error_message": "The run was deleted."})
-                    return
-                if include_events:
-                    for event in events:
-                        yield event_message(event_data(self.run_id, event))
-                if events:
-                    self._last_event_id = events[-1]["id"]
-                snapshot = status_data(row, self.run_id)
-                if snapshot != self._status:
-                    self._status = snapshot
-                    yield status_message(snapshot)
-                if row["status"] in TERMINAL:
-                    # Everything the runner wrote is in the store now: drain, then finish.
-                    lines = await asyncio.to_thread(self.follower.poll, limit=BATCH_LINES)
-                    while lines:
-                        for line in lines:
-                            yield log_entry_message(line_data(self.run_id, line))
-                        lines = await asyncio.to_thread(self.follower.poll, limit=BATCH_LINES)
-                    yield execution_completed_message(
-                        {
-                            "run_id": self.run_id,
-                            "status": row["status"],
-                            "run_status": row["run_status"],
-                            "exit_code": row["exit_code"],
-                            "duration_seconds": row["duration"],
-                            "completed_at": snapshot["finished_at"],
-                            "last_offset": self.follower.after,
-                        },
-                    )
-                    return
-                await self.waker.wait(self.poll)
-        finally:
-            await self.waker.stop()
+                want_lines = want_lines or now >= next_lines
+                want_state = want_state or now >= next_state
 
 
 # -- the runs feed -----------------------------------------------------------------------
@@ -302,13 +303,13 @@ class RunsFeed:
     """``run_created`` / ``run_updated`` / ``stats`` for the runs list, and the
     messages of the registered ``FEED_SOURCES`` (library scans' ``scan_progress``).
 
-    Watches the newest ``window`` runs plus every active one; polls the database every
-    ``FEED_POLL`` seconds (or on a Redis wake-up) and sends what changed.
+    Watches the newest ``window`` runs plus every active one; reads the database when
+    a run changed (a wake-up on ``RUNS_CHANNEL``; at most every ``FEED_MIN_GAP``
+    seconds), else every ``FEED_POLL`` seconds, and sends what changed.
     """
 
     def __init__(self, *, window: int = 100):
         self.window = window
-        self.waker = Waker(RUNS_CHANNEL)
         self._known: dict[str, FeedRunData] = {}
         self._stats: StatsData | None = None
         self._sources_known: dict[tuple[str, str], object] = {}
@@ -332,9 +333,10 @@ class RunsFeed:
         return [feed_run_data(r) for r in recent + active + tracked], stats_data(run_counts())
 
     async def messages(self) -> AsyncIterator[Message]:
-        await self.waker.start()
-        try:
+        loop = asyncio.get_running_loop()
+        async with bus.subscribe(RUNS_CHANNEL) as wakeups:
             while True:
+                began = loop.time()
                 rows, stats = await self._snapshot()
                 for row in reversed(rows):
                     previous = self._known.get(row["id"])
@@ -352,6 +354,6 @@ class RunsFeed:
                         self._sources_known[key] = item["data"]
                         yield item
                 self._primed = True
-                await self.waker.wait(FEED_POLL)
-        finally:
-            await self.waker.stop()
+                # Coalesce: changes during the gap are read together by the next snapshot.
+                await asyncio.sleep(max(0.0, began + ev.FEED_MIN_GAP - loop.time()))
+                await wakeups.wait(ev.FEED_POLL)

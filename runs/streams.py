@@ -6,7 +6,9 @@ errors in the same shape. The stream also takes ``?api_key=`` (a browser's
 ``EventSource`` cannot set headers). Each message is ``id: <line offset>`` +
 ``data: {json}`` + a blank line, with types ``log_entry``, ``status`` and finally
 ``exit`` (``{"type": "exit", "code": N}``), built in :mod:`runs.events`.
-Resume with ``Last-Event-ID`` or ``?after=``.
+Resume with ``Last-Event-ID`` or ``?after=``. The stream also takes
+``?format=batch``: one ``log_batch`` frame per batch of lines (its id the batch's last
+line) instead of one ``log_entry`` frame per line.
 """
 
 from __future__ import annotations
@@ -29,7 +31,15 @@ from core.errors import error_body
 from core.models import User
 from core.principals import CsrfRefused, InvalidApiKey, Principal, csrf_failure, principal_from
 from core.roles import Capability, role_allows
-from runs.events import SseFrame, sse_error, sse_exit, sse_log_entry, sse_queued, sse_status
+from runs.events import (
+    SseFrame,
+    sse_error,
+    sse_exit,
+    sse_log_batch,
+    sse_log_entry,
+    sse_queued,
+    sse_status,
+)
 from runs.live import RunWatch
 from runs.models import Run
 from runs.serializers import RunRequestSerializer, RunSerializer
@@ -80,10 +90,10 @@ def _sse(payload: SseFrame, event_id: int | None = None) -> bytes:
 
 
 async def _sse_stream(
-    run: Run, *, after: int, on_close: Callable[[], Awaitable[None]] | None = None
+    run: Run, *, after: int, batch: bool = False, on_close: Callable[[], Awaitable[None]] | None = None
 ) -> AsyncIterator[bytes]:
     """Flatten a run's live messages into SSE frames, ending with ``exit``."""
-    watch = RunWatch(run, after=after)
+    watch = RunWatch(run, after=after, batch=batch)
     stream = watch.messages(include_events=False)
     finished = False
     try:
@@ -96,7 +106,9 @@ async def _sse_stream(
                 continue
             except StopAsyncIteration:
                 break
-            if item["type"] == "log_entry":
+            if item["type"] == "log_batch":
+                yield _sse(sse_log_batch(item["data"]), item["data"]["last_offset"])
+            elif item["type"] == "log_entry":
                 yield _sse(sse_log_entry(item["data"]), item["data"]["offset"])
             elif item["type"] == "status":
                 yield _sse(sse_status(item["data"]))
@@ -145,7 +157,7 @@ async def run_stream(request: HttpRequest, pk: str) -> HttpResponseBase:
         run = None
     if run is None:
         return JsonResponse(error_body("not_found", f"No run {pk}."), status=404)
-    return _streaming(_sse_stream(run, after=after))
+    return _streaming(_sse_stream(run, after=after, batch=request.GET.get("format") == "batch"))
 
 
 @csrf_exempt

@@ -582,6 +582,10 @@
   function onMessage(msg) {
     const data = msg.data || {};
     switch (msg.type) {
+      case "log_batch":
+        // The compact form (?format=batch): [offset, stream, content, ts] per line.
+        term.liveMany(data.lines.map(([n, stream, text, ts]) => ({ n, stream, ts, text })));
+        break;
       case "log_entry":
         term.live(fromSocket(data));
         break;
@@ -623,7 +627,7 @@
   }
 
   function connect() {
-    socket = new SO.LiveSocket(() => `/ws/runs/${id}/?after=${term.newest}`, {
+    socket = new SO.LiveSocket(() => `/ws/runs/${id}/?format=batch&after=${term.newest}`, {
       onMessage,
       onState: (s) => SO.setLive(s),
       onGiveUp: (code) => {

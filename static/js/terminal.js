@@ -160,6 +160,11 @@
       if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
     }
 
+    /** Live lines from one ``log_batch`` message, oldest first. */
+    liveMany(lines) {
+      for (const line of lines) this.live(line);
+    }
+
     flush() {
       this.frame = null;
       if (!this.pending.length) return;

@@ -336,3 +336,87 @@ def test_a_burst_of_100000_lines_is_delivered_and_never_holds_the_worker(
     stalled.close()
     # The server is still responsive afterwards.
     wait_until(lambda: client.get("/api/health").status_code == 200, timeout=30)
+
+
+# -- push, the compact batch form and slow clients -------------------------------------------
+
+
+def batch_lines(got: list[dict[str, Any]]) -> list[list[Any]]:
+    return [line for m in got if m["type"] == "log_batch" for line in m["data"]["lines"]]
+
+
+def test_a_watcher_is_told_of_each_change_in_order_by_the_bus(stack: Stack, client: httpx.Client) -> None:
+    # The default configuration's wake-ups (Unix sockets in <data dir>/bus, one per
+    # daphne process) or Redis: the client that watches a run from before its start is
+    # told queued -> running -> lines -> completed, each once and in that order.
+    path = script(stack, "steps.sh", "echo one; echo two\n")
+    run = start_run(client, path)
+    with open_ws(stack, f"/ws/runs/{run['id']}/", format="batch") as ws:
+        got = read_until(ws, is_completed)
+    statuses = [m["data"]["status"] for m in got if m["type"] == "status"]
+    assert statuses == sorted(set(statuses), key=statuses.index)  # no status repeated
+    assert statuses[-1] == "completed" and set(statuses) <= {"queued", "running", "completed"}
+    kinds = [m["type"] for m in got]
+    assert kinds[-1] == "execution_completed"
+    assert [line[2] for line in batch_lines(got)] == ["one", "two"]
+    assert kinds.index("log_batch") < kinds.index("execution_completed")
+    if not stack.redis_url:
+        # The watching daphne process has its socket there (a publisher would have
+        # unlinked it if its owner were gone).
+        sockets = list((stack.data_dir / "bus").iterdir())
+        assert sockets and all(s.is_socket() for s in sockets)
+
+
+def test_the_batch_form_delivers_a_burst_complete_over_websocket_and_sse(
+    stack: Stack, client: httpx.Client
+) -> None:
+    path = script(stack, "burst.py", BURST)
+    run = start_run(client, path)
+    with open_ws(stack, f"/ws/runs/{run['id']}/", format="batch") as ws:
+        got = read_until(ws, is_completed, deadline=240)
+    assert not log_entries(got)
+    lines = batch_lines(got)
+    assert [line[0] for line in lines] == list(range(1, 100_001))
+    assert all(line[1] == "stdout" and line[2] == f"burst {line[0]:06d}" for line in lines)
+    assert got[-1]["data"]["last_offset"] == 100_000
+    # Resumed over SSE in the middle, in the same form.
+    with client.stream(
+        "GET", f"/api/runs/{run['id']}/stream?format=batch&after=99990", timeout=60
+    ) as response:
+        frames = list(sse_frames(response))
+    rest = [line for f in frames if f["type"] == "log_batch" for line in f["lines"]]
+    assert [line[0] for line in rest] == list(range(99_991, 100_001))
+    assert frames[-1]["type"] == "exit"
+
+
+WIDE = """
+import sys
+pad = "x" * 88
+for start in range(1, 300_001, 10_000):
+    sys.stdout.write("".join(f"{i:07d} {pad}\\n" for i in range(start, start + 10_000)))
+"""
+
+
+def test_a_client_that_stops_reading_is_not_buffered_without_bound(
+    stack: Stack, client: httpx.Client
+) -> None:
+    # Channels' send has no backpressure of its own: without the consumer's WriteGate,
+    # daphne would encode all 300,000 lines into its write buffer for this client (~80
+    # MiB). With it, reading from the store waits until the client takes what was sent.
+    run = start_run(client, script(stack, "wide.py", WIDE))
+    assert wait_for_status(stack, client, run["id"], timeout=120)["output_lines"] == 300_000
+    rss_before = daphne_rss(stack)
+    stalled = open_ws(stack, f"/ws/runs/{run['id']}/", stalled=True)
+    try:
+        # Let the server send all it would: without the gate, the whole run in a few
+        # seconds (not a speed assertion: a slower machine only makes the test weaker).
+        time.sleep(8)
+        grown = daphne_rss(stack) - rss_before
+        # Then read it all: pausing lost nothing.
+        got = read_until(stalled, is_completed, deadline=300)
+    finally:
+        stalled.close()
+    entries = log_entries(got)
+    assert [e["offset"] for e in entries] == list(range(1, 300_001))
+    assert all(e["content"] == f"{e['offset']:07d} {'x' * 88}" for e in entries[::997])
+    assert grown < 32 * 1024 * 1024, grown

@@ -8,8 +8,9 @@ worker produces one: its output is appended with :class:`runs.logstore.LogWriter
 into ``settings.RUNS_DIR/<run id>`` and its state is written to the ``Run`` row (and
 ``RunEvent`` rows). That *is* the cross-process contract of the live views: the
 consumers never receive the data from the runner, they read the persisted store and
-the database (woken by polling, or by Redis when configured). So nothing here needs a
-worker, and the same tests pass whether or not ``SCRIPTOPS_REDIS_URL`` is set.
+the database, woken by the bus (``core.bus``: Unix sockets by default, Redis when
+configured) the way the runner wakes them, with a slow poll as the fallback. So nothing
+here needs a worker, and the same tests pass whether or not ``SCRIPTOPS_REDIS_URL`` is set.
 
 Each test body is a coroutine run with ``async_to_sync``: the consumers'
 ``database_sync_to_async`` calls then run on the test's own thread and database
@@ -35,6 +36,7 @@ from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
+from core import bus
 from core.models import User
 from core.roles import Role
 from core.services import api_key_create
@@ -102,18 +104,21 @@ class SimulatedRun:
         self.ts = 1_700_000_000.0
 
     def write(self, *lines: str, stream: str = "stdout") -> None:
-        """One record (one pipe read) of whole lines."""
+        """One record (one pipe read) of whole lines, then the runner's wake-up."""
         self.ts += 0.5
         self.writer.write(stream, "".join(f"{line}\n" for line in lines).encode(), self.ts)
+        events.notify(events.run_channel(str(self.run.pk)), events.OUTPUT)
 
     async def awrite(self, *lines: str, stream: str = "stdout") -> None:
         await asyncio.to_thread(self.write, *lines, stream=stream)
 
     async def update(self, **fields: Any) -> None:
         await sync_to_async(Run.objects.filter(pk=self.run.pk).update)(**fields)
+        events.run_changed(str(self.run.pk))
 
     async def event(self, kind: str, **data: Any) -> None:
         await sync_to_async(RunEvent.objects.create)(run=self.run, kind=kind, data=data)
+        events.run_changed(str(self.run.pk))
 
     async def finish(self, *, exit_code: int = 0, status: str = RunStatus.COMPLETED) -> None:
         self.writer.close()
@@ -502,29 +507,155 @@ async def test_live_lines_status_and_events_arrive_while_the_run_goes(runs_dir: 
     await closing(comm)
 
 
-@pytest.mark.skipif(not settings.REDIS_URL, reason="needs SCRIPTOPS_REDIS_URL")
+@pytest.fixture
+def no_fallback_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fallback polls longer than any deadline here: what arrives came by a wake-up."""
+    monkeypatch.setattr(events, "OUTPUT_FALLBACK", 600.0)
+    monkeypatch.setattr(events, "STATE_FALLBACK", 600.0)
+    monkeypatch.setattr(events, "FEED_POLL", 600.0)
+
+
 @run_async
-async def test_with_redis_a_wake_up_delivers_at_once(
-    runs_dir: Path, api_key: str, monkeypatch: pytest.MonkeyPatch
+async def test_lines_status_and_completion_are_pushed_not_polled(
+    runs_dir: Path, api_key: str, no_fallback_poll: None
 ) -> None:
-    # With Redis, the views sleep until woken (polling is only a fallback). Make the
-    # fallback longer than the test's deadline: the line can only come by a wake-up,
-    # as the runner sends one (runs.events.OutputNotifier) after writing the store.
-    monkeypatch.setattr(live, "STATUS_POLL", 60.0)
+    # Whatever the configuration (Unix sockets by default, Redis if set), the runner's
+    # wake-ups bring each change at once: with the fallback polls out of reach, nothing
+    # would arrive otherwise. Also the lost-wake-up regression: a state wake-up reaching
+    # an idle watcher was taken as an output one (lines re-read, state not), so the pause
+    # and the end were seen only at the next poll.
     run = await sync_to_async(running_run)()
     sim = SimulatedRun(run)
     comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
     await connected(comm)
     await collect(comm, is_type("status"))
     await sim.awrite("woken")
-    deadline = time.monotonic() + WAIT
-    got: list[dict[str, Any]] = []
-    while not of_type(got, "log_entry"):
-        assert time.monotonic() < deadline, got
-        # Repeated: the subscription may still be on its way to Redis the first time.
-        await asyncio.to_thread(events.notify, events.run_channel(str(run.pk)), "o")
-        got += await quiet(comm, 0.2)
-    assert of_type(got, "log_entry")[0]["data"]["content"] == "woken"
+    got = await collect(comm, is_type("log_entry"))
+    assert got[-1]["data"]["content"] == "woken"
+    await sim.event(EventKind.PAUSED)
+    await sim.update(paused=True)
+    got = await collect(comm, lambda m: m["type"] == "status" and m["data"]["paused"])
+    assert [m["data"]["kind"] for m in of_type(got, "event")] == ["paused"]
+    await sim.awrite("last")
+    await sim.finish(exit_code=0)
+    got = await collect(comm, is_type("execution_completed"))
+    assert [m["data"]["content"] for m in of_type(got, "log_entry")] == ["last"]
+    assert got[-1]["data"]["status"] == "completed" and got[-1]["data"]["last_offset"] == 2
+    await closing(comm)
+
+
+@run_async
+async def test_the_feed_is_pushed_a_run_change(runs_dir: Path, api_key: str, no_fallback_poll: None) -> None:
+    run = await sync_to_async(running_run)()
+    comm = communicator("/ws/runs/", key=api_key)
+    await connected(comm)
+    await collect(comm, is_type("stats"))
+    await SimulatedRun(run).finish()
+    got = await collect(comm, lambda m: m["type"] == "run_updated" and m["data"]["status"] == "completed")
+    assert got[-1]["data"]["id"] == str(run.pk)
+    await closing(comm)
+
+
+@run_async
+async def test_a_state_wake_up_during_a_burst_of_lines_is_not_lost(
+    runs_dir: Path, no_fallback_poll: None
+) -> None:
+    # A state wake-up that arrives while the watcher is still sending lines is handled
+    # once they are sent: nothing is cleared that was not handled.
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run)
+    await sim.awrite(*(f"n={n}" for n in range(1, live.BATCH_LINES + 11)))
+    watch = live.RunWatch(run)
+    stream = watch.messages()
+    first = await asyncio.wait_for(stream.__anext__(), WAIT)
+    assert first["type"] == "log_entry"  # the watcher is in the middle of its lines
+    # The run ends now, while the watcher's client has not taken the next line yet.
+    async with bus.subscribe(events.run_channel(str(run.pk))) as witness:
+        await sim.finish(exit_code=0)
+        deadline = time.monotonic() + WAIT
+        got: set[str] = set()
+        while events.STATE not in got:  # the watcher, on the same loop, has it too now
+            assert time.monotonic() < deadline
+            got |= await witness.wait(deadline - time.monotonic())
+    rest = [first]
+    while rest[-1]["type"] != "execution_completed":
+        rest.append(await asyncio.wait_for(stream.__anext__(), WAIT))
+    assert [m["data"]["offset"] for m in of_type(rest, "log_entry")] == list(range(1, live.BATCH_LINES + 11))
+    assert rest[-1]["data"]["status"] == "completed"
+    await stream.aclose()
+
+
+def batch_lines(messages: list[dict[str, Any]]) -> list[list[Any]]:
+    lines: list[list[Any]] = []
+    for message in of_type(messages, "log_batch"):
+        data = message["data"]
+        assert_envelope(message)
+        assert set(data) == set(events.LogBatchData.__required_keys__)
+        assert data["first_offset"] == data["lines"][0][0] and data["last_offset"] == data["lines"][-1][0]
+        lines += data["lines"]
+    return lines
+
+
+@pytest.mark.parametrize("after", [0, 2, 5, 10])
+@run_async
+async def test_the_batch_form_resumes_exactly_and_keeps_every_line(
+    runs_dir: Path, api_key: str, after: int
+) -> None:
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run, segment_bytes=64)
+    sim.write("a1", "a 2", "a3")  # one record: after=2 cuts inside it
+    sim.write("e4 ünïcode\ttab", stream="stderr")
+    sim.write(*(f"b{n}" for n in range(5, 11)))
+    await sim.finish(exit_code=1, status=RunStatus.FAILED)
+    comm = communicator(f"/ws/runs/{run.pk}/?after={after}&format=batch", key=api_key)
+    await connected(comm)
+    got = await collect(comm, is_type("execution_completed"))
+    assert not of_type(got, "log_entry")
+    lines = batch_lines(got)
+    expected = [
+        (1, "stdout", "a1"),
+        (2, "stdout", "a 2"),
+        (3, "stdout", "a3"),
+        (4, "stderr", "e4 ünïcode\ttab"),
+    ]
+    expected += [(n, "stdout", f"b{n}") for n in range(5, 11)]
+    assert [(n, stream, text) for n, stream, text, _ in lines] == expected[after:]
+    assert all(isinstance(ts, float) and ts > 1_700_000_000 for *_, ts in lines)
+    assert got[-1]["data"]["last_offset"] == 10
+    await closing(comm)
+
+
+@run_async
+async def test_the_batch_form_of_a_live_burst_is_complete_and_in_order(runs_dir: Path, api_key: str) -> None:
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run, segment_bytes=64 * 1024)
+    comm = communicator(f"/ws/runs/{run.pk}/?format=batch", key=api_key)
+    await connected(comm)
+    total = 12_000
+    for start in range(1, total + 1, 3000):
+        await sim.awrite(*(f"n={n}" for n in range(start, start + 3000)))
+    await sim.finish()
+    got = await collect(comm, is_type("execution_completed"), timeout=60)
+    lines = batch_lines(got)
+    assert [line[0] for line in lines] == list(range(1, total + 1))
+    assert all(line[2] == f"n={line[0]}" for line in lines)
+    assert max(len(m["data"]["lines"]) for m in of_type(got, "log_batch")) <= live.BATCH_LINES
+    await closing(comm)
+
+
+@run_async
+async def test_feed_subscribe_takes_the_batch_form(runs_dir: Path, api_key: str) -> None:
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run)
+    sim.write("l1", "l2", "l3")
+    await sim.finish()
+    comm = communicator("/ws/runs/", key=api_key)
+    await connected(comm)
+    await comm.send_json_to(
+        {"type": "subscribe", "data": {"run_id": str(run.pk), "after": 1, "format": "batch"}}
+    )
+    got = await collect(comm, is_type("execution_completed"))
+    assert [line[2] for line in batch_lines(got)] == ["l2", "l3"]
     await closing(comm)
 
 

@@ -321,6 +321,36 @@ async def test_stream_resumes_after_an_offset(roots: Path, reader_key: str, how:
     assert frames[-1]["data"] == {**frames[-1]["data"], "type": "exit", "code": 0}
 
 
+@pytest.mark.parametrize("how", ["query", "header"])
+@run_async
+async def test_stream_batch_form_resumes_exactly_with_the_batch_ids(
+    roots: Path, reader_key: str, how: str
+) -> None:
+    run = await finished_run(9, segment_bytes=32)
+    headers = bearer(reader_key)
+    path = f"/api/runs/{run.pk}/stream?format=batch"
+    if how == "header":
+        headers["Last-Event-ID"] = "4"
+    else:
+        path += "&after=4"
+    response = await Sse("GET", path, headers=headers).start()
+    await response.read_all()
+    frames = parse_sse(response.buffer)
+    assert entries(frames) == []
+    batches = [f for f in frames if f["data"]["type"] == "log_batch"]
+    assert batches
+    lines = [line for f in batches for line in f["data"]["lines"]]
+    assert [(n, stream, text) for n, stream, text, _ in lines] == [
+        (n, "stderr" if n % 4 == 0 else "stdout", f"line {n}") for n in range(5, 10)
+    ]
+    for frame in batches:
+        # The frame's id is its last line: a reconnect resumes right after the batch.
+        assert frame["id"] == frame["data"]["last_offset"] == frame["data"]["lines"][-1][0]
+        assert frame["data"]["first_offset"] == frame["data"]["lines"][0][0]
+        assert frame["data"]["run_id"] == str(run.pk)
+    assert frames[-1]["data"]["type"] == "exit" and frames[-1]["id"] == 9
+
+
 @run_async
 async def test_stream_resume_past_the_end_sends_only_the_exit(roots: Path, reader_key: str) -> None:
     run = await finished_run(3)

@@ -1,0 +1,454 @@
+"""A process-wide wake-up bus: "look again now" messages between processes.
+
+``publish(channel, payload)`` (sync, cheap, never raises, never blocks) and
+``subscribe(*channels)`` (an asyncio context manager yielding a :class:`Subscription`)
+are the whole API. A message carries no data a reader depends on — live views read the
+persisted state when woken and poll slowly anyway — so the bus may drop a message when
+a queue is full; it never delays a publisher.
+
+Two backends, chosen from the settings when first used:
+
+- **default, no server** (``settings.REDIS_URL`` unset): Unix datagram sockets in
+  ``<DATA_DIR>/bus/``. A process binds one socket there the first time one of its views
+  subscribes (one per process, shared by all its views; messages are dispatched by
+  channel inside the process by a reader thread). A publisher sends each message to
+  every socket of its host in the directory: the listing is cached and re-read when the
+  directory's mtime changes; a socket whose owner is gone (``ECONNREFUSED``) is
+  unlinked; a full receiver (``EAGAIN``) loses the message. Sockets are per host (the
+  name starts with a tag of the host name): several hosts sharing a data dir must use
+  Redis.
+- **Redis** (``settings.REDIS_URL``): ``PUBLISH``; each process keeps one subscriber
+  connection (in a reader thread) and ``SUBSCRIBE``s a channel while one of its views
+  follows it.
+
+The reader thread is independent of any event loop: a subscription is woken on its own
+loop with ``call_soon_threadsafe`` (once per loop per batch of messages).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import hashlib
+import logging
+import os
+import queue
+import secrets
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# AF_UNIX paths longer than this cannot be bound or addressed directly: go through
+# /proc/self/fd/<fd of the directory>/<name> instead.
+_MAX_SUN_PATH = 100
+# A directory listing is trusted only once its mtime is this old: two changes within one
+# timestamp tick (a few ms on some file systems) would leave the same mtime.
+_RACY_MTIME = 0.1
+_REDIS_SUBSCRIBE_WAIT = 1.0
+
+
+def _host_tag() -> str:
+    return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
+
+
+def _encode(channel: str, payload: str) -> bytes:
+    return f"{channel}\n{payload}".encode()
+
+
+class Subscription:
+    """Wake-ups of some channels, for one asyncio task.
+
+    :meth:`take` returns the payloads received since the last call and forgets only
+    those: a message that arrives while its subscriber is busy is kept for the next
+    call, never cleared unhandled.
+    """
+
+    def __init__(self, channels: tuple[str, ...], loop: asyncio.AbstractEventLoop):
+        self.channels = channels
+        self.loop = loop
+        self._event = asyncio.Event()
+        self._pending: set[str] = set()
+
+    def _deliver(self, payload: str) -> None:  # on self.loop
+        self._pending.add(payload)
+        self._event.set()
+
+    def pending(self) -> bool:
+        return bool(self._pending)
+
+    def take(self) -> set[str]:
+        got, self._pending = self._pending, set()
+        self._event.clear()
+        return got
+
+    async def wait(self, timeout: float) -> set[str]:
+        """The payloads received so far, waiting up to ``timeout`` seconds for one."""
+        if not self._pending and timeout > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout)
+        return self.take()
+
+
+def _dispatch(batch: list[tuple[Subscription, str]]) -> None:
+    for sub, payload in batch:
+        sub._deliver(payload)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class _Hub:
+    """This process's subscriptions, by channel, and the thread that feeds them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.subs: dict[str, set[Subscription]] = {}
+
+    def deliver(self, messages: list[tuple[str, str]]) -> None:
+        """From the reader thread: wake the subscribers of each message's channel."""
+        per_loop: dict[asyncio.AbstractEventLoop, list[tuple[Subscription, str]]] = {}
+        with self.lock:
+            for channel, payload in messages:
+                for sub in self.subs.get(channel, ()):
+                    per_loop.setdefault(sub.loop, []).append((sub, payload))
+        for loop, batch in per_loop.items():
+            with contextlib.suppress(RuntimeError):  # a loop closed since: nobody to wake
+                loop.call_soon_threadsafe(_dispatch, batch)
+
+    def add(self, sub: Subscription) -> list[str]:
+        """Register ``sub``; returns the channels nobody in this process followed yet."""
+        new = []
+        with self.lock:
+            for channel in sub.channels:
+                holders = self.subs.setdefault(channel, set())
+                if not holders:
+                    new.append(channel)
+                holders.add(sub)
+        return new
+
+    def remove(self, sub: Subscription) -> list[str]:
+        """Unregister ``sub``; returns the channels nobody in this process follows now."""
+        gone = []
+        with self.lock:
+            for channel in sub.channels:
+                holders = self.subs.get(channel)
+                if holders is None:
+                    continue
+                holders.discard(sub)
+                if not holders:
+                    del self.subs[channel]
+                    gone.append(channel)
+        return gone
+
+
+# -- the default backend: Unix datagram sockets --------------------------------------------
+
+
+class _Dir:
+    """The bus directory, addressable however long its path is."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.short = len(str(path)) + 32 < _MAX_SUN_PATH  # + a socket's name
+
+    def address(self, name: str) -> str:
+        return str(self.path / name) if self.short else f"/proc/self/fd/{self.fd}/{name}"
+
+
+class UnixPublisher:
+    def __init__(self, path: Path):
+        self.dir = _Dir(path)
+        self.prefix = _host_tag() + "."
+        self.lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._pid = 0
+        self._mtime = -1
+        self._racy = True
+        self._targets: list[str] = []
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None or self._pid != os.getpid():  # a fork: a socket of our own
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            sock.setblocking(False)
+            self._sock, self._pid = sock, os.getpid()
+        return self._sock
+
+    def _listing(self) -> list[str]:
+        mtime = os.stat(self.dir.fd).st_mtime_ns
+        if mtime != self._mtime or self._racy:
+            self._targets = [n for n in os.listdir(self.dir.path) if n.startswith(self.prefix)]
+            self._mtime = mtime
+            self._racy = time.time() - mtime / 1e9 < _RACY_MTIME
+        return self._targets
+
+    def publish(self, channel: str, payload: str) -> None:
+        data = _encode(channel, payload)
+        with self.lock:
+            sock = self._socket()
+            targets = self._listing()
+            for name in targets:
+                try:
+                    sock.sendto(data, self.dir.address(name))
+                except BlockingIOError:
+                    continue  # the reader is behind: its views' fallback poll covers it
+                except (ConnectionRefusedError, FileNotFoundError) as exc:
+                    # The owner is gone (killed without cleaning up): nobody reads it.
+                    if isinstance(exc, ConnectionRefusedError):
+                        with contextlib.suppress(OSError):
+                            os.unlink(self.dir.path / name)
+                    self._racy = True
+                except OSError as exc:
+                    logger.debug("bus: send to %s failed: %s", name, exc)
+
+
+class UnixReceiver:
+    """This process's socket in the bus directory, and its reader thread."""
+
+    def __init__(self, path: Path, hub: _Hub):
+        self.dir = _Dir(path)
+        self.hub = hub
+        self.name = f"{_host_tag()}.{os.getpid()}.{secrets.token_hex(4)}"
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+        self.sock.bind(self.dir.address(self.name))
+        atexit.register(self.close)
+        self.thread = threading.Thread(target=self._read, name="scriptops-bus", daemon=True)
+        self.thread.start()
+
+    async def subscribe(self, channels: list[str]) -> None:
+        return None  # every message reaches the socket; the hub filters by channel
+
+    def unsubscribe(self, channels: list[str]) -> None:
+        return None
+
+    def _read(self) -> None:
+        while True:
+            try:
+                first = self.sock.recv(65536)
+            except OSError:
+                return  # closed
+            if not first:
+                return  # shut down (a message is never empty)
+            messages = [first]
+            # Take whatever else is queued too: one wake-up per loop for the lot.
+            while len(messages) < 1000:
+                try:
+                    messages.append(self.sock.recv(65536, socket.MSG_DONTWAIT))
+                except OSError:
+                    break
+            decoded = []
+            for raw in messages:
+                channel, _, payload = raw.decode(errors="replace").partition("\n")
+                decoded.append((channel, payload))
+            self.hub.deliver(decoded)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.dir.path / self.name)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+
+
+# -- Redis ------------------------------------------------------------------------------------
+
+
+class RedisPublisher:
+    def __init__(self, url: str):
+        import redis
+
+        self.client: Any = redis.Redis.from_url(url, socket_timeout=0.5)
+
+    def publish(self, channel: str, payload: str) -> None:
+        self.client.publish(channel, payload)
+
+
+class RedisReceiver:
+    """One subscriber connection for the whole process, in a reader thread.
+
+    redis-py's ``PubSub`` is not thread-safe, so subscriptions are requested through a
+    queue the thread applies between reads; :meth:`subscribe` returns once Redis has
+    confirmed them (or after a second: then the views' fallback poll covers it).
+    """
+
+    POLL = 0.05
+
+    def __init__(self, url: str, hub: _Hub):
+        import redis
+
+        self.hub = hub
+        client: Any = redis.Redis.from_url(url)
+        self.pubsub: Any = client.pubsub()
+        self.requests: queue.SimpleQueue[tuple[str, list[str]]] = queue.SimpleQueue()
+        self.confirm_lock = threading.Lock()
+        self.waiting: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]]] = {}
+        self.thread = threading.Thread(target=self._read, name="scriptops-bus-redis", daemon=True)
+        self.thread.start()
+
+    async def subscribe(self, channels: list[str]) -> None:
+        if not channels:
+            return
+        loop = asyncio.get_running_loop()
+        futures = []
+        with self.confirm_lock:
+            for channel in channels:
+                future: asyncio.Future[None] = loop.create_future()
+                self.waiting.setdefault(channel, []).append((loop, future))
+                futures.append(future)
+        self.requests.put(("subscribe", channels))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*futures), _REDIS_SUBSCRIBE_WAIT)
+
+    def unsubscribe(self, channels: list[str]) -> None:
+        if channels:
+            self.requests.put(("unsubscribe", channels))
+
+    def _confirmed(self, channel: str) -> None:
+        with self.confirm_lock:
+            waiting = self.waiting.pop(channel, [])
+        for loop, future in waiting:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_resolve, future)
+
+    def _apply_requests(self) -> None:
+        while True:
+            try:
+                kind, channels = self.requests.get_nowait()
+            except queue.Empty:
+                return
+            with self.hub.lock:
+                # Apply what the hub wants now: a subscribe racing an unsubscribe of the
+                # same channel must leave it subscribed if someone still follows it.
+                wanted = [c for c in channels if (c in self.hub.subs) == (kind == "subscribe")]
+            if not wanted:
+                for channel in channels:
+                    self._confirmed(channel)
+                continue
+            if kind == "subscribe":
+                self.pubsub.subscribe(*wanted)
+            else:
+                self.pubsub.unsubscribe(*wanted)
+
+    def _read(self) -> None:
+        while True:
+            try:
+                self._apply_requests()
+                batch: list[tuple[str, str]] = []
+                message = self.pubsub.get_message(timeout=self.POLL)
+                while message is not None and len(batch) < 1000:
+                    channel = message["channel"].decode()
+                    if message["type"] == "message":
+                        data = message["data"]
+                        batch.append((channel, data.decode() if isinstance(data, bytes) else str(data)))
+                    elif message["type"] == "subscribe":
+                        self._confirmed(channel)
+                    message = self.pubsub.get_message(timeout=0)
+                if batch:
+                    self.hub.deliver(batch)
+            except Exception as exc:  # noqa: BLE001 - Redis away: retry; views poll meanwhile
+                logger.debug("bus: redis subscriber error: %s", exc)
+                time.sleep(0.5)
+                with contextlib.suppress(Exception):
+                    # Reconnect with the channels this process follows.
+                    self.pubsub.reset()
+                    with self.hub.lock:
+                        channels = list(self.hub.subs)
+                    if channels:
+                        self.pubsub.subscribe(*channels)
+
+
+# -- the process's bus -------------------------------------------------------------------------
+
+_hub = _Hub()
+_state_lock = threading.Lock()
+_publisher: UnixPublisher | RedisPublisher | None = None
+_receiver: UnixReceiver | RedisReceiver | None = None
+_config: tuple[str | None, Path] | None = None
+
+
+def _settings() -> tuple[str | None, Path]:
+    if _config is not None:
+        return _config
+    from django.conf import settings
+
+    return settings.REDIS_URL or None, Path(settings.DATA_DIR) / "bus"
+
+
+def configure(*, redis_url: str | None, directory: Path) -> None:
+    """Use these instead of the Django settings (tests; a process without Django)."""
+    global _config
+    reset()
+    _config = (redis_url, directory)
+
+
+def reset() -> None:
+    """Forget the backend (the next call re-reads the settings). For tests."""
+    global _publisher, _receiver, _config
+    with _state_lock:
+        if isinstance(_receiver, UnixReceiver):
+            _receiver.close()
+        _publisher = _receiver = None
+        _config = None
+
+
+def _get_publisher() -> UnixPublisher | RedisPublisher:
+    global _publisher
+    if _publisher is None:
+        with _state_lock:
+            if _publisher is None:
+                redis_url, directory = _settings()
+                _publisher = RedisPublisher(redis_url) if redis_url else UnixPublisher(directory)
+    return _publisher
+
+
+def _get_receiver() -> UnixReceiver | RedisReceiver:
+    global _receiver
+    if _receiver is None:
+        with _state_lock:
+            if _receiver is None:
+                redis_url, directory = _settings()
+                _receiver = RedisReceiver(redis_url, _hub) if redis_url else UnixReceiver(directory, _hub)
+    return _receiver
+
+
+def publish(channel: str, payload: str = "1") -> None:
+    """Send a wake-up to every subscriber of ``channel`` in any process; never raises."""
+    try:
+        _get_publisher().publish(channel, payload)
+    except Exception as exc:  # noqa: BLE001 - a wake-up must never fail its caller
+        logger.debug("bus: publish on %s failed: %s", channel, exc)
+
+
+@contextlib.asynccontextmanager
+async def subscribe(*channels: str) -> AsyncIterator[Subscription]:
+    """Follow ``channels`` until the block ends. Subscribed on entry: a message published
+    after ``async with`` has begun reaches the subscription."""
+    sub = Subscription(channels, asyncio.get_running_loop())
+    receiver: UnixReceiver | RedisReceiver | None = None
+    try:
+        receiver = _get_receiver()
+    except Exception as exc:  # noqa: BLE001 - no bus: the caller's fallback poll only
+        logger.warning("bus: cannot subscribe (%s); live views will poll", exc)
+    new = _hub.add(sub)
+    try:
+        if receiver is not None:
+            await receiver.subscribe(new)
+        yield sub
+    finally:
+        gone = _hub.remove(sub)
+        if receiver is not None:
+            receiver.unsubscribe(gone)
+
+
+def socket_dir() -> Path:
+    """Where the default backend's sockets live."""
+    return _settings()[1]

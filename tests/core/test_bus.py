@@ -1,0 +1,158 @@
+"""The wake-up bus (core.bus), default backend: Unix datagram sockets in a directory.
+
+Real sockets and real processes: a subprocess publishes, this process's subscription
+receives. Each test gets a directory of its own (``bus.configure``), so parallel test
+processes never see each other's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core import bus
+
+WAIT = 10.0  # a deadline against a hang, not a speed assertion
+
+
+@pytest.fixture
+def bus_dir(tmp_path: Path) -> Iterator[Path]:
+    directory = tmp_path / "bus"
+    bus.configure(redis_url=None, directory=directory)
+    yield directory
+    bus.reset()
+
+
+async def received(sub: bus.Subscription, payload: str) -> set[str]:
+    """Everything the subscription got up to and including ``payload``."""
+    got: set[str] = set()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while payload not in got:
+        assert loop.time() < deadline, got
+        got |= await sub.wait(deadline - loop.time())
+    return got
+
+
+def publish_from_another_process(directory: Path, channel: str, payload: str) -> None:
+    code = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from core import bus
+        bus.configure(redis_url=None, directory=Path({str(directory)!r}))
+        bus.publish({channel!r}, {payload!r})
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2], timeout=60)
+
+
+def test_a_message_from_another_process_reaches_the_subscribers_of_its_channel(bus_dir: Path) -> None:
+    async def body() -> None:
+        async with bus.subscribe("run:a") as a, bus.subscribe("run:b") as b, bus.subscribe("run:a") as a2:
+            # One socket for the whole process, whatever the number of subscriptions.
+            assert len(os.listdir(bus_dir)) == 1
+            await asyncio.to_thread(publish_from_another_process, bus_dir, "run:a", "o")
+            assert await received(a, "o") == {"o"}
+            assert await received(a2, "o") == {"o"}
+            await asyncio.to_thread(publish_from_another_process, bus_dir, "run:b", "s")
+            assert await received(b, "s") == {"s"}
+            assert await a.wait(0) == set()  # b's message was not a's
+
+    asyncio.run(body())
+
+
+def test_a_wake_up_that_arrives_while_the_subscriber_is_busy_is_kept(bus_dir: Path) -> None:
+    async def body() -> None:
+        async with bus.subscribe("run:x") as sub:
+            bus.publish("run:x", "o")
+            assert await received(sub, "o") == {"o"}
+            # Busy (not waiting): both arrive meanwhile, and both are handed over next.
+            bus.publish("run:x", "o")
+            bus.publish("run:x", "s")
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + WAIT
+            got: set[str] = set()
+            while got != {"o", "s"}:
+                assert loop.time() < deadline, got
+                await asyncio.sleep(0.01)
+                if sub.pending():
+                    got |= sub.take()
+            assert await sub.wait(0) == set()  # taken means gone, nothing else cleared
+
+    asyncio.run(body())
+
+
+def test_a_socket_whose_owner_is_gone_is_removed_by_the_next_publisher(bus_dir: Path) -> None:
+    bus_dir.mkdir(parents=True, exist_ok=True)
+    # A process killed without cleaning up leaves its socket file behind.
+    dead = bus_dir / f"{bus._host_tag()}.99999.deadbeef"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(dead))
+    sock.close()
+    # Another host's socket (a data dir shared over NFS): never ours to judge.
+    foreign = bus_dir / "zzzzzz.1.cafe"
+    foreign.write_text("")
+    assert dead.exists()
+    bus.publish("run:y", "s")  # never raises
+    assert not dead.exists()
+    assert foreign.exists()
+
+    async def body() -> None:
+        async with bus.subscribe("run:y") as sub:
+            bus.publish("run:y", "s")
+            assert await received(sub, "s") == {"s"}
+
+    asyncio.run(body())
+
+
+def test_publishing_without_subscribers_or_directory_entries_never_fails(bus_dir: Path) -> None:
+    for _ in range(3):
+        bus.publish("nobody:listens", "o")
+
+
+def test_a_directory_path_too_long_for_a_unix_socket_still_works(tmp_path: Path) -> None:
+    directory = tmp_path / ("d" * 60) / ("e" * 60) / "bus"
+    assert len(str(directory)) > 108
+    bus.configure(redis_url=None, directory=directory)
+    try:
+
+        async def body() -> None:
+            async with bus.subscribe("run:long") as sub:
+                await asyncio.to_thread(publish_from_another_process, directory, "run:long", "o")
+                assert await received(sub, "o") == {"o"}
+
+        asyncio.run(body())
+    finally:
+        bus.reset()
+
+
+def test_the_socket_is_removed_when_the_process_ends(bus_dir: Path) -> None:
+    code = textwrap.dedent(
+        f"""
+        import asyncio
+        from pathlib import Path
+        from core import bus
+        bus.configure(redis_url=None, directory=Path({str(bus_dir)!r}))
+        async def main():
+            async with bus.subscribe("c"):
+                print(len(list(Path({str(bus_dir)!r}).iterdir())), flush=True)
+        asyncio.run(main())
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        cwd=Path(__file__).parents[2],
+        capture_output=True,
+        text=True,
+    )
+    assert out.stdout.strip() == "1"
+    assert os.listdir(bus_dir) == []
