@@ -318,6 +318,9 @@ def figures(res: dict[str, Any]) -> list[dict[str, Any]]:
                 target=target,
             )
         )
+    scale = ok("scale")
+    if scale:
+        out.extend(scale.get("figures") or [])  # built by bench/scale.py with figure()
     return out
 
 

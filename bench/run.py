@@ -6,7 +6,7 @@ baseline taken in the same run: the same script spawned directly with ``subproce
 Writes ``bench/results/<UTC timestamp>.json`` and ``bench/results/latest.json`` and
 prints a summary table. Not part of ``make test``.
 
-    .venv/bin/python bench/run.py [--only launch,capture,burst,control,live,viewer] [--quick]
+    .venv/bin/python bench/run.py [--only launch,capture,burst,control,live,viewer,scale] [--quick]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from bench.util import (  # noqa: E402
 )
 
 RESULTS = ROOT / "bench" / "results"
-SECTIONS = ("launch", "capture", "burst", "control", "live", "viewer", "library", "scheduler")
+SECTIONS = ("launch", "capture", "burst", "control", "live", "viewer", "library", "scheduler", "scale")
 
 
 def machine_busy_seconds() -> float:
@@ -318,6 +318,25 @@ def _measure(
             return measure_scheduler(quick=args.quick)
 
         guarded(res, "scheduler", errors, scheduler)
+
+    if "scale" in args.only:
+        # 20/200/1,000 scripts at once followed over websockets, trivial runs, 50 MiB: bench/scale.py.
+        print("runs at scale (bench/scale.py)", flush=True)
+
+        def scale() -> dict[str, Any]:
+            from bench.scale import measure_scale, save_markdown
+
+            result = measure_scale(quick=args.quick)
+            print("\n".join(result["markdown"]), flush=True)
+            save_markdown(result, datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ"))
+            for cfg_name in ("default", "redis"):
+                part = result.get(cfg_name) or {}
+                failed = [k for k, v in part.items() if isinstance(v, dict) and "error" in v]
+                if "error" in part or failed:
+                    errors.append(f"scale {cfg_name}: {part.get('error') or ', '.join(failed)} failed")
+            return result
+
+        guarded(res, "scale", errors, scale)
     return res
 
 
