@@ -57,3 +57,32 @@ class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type info
         """Delete delivered tasks with one statement (django-q2's acknowledge: one each)."""
         if task_ids:
             OrmQ.objects.using(Conf.ORM).filter(id__in=task_ids).delete()
+
+    def waiting(self, limit: int) -> list[int]:
+        """Ids of up to ``limit`` tasks ready to be taken, read without a transaction (an
+        idle queue costs no write lock). Sleeps the poll interval when there are none."""
+        ids = list(
+            self.get_connection()
+            .filter(key=self.list_key, lock__lt=timezone.now())
+            .order_by("id")
+            .values_list("id", flat=True)[:limit]
+        )
+        if not ids:
+            sleep(Conf.POLL)
+        return ids
+
+    def take(self, ids: list[int]) -> list[tuple[int, str]]:
+        """Inside the caller's transaction: lock these tasks (rows another consumer took
+        meanwhile are skipped) and delete them; they are the caller's once it commits, and
+        back in the queue if it rolls back. One write for a whole delivery: taking, the
+        caller's own work (a runner claims the runs) and acknowledging."""
+        rows = list(
+            OrmQ.objects.using(Conf.ORM)
+            .select_for_update(skip_locked=True)
+            .filter(id__in=ids, key=self.list_key, lock__lt=timezone.now())
+            .order_by("id")
+            .values_list("id", "payload")
+        )
+        if rows:
+            OrmQ.objects.using(Conf.ORM).filter(id__in=[pk for pk, _ in rows]).delete()
+        return rows

@@ -14,7 +14,10 @@ Two backends, chosen from the settings when first used:
   channel inside the process by a reader thread). A publisher sends each message to
   every socket of its host in the directory: the listing is cached and re-read when the
   directory's mtime changes; a socket whose owner is gone (``ECONNREFUSED``) is
-  unlinked; a full receiver (``EAGAIN``) loses the message. Sockets are per host (the
+  unlinked. A full receiver (``EAGAIN``: Linux queues at most ``net.unix.max_dgram_qlen``
+  datagrams, 10 by default) is not given up on: its messages wait, deduplicated, and are
+  sent as one datagram by the next publish or by a retry a few ms later — a burst of
+  wake-ups costs the reader one read, and none is lost. Sockets are per host (the
   name starts with a tag of the host name): several hosts sharing a data dir must use
   Redis.
 - **Redis** (``settings.REDIS_URL``): ``PUBLISH``; each process keeps one subscriber
@@ -57,8 +60,24 @@ def _host_tag() -> str:
     return hashlib.sha1(socket.gethostname().encode()).hexdigest()[:6]
 
 
+# Messages in one datagram are separated by NUL (never in a channel name or payload).
+_SEP = b"\0"
+# How soon messages held back by a full receiver are tried again.
+_RETRY = 0.003
+# Messages held back per receiver at most (distinct ones: the rest are duplicates).
+_HELD_MAX = 5000
+
+
 def _encode(channel: str, payload: str) -> bytes:
     return f"{channel}\n{payload}".encode()
+
+
+def _decode(datagram: bytes) -> list[tuple[str, str]]:
+    messages = []
+    for raw in datagram.split(_SEP):
+        channel, _, payload = raw.decode(errors="replace").partition("\n")
+        messages.append((channel, payload))
+    return messages
 
 
 class Subscription:
@@ -175,6 +194,8 @@ class UnixPublisher:
         self._mtime = -1
         self._racy = True
         self._targets: list[str] = []
+        self._held: dict[str, dict[bytes, None]] = {}  # per receiver: messages it had no room for
+        self._retrying = 0  # the pid whose retry thread runs
 
     def _socket(self) -> socket.socket:
         if self._sock is None or self._pid != os.getpid():  # a fork: a socket of our own
@@ -194,21 +215,61 @@ class UnixPublisher:
     def publish(self, channel: str, payload: str) -> None:
         data = _encode(channel, payload)
         with self.lock:
-            sock = self._socket()
-            targets = self._listing()
-            for name in targets:
-                try:
-                    sock.sendto(data, self.dir.address(name))
-                except BlockingIOError:
-                    continue  # the reader is behind: its views' fallback poll covers it
-                except (ConnectionRefusedError, FileNotFoundError) as exc:
-                    # The owner is gone (killed without cleaning up): nobody reads it.
-                    if isinstance(exc, ConnectionRefusedError):
-                        with contextlib.suppress(OSError):
-                            os.unlink(self.dir.path / name)
-                    self._racy = True
-                except OSError as exc:
-                    logger.debug("bus: send to %s failed: %s", name, exc)
+            for name in self._listing():
+                held = self._held.get(name)
+                if held is not None:
+                    # Behind already: this one joins the queue (order within a batch does
+                    # not matter: each message only says "look again").
+                    if len(held) < _HELD_MAX:
+                        held[data] = None
+                    self._send_held(name)
+                else:
+                    self._send(name, data, [data])
+            if self._held:
+                self._retry_soon()
+
+    def _send(self, name: str, datagram: bytes, messages: list[bytes]) -> bool:
+        """Send; on a full receiver hold ``messages`` for later. True if sent."""
+        try:
+            self._socket().sendto(datagram, self.dir.address(name))
+            return True
+        except BlockingIOError:
+            held = self._held.setdefault(name, {})
+            for message in messages:
+                if len(held) < _HELD_MAX:
+                    held[message] = None
+        except (ConnectionRefusedError, FileNotFoundError) as exc:
+            # The owner is gone (killed without cleaning up): nobody reads it.
+            if isinstance(exc, ConnectionRefusedError):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.dir.path / name)
+            self._racy = True
+            self._held.pop(name, None)
+        except OSError as exc:
+            logger.debug("bus: send to %s failed: %s", name, exc)
+        return False
+
+    def _send_held(self, name: str) -> None:
+        held = self._held.pop(name, None)
+        if held:
+            messages = list(held)
+            self._send(name, _SEP.join(messages), messages)
+
+    def _retry_soon(self) -> None:  # under self.lock
+        if self._retrying == os.getpid():
+            return
+        self._retrying = os.getpid()  # a forked child has no retry thread: it starts its own
+        threading.Thread(target=self._retry_loop, name="scriptops-bus-retry", daemon=True).start()
+
+    def _retry_loop(self) -> None:
+        while True:
+            time.sleep(_RETRY)
+            with self.lock:
+                for name in list(self._held):
+                    self._send_held(name)
+                if not self._held:
+                    self._retrying = 0
+                    return
 
 
 class UnixReceiver:
@@ -247,8 +308,7 @@ class UnixReceiver:
                     break
             decoded = []
             for raw in messages:
-                channel, _, payload = raw.decode(errors="replace").partition("\n")
-                decoded.append((channel, payload))
+                decoded += _decode(raw)
             self.hub.deliver(decoded)
 
     def close(self) -> None:

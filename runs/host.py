@@ -62,6 +62,20 @@ INTAKE_BATCH = 100
 _STOP = object()
 
 
+def _run_ids(delivered: Sequence[tuple[Any, Any]]) -> list[str]:
+    """The run ids of delivered tasks (a task that cannot be read is dropped, logged)."""
+    run_ids: list[str] = []
+    for _, payload in delivered:
+        try:
+            task = SignedPackage.loads(payload)
+        except Exception:
+            logger.exception("An unreadable task in the runs queue was dropped")
+            continue
+        if task.get("func") == EXECUTE_RUN and task.get("args"):
+            run_ids.append(str(task["args"][0]))
+    return run_ids
+
+
 class DbThread:
     """Database work queued from other threads, done in order on one thread, many items
     per transaction (each in a savepoint: one failing item never loses the others), plus
@@ -241,34 +255,33 @@ class RunHost:
             connection.close()
 
     def take(self) -> list[str]:
-        """One delivery from the queue: claim, acknowledge, start. Returns the runs started."""
-        delivered = self.broker.dequeue()
-        if not delivered:
+        """One delivery from the queue: take, claim, acknowledge, start. Returns the runs
+        started. With the database broker all of it but the start is one transaction (one
+        write lock per delivery: web requests wait for SQLite's one writer too)."""
+        room = min(self.max_runs - len(self.runs), INTAKE_BATCH)
+        if room <= 0:
             return []
-        room = self.max_runs - len(self.runs)
-        if isinstance(self.broker, RedisBroker) and room > 1:
-            # Redis hands over one task per call: take what is already waiting at once.
-            while len(delivered) < min(room, INTAKE_BATCH):
-                more = self.broker.connection.lpop(self.broker.list_key)
-                if more is None:
-                    break
-                delivered.append((None, more))
-        run_ids: list[str] = []
-        for _, payload in delivered:
-            try:
-                task = SignedPackage.loads(payload)
-            except Exception:
-                logger.exception("An unreadable task in the runs queue was dropped")
-                continue
-            if task.get("func") == EXECUTE_RUN and task.get("args"):
-                run_ids.append(str(task["args"][0]))
-        claimed = runs_claim_many(run_ids=run_ids)
-        acks = [ack for ack, _ in delivered if ack is not None]
         if isinstance(self.broker, DatabaseBroker):
-            self.broker.acknowledge_many(acks)
+            ids = self.broker.waiting(room)
+            if not ids:
+                return []
+            with transaction.atomic():
+                claimed = runs_claim_many(run_ids=_run_ids(self.broker.take(ids)))
         else:
-            for ack in acks:
-                self.broker.acknowledge(ack)
+            delivered = self.broker.dequeue()  # Redis: one task, or none after 1 s
+            if not delivered:
+                return []
+            if isinstance(self.broker, RedisBroker):
+                # Take what else is waiting at once (popped: acknowledged by taking).
+                while len(delivered) < room:
+                    more = self.broker.connection.lpop(self.broker.list_key)
+                    if more is None:
+                        break
+                    delivered.append((None, more))
+            claimed = runs_claim_many(run_ids=_run_ids(delivered))
+            for ack, _ in delivered:
+                if ack is not None:
+                    self.broker.acknowledge(ack)
         for run in Run.objects.filter(pk__in=claimed):
             self.hold(run)
         return claimed

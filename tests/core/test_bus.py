@@ -156,3 +156,26 @@ def test_the_socket_is_removed_when_the_process_ends(bus_dir: Path) -> None:
     )
     assert out.stdout.strip() == "1"
     assert os.listdir(bus_dir) == []
+
+
+def test_a_full_receiver_gets_every_message_once_it_reads(bus_dir: Path) -> None:
+    """Linux queues only a few datagrams per Unix socket (net.unix.max_dgram_qlen): a
+    burst to a reader that is busy is held back and sent merged, never dropped."""
+    bus_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{bus._host_tag()}.busy.{os.getpid()}"
+    reader = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    reader.bind(str(bus_dir / name))
+    try:
+        publisher = bus.UnixPublisher(bus_dir)
+        sent = {f"run:{i}" for i in range(300)}
+        for channel in sorted(sent):
+            publisher.publish(channel, "s")  # nobody reads yet: the queue fills up
+        got: set[str] = set()
+        reader.settimeout(WAIT)
+        while got != sent:
+            for channel, payload in bus._decode(reader.recv(65536)):
+                assert payload == "s"
+                got.add(channel)
+        assert got == sent
+    finally:
+        reader.close()
