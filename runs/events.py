@@ -25,14 +25,14 @@ from core import bus
 
 logger = logging.getLogger(__name__)
 
-# Fallback polls, for a wake-up the bus dropped (a full receiver queue, Redis away) or a
-# change nobody announced. Each costs per open view: a stat of one index file per
-# OUTPUT_FALLBACK, one primary-key read (and an events read) per STATE_FALLBACK, three
-# queries per FEED_POLL per feed socket. At these values 200 open run sockets cost
-# ~400 stats and ~200 reads a second (was 40,000 stats and 800 reads); a dropped
-# wake-up delays a line by at most 0.5 s and a status by 1 s.
-OUTPUT_FALLBACK = 0.5
-STATE_FALLBACK = 1.0
+# Fallback polls, for a wake-up that never came (a publisher killed before it sent one,
+# Redis away for a moment) or a change nobody announced. The bus itself loses nothing (a
+# full receiver's messages are held and merged), so these are rare safety nets, and each
+# costs per open view: a stat of one index file (in a thread) per OUTPUT_FALLBACK and two
+# indexed reads per STATE_FALLBACK. With 1 s/0.5 s, 200 open run sockets cost daphne
+# ~20 % of a core in those reads alone (bench, N = 200); at these values ~3 %.
+OUTPUT_FALLBACK = 2.0
+STATE_FALLBACK = 5.0
 FEED_POLL = 1.0
 # The feed reads at most this often, however many runs change: a burst of 100 launches
 # costs ~20 snapshots a second, not 100 per feed socket.
