@@ -60,16 +60,13 @@ class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type info
 
     def waiting(self, limit: int) -> list[int]:
         """Ids of up to ``limit`` tasks ready to be taken, read without a transaction (an
-        idle queue costs no write lock). Sleeps the poll interval when there are none."""
-        ids = list(
+        idle queue costs no write lock)."""
+        return list(
             self.get_connection()
             .filter(key=self.list_key, lock__lt=timezone.now())
             .order_by("id")
             .values_list("id", flat=True)[:limit]
         )
-        if not ids:
-            sleep(Conf.POLL)
-        return ids
 
     def take(self, ids: list[int]) -> list[tuple[int, str]]:
         """Inside the caller's transaction: lock these tasks (rows another consumer took

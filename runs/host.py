@@ -23,6 +23,7 @@ reaper (``serve``) fails them as ``worker_lost`` and kills their process trees.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import logging
@@ -44,13 +45,14 @@ from django_q.brokers import Broker
 from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.signing import SignedPackage
 
+from core import bus
 from core.broker import DatabaseBroker
 from runs.engine import Outcome, Stats
 from runs.models import Control, Run, RunEvent, RunStatus
 from runs.runner import Runner, RunSpec
 from runs.services.concurrency import runs_claim_many
 from runs.services.execution import DbReporter, RunJob
-from runs.services.queue import EXECUTE_RUN, runs_broker
+from runs.services.queue import EXECUTE_RUN, QUEUED_CHANNEL, runs_broker
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +61,9 @@ logger = logging.getLogger(__name__)
 DB_BATCH = 200
 # Tasks taken per delivery at most (the database broker; Redis hands them one by one).
 INTAKE_BATCH = 100
+# The database broker's queue is read on a wake-up, or this often without one (a lost
+# wake-up, tasks queued by a process that does not publish: a bare async_task).
+INTAKE_FALLBACK = 0.25
 _STOP = object()
 
 
@@ -200,6 +205,8 @@ class RunHost:
         self._room = threading.Condition()
         self._stopping = threading.Event()
         self._intake = threading.Thread(target=self._intake_serve, name="scriptops-intake", daemon=True)
+        self._queued = threading.Event()
+        self._listener = threading.Thread(target=self._listen_serve, name="scriptops-queued", daemon=True)
         self._loop = threading.Thread(target=self.runner.serve, name="scriptops-runner", daemon=True)
         self.db.every(settings.CONTROL_POLL_INTERVAL, self._poll_waiting)
         self.db.every(settings.HEARTBEAT_INTERVAL, self._beat_waiting)
@@ -209,12 +216,15 @@ class RunHost:
     def start(self) -> None:
         self.db.start()
         self._loop.start()
+        if isinstance(self.broker, DatabaseBroker):
+            self._listener.start()
         self._intake.start()
 
     def stop(self) -> None:
         """Take no more runs; kill the ones running (recorded as killed: ``the runner
         shut down``), finish the writes, return."""
         self._stopping.set()
+        self._queued.set()
         with self._room:
             self._room.notify_all()
         self._intake.join(5.0)
@@ -239,6 +249,9 @@ class RunHost:
 
     # -- intake thread ----------------------------------------------------------------
     def _intake_serve(self) -> None:
+        """Take runs while there is room. On the database broker, wait for the bus's
+        "queued" wake-up (published when runs are committed to the queue), reading the
+        queue only every ``INTAKE_FALLBACK`` without one; Redis's BLPOP waits by itself."""
         try:
             while not self._stopping.is_set():
                 with self._room:
@@ -246,13 +259,28 @@ class RunHost:
                         self._room.wait(0.5)
                         continue
                 try:
-                    self.take()
+                    taken = self.take()
                 except Exception:
                     logger.exception("Taking runs from the queue failed")
                     close_old_connections()
                     time.sleep(1.0)
+                    continue
+                if not taken and isinstance(self.broker, DatabaseBroker):
+                    self._queued.wait(INTAKE_FALLBACK)
+                    self._queued.clear()  # the take that follows sees what it announced
         finally:
             connection.close()
+
+    def _listen_serve(self) -> None:
+        asyncio.run(self._listen())
+
+    async def _listen(self) -> None:
+        """The bus's "queued" wake-ups, turned into a flag the intake thread waits on (no
+        database work here: Django forbids it inside an event loop)."""
+        async with bus.subscribe(QUEUED_CHANNEL) as queued:
+            while not self._stopping.is_set():
+                if await queued.wait(0.5):
+                    self._queued.set()
 
     def take(self) -> list[str]:
         """One delivery from the queue: take, claim, acknowledge, start. Returns the runs

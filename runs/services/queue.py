@@ -10,10 +10,16 @@ sync mode (tests) the task runs at once, in the caller's thread.
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import transaction
 from django_q.brokers import Broker, get_broker
 from django_q.tasks import async_task
 
+from core import bus
+
 EXECUTE_RUN = "runs.tasks.execute_run"
+# Published once runs are queued: runner hosts on the database broker take them at once
+# instead of polling the queue table (Redis hands tasks over itself: BLPOP).
+QUEUED_CHANNEL = "scriptops:queued"
 
 _broker: Broker | None = None
 
@@ -33,3 +39,6 @@ def runs_queue(run_ids: list[str]) -> None:
     broker = runs_broker()
     for run_id in run_ids:
         async_task(EXECUTE_RUN, run_id, task_name=f"run {run_id}", hook=None, broker=broker)
+    if run_ids:
+        # Once committed (the database broker's tasks are rows of the caller's transaction).
+        transaction.on_commit(lambda: bus.publish(QUEUED_CHANNEL, "q"))
