@@ -524,7 +524,9 @@ def _first_difference(got: list[int], expected: list[int]) -> int:
 # this process's CPU per message (6.5 s for 50 MiB), which would cap the figure at ~7 MiB/s.
 # This reader parses frames in a tight loop and checks the lines with one regex per 1 MiB
 # read: ~1 µs per message.
-FLOOD_CONTENT = re.compile(rb'"stream": "stdout", "content": "(\d{15}) x{47}"')
+# A stdout line of the flood in either form: log_entry ("stream": "stdout", "content": "…")
+# or an item of a log_batch ([offset, "stdout", "…", ts]).
+FLOOD_CONTENT = re.compile(rb'"stdout", (?:"content": )?"(\d{15}) x{47}"')
 COMPLETED = b'{"type": "execution_completed"'
 
 
@@ -745,7 +747,7 @@ async def trivial_phase(stack: Stack, script: Path, *, samples: int) -> dict[str
     }
 
 
-async def throughput_phase(stack: Stack, script: Path, *, total: int) -> dict[str, Any]:
+async def throughput_phase(stack: Stack, script: Path, *, total: int, batch: bool = False) -> dict[str, Any]:
     assert stack.proc is not None
     procs = ScriptOpsProcesses(stack.proc.pid)
     procs.open_window()
@@ -768,7 +770,7 @@ async def throughput_phase(stack: Stack, script: Path, *, total: int) -> dict[st
             if resp.status_code != 202:
                 raise PhaseFailed(f"POST /api/run answered {resp.status_code}: {resp.text[:300]}")
             run_id = str(resp.json()["id"])
-        path = f"/ws/runs/{run_id}/?api_key={stack.key}"
+        path = f"/ws/runs/{run_id}/?api_key={stack.key}" + ("&format=batch" if batch else "")
         rec = await asyncio.to_thread(follow_flood_raw, stack.port, path, timeout=600)
     finally:
         stop.set()
@@ -849,6 +851,12 @@ def measure_config(label: str, *, redis_url: str, ns: list[int], seconds: int, q
         samples = 10 if quick else TRIVIAL_SAMPLES
         _step(out, "trivial", lambda: asyncio.run(trivial_phase(stack, trivial, samples=samples)))
         _step(out, "throughput", lambda: asyncio.run(throughput_phase(stack, flood, total=THROUGHPUT_BYTES)))
+        # The compact form the dashboard uses (?format=batch: one log_batch per read).
+        _step(
+            out,
+            "throughput_batch",
+            lambda: asyncio.run(throughput_phase(stack, flood, total=THROUGHPUT_BYTES, batch=True)),
+        )
         for n in ns:
             failed = [k for k in out if k.startswith("n") and "error" in out[k]]
             if failed:
@@ -997,30 +1005,32 @@ def scale_figures(res: dict[str, Any]) -> list[dict[str, Any]]:
                 note=tnote,
             )
         )
-        tp = _ok(part.get("throughput")) or {}
-        tpnote = "" if tp else str((part.get("throughput") or {}).get("error", ""))
-        if tp and not tp.get("intact"):
-            tpnote = f"NOT intact: {tp.get('received_lines')} of {tp.get('lines')} lines"
-        out.append(
-            figure(
-                f"scale_{cfg}_throughput_mib_s",
-                f"50 MiB to a ws client {name}: POST -> completed",
-                tp.get("mib_s"),
-                "MiB/s",
-                target=TARGETS["throughput_mib_s"],
-                op=">=",
-                note=tpnote,
+        for key, form in (("throughput", "log_entry per line"), ("throughput_batch", "log_batch")):
+            tp = _ok(part.get(key)) or {}
+            tpnote = "" if tp else str((part.get(key) or {}).get("error", ""))
+            if tp and not tp.get("intact"):
+                tpnote = f"NOT intact: {tp.get('received_lines')} of {tp.get('lines')} lines"
+            suffix = "" if key == "throughput" else "_batch"
+            out.append(
+                figure(
+                    f"scale_{cfg}_throughput{suffix}_mib_s",
+                    f"50 MiB to a ws client {name} ({form}): POST -> completed",
+                    tp.get("mib_s"),
+                    "MiB/s",
+                    target=TARGETS["throughput_mib_s"] if suffix else None,
+                    op=">=",
+                    note=tpnote,
+                )
             )
-        )
-        out.append(
-            figure(
-                f"scale_{cfg}_cpu_s_per_mib",
-                f"50 MiB to a ws client {name}: ScriptOps CPU per MiB",
-                tp.get("server_cpu_s_per_mib"),
-                "s/MiB",
-                note=tpnote,
+            out.append(
+                figure(
+                    f"scale_{cfg}_cpu_s_per_mib{suffix}",
+                    f"50 MiB to a ws client {name} ({form}): ScriptOps CPU per MiB",
+                    tp.get("server_cpu_s_per_mib"),
+                    "s/MiB",
+                    note=tpnote,
+                )
             )
-        )
     return out
 
 
