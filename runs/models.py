@@ -321,3 +321,26 @@ class ConcurrencyGate(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class OutputBlock(models.Model):
+    """A piece of one file of a run's output store, mirrored to the database so that any
+    host sharing it can read the output (``SCRIPTOPS_OUTPUT_STORE=database``; see
+    ``runs.logstore.database``). ``data`` is the file's bytes from ``pos``; a file is the
+    concatenation of its blocks in ``pos`` order. Written only by the worker's shipper
+    thread, removed with the store (``remove_store``) or when the size cap drops a
+    segment. ``run_id`` is the store directory's name — not a foreign key: blocks are
+    written in batches from a background thread and a per-row check buys nothing."""
+
+    run_id = models.CharField(max_length=64)
+    name = models.CharField(max_length=32)
+    pos = models.BigIntegerField()
+    data = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["run_id", "name", "pos"], name="runs_outputblock_file_pos"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.run_id}/{self.name}@{self.pos}"

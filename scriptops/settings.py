@@ -164,6 +164,16 @@ if "SCRIPTOPS_ALLOWED_ROOTS" not in os.environ:
     (DATA_DIR / "scripts").mkdir(exist_ok=True)
 UPLOADS_ROOT = DATA_DIR / "uploads"
 RUNS_DIR = DATA_DIR / "runs"
+# Where run output is read from: "local" (files under RUNS_DIR; several hosts must share
+# them, e.g. over NFS) or "database" (mirrored to the database as the worker writes it:
+# any host sharing the database reads it, live and after the run). Database on PostgreSQL.
+OUTPUT_STORE = env_str("SCRIPTOPS_OUTPUT_STORE") or (
+    "database" if DATABASES["default"]["ENGINE"].endswith("postgresql") else "local"
+)
+if OUTPUT_STORE not in ("local", "database"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"SCRIPTOPS_OUTPUT_STORE must be local or database, not {OUTPUT_STORE!r}")
 # django-q2 worker processes: library scans and other background tasks. Runs do not
 # take one each: a runner process per host supervises up to MAX_RUNS of them at once.
 WORKERS = env_int("SCRIPTOPS_WORKERS", default=2, minimum=1)

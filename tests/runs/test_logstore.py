@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from runs.logstore import LogReader, LogWriter, count_lines, remove_store
+from tests.runs.output_stores import output_store  # noqa: F401 - runs each test on both stores
 
 
 def line(n: int, width: int = 20) -> bytes:

@@ -1,6 +1,9 @@
 """Append-only, size-capped storage of a run's output, readable while it grows.
 
-Plain Python (no Django): the worker writes, any process reads.
+The worker writes local files; any process reads them, or, with the database store
+(``SCRIPTOPS_OUTPUT_STORE=database``), any host reads the copy the writer mirrors to the
+database (:mod:`runs.logstore.database`). The logic here is the same for both: it reads
+through :class:`~runs.logstore.files.Files`.
 
 Layout of a run's directory::
 
@@ -32,6 +35,12 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from runs.logstore.files import DATABASE, Files, open_files, output_store
+
+if TYPE_CHECKING:
+    from runs.logstore.database import Mirror
 
 STREAM_CODES = {"stdout": "o", "stderr": "e", "system": "s"}
 STREAM_NAMES = {v: k for k, v in STREAM_CODES.items()}
@@ -89,12 +98,27 @@ def count_lines(data: bytes) -> int:
     return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
 
 
+def _name(segment: int, suffix: str) -> str:
+    return f"seg-{segment:06d}{suffix}"
+
+
 class LogWriter:
-    """Writes one run's output. Not thread-safe: one writer per run."""
+    """Writes one run's output. Not thread-safe: one writer per run.
+
+    With the database store every append is also handed to the process's shipper (an
+    in-memory append: no database round trip here), and :meth:`close` returns once all
+    of it is committed, so a run's terminal status never precedes its last output.
+    """
 
     def __init__(self, directory: Path, *, cap_bytes: int, segment_bytes: int | None = None):
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._mirror: Mirror | None = None
+        if output_store() == DATABASE:
+            from runs.logstore.database import Mirror
+
+            self._mirror = Mirror(self.dir.name)
+        self._idx_size = 0
         self.cap = cap_bytes
         self.segment_bytes = segment_bytes or max(64 * 1024, min(cap_bytes // 8, 8 * 1024 * 1024))
         self.total_bytes = 0
@@ -133,11 +157,13 @@ class LogWriter:
             segment=self._seg_no,
             seg_off=self._seg_size,
         )
+        row = f"{rec.line} {nlines} {code} {ts:.6f} {rec.off} {rec.length} {rec.soff}\n".encode()
         _write_all(self._out_fd, data)
-        _write_all(
-            self._idx_fd,
-            f"{rec.line} {nlines} {code} {ts:.6f} {rec.off} {rec.length} {rec.soff}\n".encode(),
-        )
+        _write_all(self._idx_fd, row)
+        if self._mirror is not None:
+            self._mirror.append(_name(self._seg_no, ".out"), self._seg_size, data)
+            self._mirror.append(_name(self._seg_no, ".idx"), self._idx_size, row)
+        self._idx_size += len(row)
         self.total_bytes += len(data)
         self.total_lines += nlines
         self.stream_bytes[code] += len(data)
@@ -156,6 +182,11 @@ class LogWriter:
         return self.dropped_bytes > 0
 
     def close(self) -> None:
+        self._close_files()
+        if self._mirror is not None:
+            self._mirror.flush()
+
+    def _close_files(self) -> None:
         for fd in (self._out_fd, self._idx_fd):
             if fd >= 0:
                 os.close(fd)
@@ -163,9 +194,10 @@ class LogWriter:
 
     # -- internals ----------------------------------------------------------
     def _open_segment(self) -> None:
-        self.close()
+        self._close_files()
         self._seg_no += 1
         self._seg_size = 0
+        self._idx_size = 0
         self._seg_base = self.total_bytes
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
         self._out_fd = os.open(self.dir / f"seg-{self._seg_no:06d}.out", flags, 0o640)
@@ -181,6 +213,8 @@ class LogWriter:
                     (self.dir / f"seg-{no:06d}{suffix}").unlink()
                 except FileNotFoundError:
                     pass
+            if self._mirror is not None:
+                self._mirror.delete([_name(no, ".idx"), _name(no, ".out")])
             self.dropped_bytes += size
             self.dropped_lines += lines
 
@@ -197,17 +231,14 @@ class LogReader:
 
     def __init__(self, directory: Path):
         self.dir = Path(directory)
+        self.files: Files = open_files(self.dir)
 
     def segments(self) -> list[int]:
-        try:
-            names = os.listdir(self.dir)
-        except FileNotFoundError:
-            return []
-        return sorted(int(m.group(1)) for n in names if (m := _SEG_RE.match(n)))
+        return sorted(int(m.group(1)) for n in self.files.names() if (m := _SEG_RE.match(n)))
 
     def records(self, segment: int) -> list[Record]:
         try:
-            raw = (self.dir / f"seg-{segment:06d}.idx").read_bytes()
+            raw = self.files.read(_name(segment, ".idx"))
         except FileNotFoundError:
             return []
         # Only newline-terminated rows are complete. A row the writer is appending right
@@ -242,9 +273,7 @@ class LogReader:
 
     def read_record(self, rec: Record) -> bytes:
         try:
-            with open(self.dir / f"seg-{rec.segment:06d}.out", "rb") as fh:
-                fh.seek(rec.seg_off)
-                return fh.read(rec.length)
+            return self.files.read(_name(rec.segment, ".out"), rec.seg_off, rec.length)
         except FileNotFoundError:
             return b""  # dropped by the writer since we listed it
 
@@ -339,8 +368,8 @@ class LogReader:
     # -- paged and searched views (the log viewer) --------------------------------------
     def _first_line_of(self, segment: int) -> int | None:
         try:
-            with open(self.dir / f"seg-{segment:06d}.idx", "rb") as fh:
-                parts = fh.readline().split()
+            head = self.files.read(_name(segment, ".idx"), 0, 256)  # a row is < 100 bytes
+            parts = head[: head.find(b"\n") + 1].split()
             return int(parts[0]) if len(parts) == 7 else None
         except (FileNotFoundError, ValueError):
             return None
@@ -399,7 +428,12 @@ class LogReader:
 
 
 def remove_store(directory: Path) -> None:
+    """Delete a run's output: its directory and, with the database store, its blocks."""
     shutil.rmtree(directory, ignore_errors=True)
+    if output_store() == DATABASE:
+        from runs.logstore.database import remove_blocks
+
+        remove_blocks(Path(directory).name)
 
 
 class LogFollower:
@@ -429,8 +463,8 @@ class LogFollower:
         # The record being delivered: (record, its bytes, byte position, next line number).
         self._cur: tuple[Record, bytes, int, int] | None = None
 
-    def _idx(self, segment: int) -> Path:
-        return self.reader.dir / f"seg-{segment:06d}.idx"
+    def _idx(self, segment: int) -> str:
+        return _name(segment, ".idx")
 
     def _skip_to(self, line: int) -> None:
         if line > self.after:
@@ -460,13 +494,10 @@ class LogFollower:
             return True
         if self._seg is None:
             return bool(self.reader.segments())
-        try:
-            size = os.stat(self._idx(self._seg)).st_size
-        except FileNotFoundError:
+        size = self.reader.files.size(self._idx(self._seg))
+        if size is None or size != self._idx_size:
             return True
-        if size != self._idx_size:
-            return True
-        return os.path.exists(self._idx(self._seg + 1))
+        return self.reader.files.size(self._idx(self._seg + 1)) is not None
 
     def poll(self, *, limit: int = 5000) -> list[Line]:
         """Up to ``limit`` new lines, in order."""
@@ -516,11 +547,9 @@ class LogFollower:
             # finishes a segment before it creates the next, so if the next exists now,
             # the read below sees this segment's last row. (Checked after the read, a row
             # appended in between would be skipped when moving on.)
-            moved_on = os.path.exists(self._idx(self._seg + 1))
+            moved_on = self.reader.files.size(self._idx(self._seg + 1)) is not None
             try:
-                with open(self._idx(self._seg), "rb") as fh:
-                    fh.seek(self._pos)
-                    chunk = fh.read(self.INDEX_CHUNK)
+                chunk = self.reader.files.read(self._idx(self._seg), self._pos, self.INDEX_CHUNK)
             except FileNotFoundError:
                 # The cap deleted our segment: continue from the oldest one left.
                 self._seg = None
