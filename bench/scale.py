@@ -526,6 +526,8 @@ def _first_difference(got: list[int], expected: list[int]) -> int:
 # read: ~1 µs per message.
 # A stdout line of the flood in either form: log_entry ("stream": "stdout", "content": "…")
 # or an item of a log_batch ([offset, "stdout", "…", ts]).
+FLOOD_LINE = re.compile(rb"^(\d{15}) x{47}$", re.M)  # in a log_batch chunk's text
+BATCH = b'{"type": "log_batch"'
 FLOOD_CONTENT = re.compile(rb'"stdout", (?:"content": )?"(\d{15}) x{47}"')
 COMPLETED = b'{"type": "execution_completed"'
 
@@ -569,6 +571,7 @@ def follow_flood_raw(port: int, path: str, *, timeout: float) -> RawFollow:
         if b" 101 " not in head.split(b"\r\n", 1)[0]:
             raise PhaseFailed(f"websocket handshake refused: {head[:300]!r}")
         expected = 0
+        batch_lines: list[bytes] = []
         while out.completed_at is None:
             if time.monotonic() > deadline:
                 raise PhaseFailed(f"50 MiB: no execution_completed within {timeout:.0f}s ({out.lines} lines)")
@@ -597,7 +600,12 @@ def follow_flood_raw(port: int, path: str, *, timeout: float) -> RawFollow:
                 payload = buf[pos + hdr : pos + hdr + length]
                 pos += hdr + length
                 if opcode == 1:
-                    if payload.startswith(COMPLETED):
+                    if payload.startswith(BATCH):
+                        # [first offset, stream, ts, text]: the lines joined by newlines.
+                        for _first, stream, _ts, text in json.loads(payload)["data"]["chunks"]:
+                            if stream == "stdout":
+                                batch_lines.extend(FLOOD_LINE.findall(text.encode()))
+                    elif payload.startswith(COMPLETED):
                         out.completed_at = now
                         out.status = json.loads(payload)["data"]["status"]
                     else:
@@ -607,7 +615,8 @@ def follow_flood_raw(port: int, path: str, *, timeout: float) -> RawFollow:
                 elif opcode == 8:
                     raise PhaseFailed(f"50 MiB: the server closed the websocket ({payload[:100]!r})")
             buf = buf[pos:]
-            got = FLOOD_CONTENT.findall(b"\n".join(texts))
+            got = FLOOD_CONTENT.findall(b"\n".join(texts)) + batch_lines
+            batch_lines.clear()
             if got:
                 out.first_at = out.first_at or now
                 out.last_at = now

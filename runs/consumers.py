@@ -63,14 +63,40 @@ def _get_run(run_id: str) -> Run | None:
         return None
 
 
+# A paused writer looks at the transport's buffer this often, and goes on below this.
+GATE_RECHECK = 0.05
+GATE_LOW = 64 * 1024
+
+
 class WriteGate:
     """Twisted's push-producer interface for daphne's transport of one websocket: the
     transport pauses us when its write buffer is over its limit (64 KiB) and resumes us
     when it has drained. ``open`` is set while writing may go on."""
 
-    def __init__(self) -> None:
+    def __init__(self, transport: Any = None) -> None:
         self.open = asyncio.Event()
         self.open.set()
+        self.transport = transport
+
+    def buffered(self) -> int | None:
+        """Bytes waiting in the TCP transport's write buffer (Twisted's FileDescriptor),
+        or None if this transport does not say."""
+        try:
+            t = self.transport
+            return int(len(t.dataBuffer) - t.offset + t._tempDataLen)
+        except (AttributeError, TypeError):
+            return None
+
+    async def wait(self) -> None:
+        """Until writing may go on. Twisted's resume does not always come (seen with
+        1 MiB messages: the socket drained, the gate stayed shut), so the buffer itself is
+        also looked at: below ``GATE_LOW`` bytes the gate opens whatever Twisted said."""
+        while not self.open.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.open.wait(), GATE_RECHECK)
+            buffered = self.buffered()
+            if buffered is None or buffered < GATE_LOW:
+                self.open.set()
 
     def pauseProducing(self) -> None:  # Twisted's interface
         self.open.clear()
@@ -112,7 +138,7 @@ class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         flow = _flow_of(getattr(self, "base_send", None))
         taken = getattr(flow, "_requestProducer", None) or getattr(flow, "producer", None)
         if flow is not None and taken is None:
-            gate = WriteGate()
+            gate = WriteGate(getattr(flow, "transport", None))
             try:
                 flow.registerProducer(gate, True)
             except Exception:  # noqa: BLE001 - no flow control rather than no socket
@@ -142,7 +168,7 @@ class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     async def send_paced(self, payload: Message) -> None:
         """Send once the client has taken what was sent before (see ``WriteGate``)."""
         if self.gate is not None:
-            await self.gate.open.wait()
+            await self.gate.wait()
         await self.send_json(payload)
 
     def batch_requested(self, value: object) -> bool:

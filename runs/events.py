@@ -80,16 +80,18 @@ class LogEntryData(TypedDict):
 
 
 class LogBatchData(TypedDict):
-    """Consecutive lines, for clients that asked for ``?format=batch``: one message
-    per batch read from the store (at most ``runs.live.BATCH_LINES`` lines).
+    """New lines, for clients that asked for ``?format=batch``: one message per read of
+    the store (about 1 MiB at most), built without any per-line work.
 
-    ``lines``: ``[offset, stream, content, timestamp]`` each (the timestamp in seconds
-    since the epoch, as in ``log_entry``). ``last_offset`` is where to resume."""
+    ``chunks``: ``[first_offset, stream, timestamp, text]`` each — consecutive lines of
+    one stream from one read of the script's pipe, ``text`` being those lines joined by
+    ``"\\n"`` (line ``first_offset + i`` is ``text.split("\\n")[i]``; the timestamp, in
+    seconds since the epoch, is the read's). ``last_offset`` is where to resume."""
 
     run_id: str
     first_offset: int
     last_offset: int
-    lines: list[tuple[int, str, str, float]]
+    chunks: list[tuple[int, str, float, str]]
 
 
 class StatusData(TypedDict):

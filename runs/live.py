@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -39,11 +40,14 @@ from runs.events import (
     stats_message,
     status_message,
 )
-from runs.logstore import Line, LogFollower
+from runs.logstore import Chunk, Line, LogFollower
 from runs.models import TERMINAL, Run, RunEvent, RunStatus
 from runs.selectors import run_counts
 
 BATCH_LINES = 2000
+# The batch form reads whole records (one pipe read each, up to 1 MiB) up to about this
+# much per message (50 MiB to a client: 32 KiB 59 MiB/s, 256 KiB 67 MiB/s).
+BATCH_BYTES = 1 << 18
 STATUS_FIELDS = (
     "status",
     "run_status",
@@ -72,13 +76,14 @@ def line_data(run_id: str, line: Line) -> LogEntryData:
     }
 
 
-def batch_data(run_id: str, lines: list[Line]) -> LogBatchData:
-    """Lines as one ``log_batch``: no per-line dict, timestamp text or JSON encoding."""
+def batch_data(run_id: str, chunks: list[Chunk]) -> LogBatchData:
+    """Chunks as one ``log_batch``: no per-line object, dict, timestamp or encoding."""
+    last = chunks[-1]
     return {
         "run_id": run_id,
-        "first_offset": lines[0].number,
-        "last_offset": lines[-1].number,
-        "lines": [(line.number, line.stream, line.text, line.ts) for line in lines],
+        "first_offset": chunks[0].first,
+        "last_offset": last.first + last.count - 1,
+        "chunks": [(c.first, c.stream, c.ts, c.text) for c in chunks],
     }
 
 
@@ -151,13 +156,23 @@ class RunWatch:
         return row, events
 
     def _line_messages(self, lines: list[Line]) -> list[Message]:
-        if self.batch:
-            return [log_batch_message(batch_data(self.run_id, lines))]
         return [log_entry_message(line_data(self.run_id, line)) for line in lines]
+
+    def _chunks_if_changed(self, *, drain: bool) -> list[Chunk]:
+        if not drain and not self.follower.changed():
+            return []
+        return self.follower.poll_chunks(max_bytes=BATCH_BYTES)
 
     async def _lines(self, *, drain: bool) -> AsyncGenerator[Message, None]:
         """New lines, batch by batch, read as fast as they are sent (a full batch means
         there is more). ``drain``: read even if the cheap check sees no change."""
+        if self.batch:
+            # Until the store has nothing new (a read may stop short of what is there).
+            while True:
+                chunks = await asyncio.to_thread(partial(self._chunks_if_changed, drain=drain))
+                if not chunks:
+                    return
+                yield log_batch_message(batch_data(self.run_id, chunks))
         while True:
             if drain:
                 lines = await asyncio.to_thread(self.follower.poll, limit=BATCH_LINES)

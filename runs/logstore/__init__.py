@@ -4,6 +4,7 @@
 from runs.logstore.store import (
     STREAM_CODES,
     STREAM_NAMES,
+    Chunk,
     Line,
     LogFollower,
     LogReader,
@@ -17,6 +18,7 @@ from runs.logstore.store import (
 __all__ = [
     "STREAM_CODES",
     "STREAM_NAMES",
+    "Chunk",
     "Line",
     "LogFollower",
     "LogReader",

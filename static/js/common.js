@@ -246,6 +246,16 @@
 
   /** "KEY=value" lines (blank lines and # comments skipped) → {env, errors}: the
    * environment fields of the launch form and of the scheduler's task form. */
+  /** The lines of a ``log_batch`` message ({n, stream, ts, text} each): its chunks hold
+   *  consecutive lines joined by newlines, the first numbered ``first offset``. */
+  SO.batchLines = function batchLines(data) {
+    const lines = [];
+    for (const [first, stream, ts, text] of data.chunks || []) {
+      text.split("\n").forEach((line, i) => lines.push({ n: first + i, stream, ts, text: line }));
+    }
+    return lines;
+  };
+
   SO.parseEnv = function parseEnv(text) {
     const env = {};
     const errors = [];

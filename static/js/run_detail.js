@@ -583,8 +583,9 @@
     const data = msg.data || {};
     switch (msg.type) {
       case "log_batch":
-        // The compact form (?format=batch): [offset, stream, content, ts] per line.
-        term.liveMany(data.lines.map(([n, stream, text, ts]) => ({ n, stream, ts, text })));
+        // The compact form (?format=batch): [first offset, stream, ts, text] per chunk of
+        // consecutive lines (joined by newlines).
+        term.liveMany(SO.batchLines(data));
         break;
       case "log_entry":
         term.live(fromSocket(data));

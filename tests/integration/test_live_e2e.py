@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from tests.integration.helpers import RUN_DEADLINE, get_run, start_run, wait_for_status, wait_until
+from tests.runs.helpers import batch_entries
 from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -341,8 +342,8 @@ def test_a_burst_of_100000_lines_is_delivered_and_never_holds_the_worker(
 # -- push, the compact batch form and slow clients -------------------------------------------
 
 
-def batch_lines(got: list[dict[str, Any]]) -> list[list[Any]]:
-    return [line for m in got if m["type"] == "log_batch" for line in m["data"]["lines"]]
+def batch_lines(got: list[dict[str, Any]]) -> list[tuple[int, str, str, float]]:
+    return [line for m in got if m["type"] == "log_batch" for line in batch_entries(m["data"])]
 
 
 def test_a_watcher_is_told_of_each_change_in_order_by_the_bus(stack: Stack, client: httpx.Client) -> None:
@@ -384,7 +385,7 @@ def test_the_batch_form_delivers_a_burst_complete_over_websocket_and_sse(
         "GET", f"/api/runs/{run['id']}/stream?format=batch&after=99990", timeout=60
     ) as response:
         frames = list(sse_frames(response))
-    rest = [line for f in frames if f["type"] == "log_batch" for line in f["lines"]]
+    rest = [line for f in frames if f["type"] == "log_batch" for line in batch_entries(f)]
     assert [line[0] for line in rest] == list(range(99_991, 100_001))
     assert frames[-1]["type"] == "exit"
 

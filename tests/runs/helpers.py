@@ -10,6 +10,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import psutil
 import pytest
@@ -179,3 +180,14 @@ def strays() -> Iterator[list[psutil.Process]]:
     for proc in leftovers:
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(proc.pid, 0)
+
+
+def batch_entries(data: dict[str, Any]) -> list[tuple[int, str, str, float]]:
+    """The lines of a ``log_batch`` message's data, ``(offset, stream, content, ts)``
+    each, checking its chunks are consecutive and end at ``last_offset``."""
+    lines: list[tuple[int, str, str, float]] = []
+    for first, stream, ts, text in data["chunks"]:
+        assert not lines or first == lines[-1][0] + 1, (first, lines[-1][0])
+        lines += [(first + i, stream, content, ts) for i, content in enumerate(text.split("\n"))]
+    assert lines[0][0] == data["first_offset"] and lines[-1][0] == data["last_offset"]
+    return lines

@@ -45,6 +45,7 @@ from runs.logstore import LogWriter
 from runs.models import EventKind, Run, RunEvent, RunStatus
 from scriptops.asgi import application
 from tests.factories import RunFactory, UserFactory
+from tests.runs.helpers import batch_entries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -591,8 +592,7 @@ def batch_lines(messages: list[dict[str, Any]]) -> list[list[Any]]:
         data = message["data"]
         assert_envelope(message)
         assert set(data) == set(events.LogBatchData.__required_keys__)
-        assert data["first_offset"] == data["lines"][0][0] and data["last_offset"] == data["lines"][-1][0]
-        lines += data["lines"]
+        lines += [list(entry) for entry in batch_entries(data)]
     return lines
 
 
@@ -639,7 +639,10 @@ async def test_the_batch_form_of_a_live_burst_is_complete_and_in_order(runs_dir:
     lines = batch_lines(got)
     assert [line[0] for line in lines] == list(range(1, total + 1))
     assert all(line[2] == f"n={line[0]}" for line in lines)
-    assert max(len(m["data"]["lines"]) for m in of_type(got, "log_batch")) <= live.BATCH_LINES
+    # One message per read of the store: BATCH_BYTES and at most one more record (1 MiB).
+    assert max(
+        sum(len(c[3]) for c in m["data"]["chunks"]) for m in of_type(got, "log_batch")
+    ) <= live.BATCH_BYTES + (1 << 20)
     await closing(comm)
 
 

@@ -381,3 +381,72 @@ def test_search_by_stream_and_no_match(store: LogReader) -> None:
     hits, _ = store.search("L1", stream="stderr")
     assert numbers(hits) == [11, 12]
     assert store.search("nothing like it") == ([], False)
+
+
+# -- chunks (the log_batch form) ----------------------------------------------------------
+
+
+def chunk_lines(follower: LogFollower, *, max_bytes: int = 1 << 20) -> list[tuple[int, str, str]]:
+    out: list[tuple[int, str, str]] = []
+    while chunks := follower.poll_chunks(max_bytes=max_bytes):
+        for chunk in chunks:
+            parts = chunk.text.split("\n")
+            assert len(parts) == chunk.count
+            out += [(chunk.first + i, chunk.stream, text) for i, text in enumerate(parts)]
+    return out
+
+
+def test_chunks_give_the_same_lines_as_poll(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path, cap_bytes=1 << 20)
+    write(writer, 1, 3)
+    writer.write("stderr", b"\nempty before me\n", TS)  # an empty line, then one more
+    writer.write("stdout", b"partial, no newline", TS)
+    writer.close()
+    by_line = [(ln.number, ln.stream, ln.text) for ln in drain(LogFollower(tmp_path))]
+    assert chunk_lines(LogFollower(tmp_path)) == by_line
+    assert by_line[3:] == [
+        (4, "stderr", ""),
+        (5, "stderr", "empty before me"),
+        (6, "stdout", "partial, no newline"),
+    ]
+
+
+@pytest.mark.parametrize("after", [0, 1, 2, 5, 6, 7, 12])
+def test_chunks_resume_exactly_inside_a_record(tmp_path: Path, after: int) -> None:
+    writer = LogWriter(tmp_path, cap_bytes=1 << 20)
+    write(writer, 1, 6)
+    write(writer, 7, 6, stream="stderr")
+    follower = LogFollower(tmp_path, after=after)
+    got = chunk_lines(follower, max_bytes=1)  # one record per call
+    assert [n for n, _, _ in got] == list(range(after + 1, 13))
+    assert all(text == f"L{n}" for n, _, text in got)
+    assert follower.after == 12
+
+
+def test_chunks_follow_a_growing_store_and_mix_with_poll(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path, cap_bytes=1 << 20)
+    follower = LogFollower(tmp_path)
+    assert follower.poll_chunks() == []
+    write(writer, 1, 4)
+    assert numbers(follower.poll(limit=2)) == [1, 2]  # stops inside the record
+    assert [(n, text) for n, _, text in chunk_lines(follower)] == [(3, "L3"), (4, "L4")]
+    write(writer, 5, 2)
+    assert [n for n, _, _ in chunk_lines(follower)] == [5, 6]
+
+
+def test_a_big_record_is_cut_at_whole_lines_to_fit(tmp_path: Path) -> None:
+    writer = LogWriter(tmp_path, cap_bytes=1 << 20)
+    write(writer, 1, 100, width=9)  # one record of 100 lines of 10 bytes
+    follower = LogFollower(tmp_path)
+    sizes = []
+    got: list[int] = []
+    while chunks := follower.poll_chunks(max_bytes=95):
+        sizes.append(sum(len(c.text) + 1 for c in chunks))
+        for chunk in chunks:
+            got += range(chunk.first, chunk.first + chunk.count)
+            texts = chunk.text.split("\n")
+            assert [t.rstrip() for t in texts] == [
+                f"L{n}" for n in range(chunk.first, chunk.first + len(texts))
+            ]
+    assert got == list(range(1, 101))
+    assert max(sizes) <= 95  # 9 whole lines a call

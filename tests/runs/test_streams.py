@@ -35,6 +35,7 @@ from runs.logstore import LogWriter
 from runs.models import Control, EventKind, Run, RunEvent, RunStatus
 from scriptops.asgi import application
 from tests.factories import RunFactory, UserFactory
+from tests.runs.helpers import batch_entries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -339,14 +340,13 @@ async def test_stream_batch_form_resumes_exactly_with_the_batch_ids(
     assert entries(frames) == []
     batches = [f for f in frames if f["data"]["type"] == "log_batch"]
     assert batches
-    lines = [line for f in batches for line in f["data"]["lines"]]
+    lines = [line for f in batches for line in batch_entries(f["data"])]
     assert [(n, stream, text) for n, stream, text, _ in lines] == [
         (n, "stderr" if n % 4 == 0 else "stdout", f"line {n}") for n in range(5, 10)
     ]
     for frame in batches:
         # The frame's id is its last line: a reconnect resumes right after the batch.
-        assert frame["id"] == frame["data"]["last_offset"] == frame["data"]["lines"][-1][0]
-        assert frame["data"]["first_offset"] == frame["data"]["lines"][0][0]
+        assert frame["id"] == frame["data"]["last_offset"] == batch_entries(frame["data"])[-1][0]
         assert frame["data"]["run_id"] == str(run.pk)
     assert frames[-1]["data"]["type"] == "exit" and frames[-1]["id"] == 9
 
