@@ -4,6 +4,11 @@ Used by the integration tests and by ``make bench``. Each stack has its own data
 dir, allowed root, database (an SQLite file, or a fresh PostgreSQL database when
 ``DATABASE_URL`` points at PostgreSQL) and queue name (so stacks sharing one Redis
 never take each other's tasks).
+
+Several hosts of one installation: ``Stack(..., share=first)`` is another host of
+``first``'s installation (its database, Redis, queue name, secret key and scripts; its
+own data dir), started with ``serve_args`` (``("--no-web",)``: a worker host; ``("--no-worker",)``:
+a web host). ``start_runner()`` adds a runner process to a stack (``manage.py runner``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse, urlunparse
@@ -37,6 +43,10 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+
+
+# What ``manage.py runner`` prints once it takes runs.
+RUNNER_READY = "Runner: up to"
 
 
 def free_port() -> int:
@@ -75,6 +85,8 @@ class Stack:
         database_url: str | None = None,
         redis_url: str | None = None,
         extra_env: dict[str, str] | None = None,
+        serve_args: Sequence[str] = (),
+        share: Stack | None = None,
     ):
         self.base_dir = Path(base_dir)
         self.data_dir = self.base_dir / "data"
@@ -94,6 +106,32 @@ class Stack:
         self.proc: subprocess.Popen[bytes] | None = None
         self.key = ""
         self.log_path = self.base_dir / "serve.log"
+        # Extra ``serve`` options: ``--no-web`` (no HTTP: the stack is ready once its
+        # runner is) or ``--no-worker``.
+        self.serve_args = list(serve_args)
+        self.extra_procs: list[subprocess.Popen[bytes]] = []
+        self.shared_with = share
+        if share is not None:
+            # Another host of ``share``'s installation: everything but the data dir (its
+            # output files, uploads, bus sockets) is the same — the scripts too, as if
+            # deployed at the same path on every host.
+            if share.proc is None:
+                raise RuntimeError("start the stack to share before the one sharing it")
+            self.scripts = share.scripts
+            self._database_url = share.database_url
+            self.redis_url = share.redis_url
+            self.secret_key = share.secret_key
+            self.queue_name = share.queue_name
+            self.key = share.key
+
+    @property
+    def database_url(self) -> str:
+        """The database every process of this stack uses (a started stack's)."""
+        return self._database_url or f"sqlite:///{self.data_dir / 'scriptops.sqlite3'}"
+
+    @property
+    def web(self) -> bool:
+        return "--no-web" not in self.serve_args
 
     # -- environment -------------------------------------------------------------
     def env(self) -> dict[str, str]:
@@ -136,6 +174,45 @@ class Stack:
     def start(self, timeout: float = 60.0) -> Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.scripts.mkdir(parents=True, exist_ok=True)
+        if self.shared_with is None:
+            self._prepare()
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(BASE_DIR / "manage.py"),
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--reap-interval",
+                    "1",
+                    *self.serve_args,
+                ],
+                env=self.env(),
+                cwd=BASE_DIR,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited early:\n{self.log()}")
+            if not self.web:
+                # No HTTP to ask: ready once the runner says so (it takes runs from then on).
+                if self._log_count(RUNNER_READY):
+                    return self
+            else:
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                        return self
+            time.sleep(0.1)
+        raise RuntimeError(f"stack did not become healthy:\n{self.log()}")
+
+    def _prepare(self) -> None:
+        """A database of its own, migrated, with an admin API key."""
         if self._database_url and self._database_url.startswith(("postgres", "postgresql")):
             self._database_url, self._pg_name = _postgres_database(self._database_url)
         # One process for both (a Django start-up is most of the cost of each).
@@ -155,34 +232,30 @@ class Stack:
         if done.returncode:
             raise RuntimeError(f"preparing the stack failed:\n{done.stdout}\n{done.stderr}")
         self.key = done.stdout.strip().splitlines()[-1]
-        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(BASE_DIR / "manage.py"),
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                    "--reap-interval",
-                    "1",
-                ],
+
+    def start_runner(self, *args: str, timeout: float = 60.0) -> subprocess.Popen[bytes]:
+        """One more runner process in this stack's environment (``manage.py runner``, e.g.
+        with ``--no-housekeeping``): it shares the stack's database and queue. Returns
+        once it takes runs; ``stop()`` stops it (SIGTERM) before serve."""
+        marks = self._log_count(RUNNER_READY)
+        with open(self.log_path, "ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, str(BASE_DIR / "manage.py"), "runner", *args],
                 env=self.env(),
                 cwd=BASE_DIR,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self.extra_procs.append(proc)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"serve exited early:\n{self.log()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
-                    return self
+        while self._log_count(RUNNER_READY) <= marks:
+            if proc.poll() is not None:
+                raise RuntimeError(f"runner exited early:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"runner did not start:\n{self.log()}")
             time.sleep(0.1)
-        raise RuntimeError(f"stack did not become healthy:\n{self.log()}")
+        return proc
 
     def stop(self) -> list[str]:
         """Stop serve (SIGTERM, as a user would), then kill anything of the stack left over.
@@ -190,6 +263,16 @@ class Stack:
         Returns a description of each left-over process it had to kill: serve is
         expected to leave none (not a worker, not a script, not a script's children).
         """
+        for extra in self.extra_procs:
+            if extra.poll() is None:
+                extra.send_signal(signal.SIGTERM)
+        for extra in self.extra_procs:
+            try:
+                extra.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(extra.pid, signal.SIGKILL)
+                extra.wait()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -246,6 +329,13 @@ class Stack:
             except psutil.Error:
                 continue
         return found
+
+    def _log_count(self, text: str) -> int:
+        """How often ``text`` appears in the whole log (``log()`` is only its tail)."""
+        try:
+            return self.log_path.read_text(errors="replace").count(text)
+        except FileNotFoundError:
+            return 0
 
     def log(self, tail: int = 5000) -> str:
         try:

@@ -73,7 +73,9 @@ def new_stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callab
         return dedicated.start()
 
     yield make
-    for dedicated in made:
+    # Last made, first stopped: a stack sharing another's database (``share=``) stops
+    # before the one that owns (and drops) it.
+    for dedicated in reversed(made):
         _stopped(dedicated)
 
 

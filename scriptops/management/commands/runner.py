@@ -93,6 +93,7 @@ class Command(BaseCommand):
             f"({'redis' if settings.REDIS_URL else 'database'} broker)"
             f"{'' if keeper else ', no housekeeping'}."
         )
+        self.stdout.flush()  # stdout is a file or a pipe under serve/systemd: say it now, not at exit
         host.serve_forever(stop.is_set)
         stop.set()
         if keeper is not None:
