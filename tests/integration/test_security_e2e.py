@@ -19,8 +19,9 @@ from tests.stack import Stack
 
 pytestmark = pytest.mark.integration
 
-# One worker: a single sleeper keeps the next run queued.
+# One run at a time: a single sleeper keeps the next run queued.
 STACK_WORKERS = 1
+STACK_MAX_RUNS = 1  # one run at a time: a second one waits in the queue behind a blocker
 CANARY = f"server-only-{uuid.uuid4().hex}"
 # A variable of the server's own: it must not reach the scripts.
 STACK_ENV = {"IT_SERVER_ONLY_CANARY": CANARY}
