@@ -9,6 +9,7 @@ resumable, and a flood of output never holds the worker back.
 
 from __future__ import annotations
 
+import itertools
 import json
 import textwrap
 import time
@@ -357,7 +358,7 @@ def test_a_watcher_is_told_of_each_change_in_order_by_the_bus(stack: Stack, clie
     snapshots = [m["data"] for m in got if m["type"] == "status"]
     # Each status message tells something new (a second "running" may carry the attempt
     # count the runner recorded after its claim), and the status only moves forward.
-    assert all(a != b for a, b in zip(snapshots, snapshots[1:], strict=False))
+    assert all(a != b for a, b in itertools.pairwise(snapshots))
     order = {"queued": 0, "running": 1, "completed": 2}
     statuses = [order[snapshot["status"]] for snapshot in snapshots]
     assert statuses == sorted(statuses) and statuses[-1] == order["completed"]
