@@ -517,22 +517,26 @@ class LogFollower:
         while len(out) < limit:
             if self._cur is not None:
                 self._take(out, limit)
-                continue
-            if self._queue:
-                rec = self._queue.popleft()
-                if rec.end_line <= self.after:
-                    continue
-                data = self.reader.read_record(rec)
-                if len(data) < rec.length:
-                    # The cap deleted the segment between our reading its index and
-                    # its data: those lines are gone; never invent them as empty lines.
-                    self._skip_to(rec.end_line)
-                    continue
-                self._cur = (rec, data, 0, rec.line)
-                continue
-            if not self._fill():
+            elif not self._next_record():
                 break
         return out
+
+    def _next_record(self) -> bool:
+        """Make the next unread record current (``_cur``). False when there is none yet."""
+        while True:
+            if not self._queue and not self._fill():
+                return False
+            rec = self._queue.popleft()
+            if rec.end_line <= self.after:
+                continue
+            data = self.reader.read_record(rec)
+            if len(data) < rec.length:
+                # The cap deleted the segment between our reading its index and its
+                # data: those lines are gone; never invent them as empty lines.
+                self._skip_to(rec.end_line)
+                continue
+            self._cur = (rec, data, 0, rec.line)
+            return True
 
     def poll_chunks(self, *, max_bytes: int = 1 << 20) -> list[Chunk]:
         """New lines as :class:`Chunk` s (a record — one pipe read — or the part of it that
@@ -541,19 +545,9 @@ class LogFollower:
         out: list[Chunk] = []
         size = 0
         while size < max_bytes:
-            if self._cur is None:
-                if self._queue:
-                    rec = self._queue.popleft()
-                    if rec.end_line <= self.after:
-                        continue
-                    data = self.reader.read_record(rec)
-                    if len(data) < rec.length:
-                        self._skip_to(rec.end_line)  # deleted by the cap meanwhile (see poll)
-                        continue
-                    self._cur = (rec, data, 0, rec.line)
-                elif not self._fill():
-                    break
-                continue
+            if self._cur is None and not self._next_record():
+                break
+            assert self._cur is not None
             rec, data, pos, number = self._cur
             self._cur = None
             size_all = len(data)
