@@ -227,6 +227,7 @@ class DbReporter:
         self.defer(write)
 
 
+@transaction.atomic  # the failed status and its reason together: no reader sees one alone
 def _reject(run: Run, exc: PlanError) -> None:
     now = timezone.now()
     summary = run.error_summary_for(
