@@ -421,14 +421,41 @@ class RunHost:
             Run.objects.filter(pk__in=waiting, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
 
     def heartbeats(self, progress: Mapping[str, dict[str, Any]], events: list[RunEvent]) -> None:
-        """The loop's runs are alive: one statement (``bulk_update``: a CASE per field)."""
-        now = timezone.now()
-        rows = [Run(pk=run_id, heartbeat_at=now, **fields) for run_id, fields in progress.items()]
-        if rows:
-            fields = ["heartbeat_at", *next(iter(progress.values())).keys()]
-            Run.objects.filter(status=RunStatus.RUNNING).bulk_update(rows, fields, batch_size=500)
+        """The loop's runs are alive: one parameterised UPDATE, executed for all of them
+        at once (``executemany``). ``bulk_update`` built a CASE per field and run, which
+        cost the runner more CPU than the update itself (200 runs: ~17 % of its time)."""
+        if progress:
+            _rows_update(Run, ["heartbeat_at", *next(iter(progress.values())).keys()], progress)
         if events:
             RunEvent.objects.bulk_create(events)
+
+
+def _rows_update(model: type[Run], names: Sequence[str], values: Mapping[str, Mapping[str, Any]]) -> None:
+    """``UPDATE <runs> SET <names> WHERE pk = <key> AND status = 'running'`` once per key
+    of ``values`` (its fields; ``heartbeat_at`` is now), values prepared by the fields."""
+    meta = model._meta
+    concrete = {field.name: field for field in meta.concrete_fields}
+    fields = [concrete[name] for name in names]
+    qn = connection.ops.quote_name
+    assignments = ", ".join(f"{qn(field.column)} = %s" for field in fields)
+    status = concrete["status"].column
+    sql = (
+        f"UPDATE {qn(meta.db_table)} SET {assignments} "
+        f"WHERE {qn(str(meta.pk.column))} = %s AND {qn(status)} = %s"
+    )
+    now = timezone.now()
+    params = []
+    for key, row in values.items():
+        given = {"heartbeat_at": now, **row}
+        params.append(
+            [
+                *(field.get_db_prep_save(given[field.name], connection) for field in fields),
+                meta.pk.get_db_prep_value(key, connection),
+                RunStatus.RUNNING.value,
+            ]
+        )
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 class DbHub:
@@ -438,21 +465,25 @@ class DbHub:
         self.host = host
 
     def controls(self, keys: Sequence[str]) -> Mapping[str, str]:
-        """One query for the pending control requests of all the loop's runs. (A read: on
-        SQLite's WAL it never waits for a writer.) Also flushes coalesced output wake-ups."""
+        """One query for the pending control requests of all the loop's runs: those of
+        the running runs that this host holds (the running runs are read by their status
+        index; on SQLite's WAL a read never waits for a writer). Not ``pk IN (the loop's runs)``: binding
+        hundreds of ids twenty times a second cost more than the read. Also flushes
+        coalesced output wake-ups."""
         found: dict[str, str] = {}
-        for start in range(0, len(keys), 900):
-            rows = (
-                Run.objects.filter(pk__in=keys[start : start + 900])
-                .exclude(control="")
-                .values_list("pk", "control", "control_requested_at")
-            )
-            for pk, control, requested in rows:
-                live = self.host.runs.get(str(pk))
-                if live is None or requested == live.control_seen:
-                    continue
-                live.control_seen = requested
-                found[str(pk)] = str(control)
+        held = set(keys)
+        rows = (
+            Run.objects.filter(status=RunStatus.RUNNING)
+            .exclude(control="")
+            .values_list("pk", "control", "control_requested_at")
+        )
+        for pk, control, requested in rows:
+            key = str(pk)
+            live = self.host.runs.get(key)
+            if key not in held or live is None or requested == live.control_seen:
+                continue
+            live.control_seen = requested
+            found[key] = str(control)
         for live in list(self.host.runs.values()):
             if live.reporter is not None:
                 live.reporter.notifier.flush()

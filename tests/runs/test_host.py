@@ -261,3 +261,36 @@ def test_stopping_the_host_ends_its_runs_as_worker_lost(
     assert "shut down" in run.error_summary["stderr_snippet"]
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert RunAttempt.objects.get(run=run).finished_at is not None
+
+
+def test_a_heartbeat_writes_each_running_run_and_never_a_finished_one(tmp_path: Path) -> None:
+    running = Run.objects.create(script_path=str(tmp_path / "a.sh"), status=RunStatus.RUNNING)
+    over = Run.objects.create(
+        script_path=str(tmp_path / "b.sh"), status=RunStatus.COMPLETED, output_lines=7, output_bytes=70
+    )
+    host = RunHost(max_runs=1)
+
+    host.heartbeats(
+        {
+            str(running.pk): {
+                "output_bytes": 12,
+                "output_lines": 2,
+                "output_truncated": False,
+                "peak_rss": 4096,
+            },
+            str(over.pk): {"output_bytes": 99, "output_lines": 9, "output_truncated": True, "peak_rss": 1},
+        },
+        [],
+    )
+
+    running.refresh_from_db()
+    over.refresh_from_db()
+    assert (running.output_bytes, running.output_lines, running.peak_rss) == (12, 2, 4096)
+    assert running.heartbeat_at is not None
+    # The run ended between the sample and the write: what it recorded at its end stays.
+    assert (over.output_bytes, over.output_lines, over.output_truncated, over.heartbeat_at) == (
+        70,
+        7,
+        False,
+        None,
+    )
