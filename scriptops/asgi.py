@@ -1,6 +1,7 @@
 """ASGI entry point: HTTP through Django, websockets through Channels (served by daphne)."""
 
 import os
+import pprint
 
 import django
 
@@ -39,6 +40,23 @@ def _plain(value: object, *args: object, **kwargs: object) -> object:
 for _module in (autobahn_protocol, autobahn_twisted):
     _module.hltype = _plain  # type: ignore[attr-defined]  # module attributes, set for speed
     _module.hlval = _plain  # type: ignore[attr-defined]
+
+
+class _Formatted:
+    """``pprint.pformat(value)``, computed only if the log line is written."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object):
+        self.value = value
+
+    def __str__(self) -> str:
+        return pprint.pformat(self.value)
+
+
+# The same for the settings autobahn pretty-prints on every new websocket for a debug
+# line: ~5 % of daphne's CPU while 200 sockets connect at once (py-spy).
+setattr(autobahn_protocol, "pformat", _Formatted)  # noqa: B010 - a module global, called only as pformat(value)
 
 application = ProtocolTypeRouter(
     {

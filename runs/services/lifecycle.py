@@ -207,17 +207,17 @@ def runs_delete(*, ids: Iterable[uuid.UUID]) -> dict[str, Any]:
     return {"deleted": len(found_ids), "not_found": missing}
 
 
-def _worker_gone(run: Run, host: str) -> bool:
+def _worker_gone(worker_host: str, worker_pid: int | None, host: str) -> bool:
     """On the worker's own host, a dead worker process is known at once.
 
     A zombie counts as dead: a worker killed together with its parent (the cluster
     stopping) stays a zombie until init reaps it, and ``os.kill(pid, 0)`` still
     succeeds on a zombie.
     """
-    if run.host != host or not run.worker_pid:
+    if worker_host != host or not worker_pid:
         return False
     try:
-        return bool(psutil.Process(run.worker_pid).status() == psutil.STATUS_ZOMBIE)
+        return bool(psutil.Process(worker_pid).status() == psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return True
     except psutil.Error:
@@ -269,10 +269,24 @@ def run_reap_orphans(*, now: Any = None) -> list[str]:
     limit = now - timedelta(seconds=settings.HEARTBEAT_TIMEOUT)
     host = socket.gethostname()
     reaped: list[str] = []
-    candidates = Run.objects.filter(status=RunStatus.RUNNING).filter(Q(heartbeat_at__lt=limit) | Q(host=host))
-    for run in candidates:
-        stale = run.heartbeat_at is None or run.heartbeat_at < limit
-        if not stale and not _worker_gone(run, host):
+    # Light rows first (a runner host holds hundreds of runs, all candidates by their
+    # host, and this runs every few seconds); each worker process is looked at once.
+    candidates = (
+        Run.objects.filter(status=RunStatus.RUNNING)
+        .filter(Q(heartbeat_at__lt=limit) | Q(host=host))
+        .values_list("pk", "heartbeat_at", "host", "worker_pid")
+    )
+    gone: dict[tuple[str, int | None], bool] = {}
+    for pk, heartbeat_at, worker_host, worker_pid in candidates:
+        stale = heartbeat_at is None or heartbeat_at < limit
+        if not stale:
+            worker = (worker_host, worker_pid)
+            if worker not in gone:
+                gone[worker] = _worker_gone(worker_host, worker_pid, host)
+            if not gone[worker]:
+                continue
+        run = Run.objects.filter(pk=pk).first()
+        if run is None:
             continue
         last = run.heartbeat_at.isoformat() if run.heartbeat_at else "never"
         message = (
