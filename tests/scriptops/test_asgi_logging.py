@@ -20,5 +20,5 @@ def test_autobahn_pretty_prints_only_when_the_line_is_written() -> None:
 
 def test_autobahn_highlighting_returns_the_value_itself() -> None:
     value = object()
-    assert autobahn_protocol.hltype(value) is value  # type: ignore[no-untyped-call]
-    assert autobahn_protocol.hlval(value) is value  # type: ignore[no-untyped-call]
+    assert autobahn_protocol.hltype(value) is value  # type: ignore[attr-defined,no-untyped-call]
+    assert autobahn_protocol.hlval(value) is value  # type: ignore[attr-defined,no-untyped-call]
