@@ -8,6 +8,7 @@ processes never see each other's messages.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import subprocess
@@ -179,3 +180,61 @@ def test_a_full_receiver_gets_every_message_once_it_reads(bus_dir: Path) -> None
         assert got == sent
     finally:
         reader.close()
+
+
+# -- the Redis backend (the PostgreSQL + Redis pass sets SCRIPTOPS_REDIS_URL) ------------------
+
+needs_redis = pytest.mark.skipif(
+    not os.environ.get("SCRIPTOPS_REDIS_URL"), reason="SCRIPTOPS_REDIS_URL is not set: no Redis to talk to"
+)
+
+
+@pytest.fixture
+def redis_bus(tmp_path: Path) -> Iterator[str]:
+    url = os.environ["SCRIPTOPS_REDIS_URL"]
+    bus.configure(redis_url=url, directory=tmp_path / "bus")
+    yield url
+    bus.reset()
+
+
+def publish_over_redis(url: str, channel: str, payload: str) -> None:
+    code = textwrap.dedent(
+        f"""
+        from pathlib import Path
+        from core import bus
+        bus.configure(redis_url={url!r}, directory=Path("/nonexistent"))
+        bus.publish({channel!r}, {payload!r})
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2], timeout=60)
+
+
+@needs_redis
+def test_redis_a_subscription_is_live_when_subscribe_returns(redis_bus: str) -> None:
+    """Nothing published after ``subscribe`` returns is missed: each subscription is
+    confirmed by Redis first (then a view's first read cannot race a wake-up)."""
+    channel = f"run:{os.urandom(6).hex()}"
+
+    async def body() -> None:
+        for round_ in range(5):  # new subscriptions while the reader is busy or idle
+            async with bus.subscribe(channel, f"{channel}:{round_}") as sub:
+                publish_over_redis(redis_bus, f"{channel}:{round_}", f"p{round_}")
+                assert f"p{round_}" in await received(sub, f"p{round_}")
+
+    asyncio.run(body())
+
+
+@needs_redis
+def test_redis_many_subscribers_each_get_their_channel(redis_bus: str) -> None:
+    prefix = os.urandom(6).hex()
+
+    async def body() -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            subs = [await stack.enter_async_context(bus.subscribe(f"run:{prefix}:{i}")) for i in range(50)]
+            for i in (0, 17, 49):
+                bus.publish(f"run:{prefix}:{i}", f"to-{i}")
+            for i in (0, 17, 49):
+                assert f"to-{i}" in await received(subs[i], f"to-{i}")
+            assert not subs[1].pending()
+
+    asyncio.run(body())
