@@ -57,8 +57,9 @@ CLOSE_GRACE = 30.0
 
 @database_sync_to_async  # type: ignore[misc]  # channels ships no type information
 def _get_run(run_id: str) -> Run | None:
+    """The run (only its id: a watch needs no more, and it reads the rest itself)."""
     try:
-        return Run.objects.filter(pk=run_id).first()
+        return Run.objects.filter(pk=run_id).only("pk").first()
     except Exception:  # noqa: BLE001 - a malformed id is simply "not found"
         return None
 
