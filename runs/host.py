@@ -19,6 +19,9 @@ A run's lifecycle (attempts, retries, final write) is :class:`runs.services.exec
 RunJob`, the same code a run on its own loop (django-q2's sync mode) goes through.
 Killed with SIGKILL, a host leaves its runs ``running``: their heartbeats stop and the
 reaper (``serve``) fails them as ``worker_lost`` and kills their process trees.
+:meth:`RunHost.drain` (SIGUSR1 to ``runner`` or ``serve``) is the gentle way out for a
+deploy: nothing more is taken from the queue (other hosts take it), the runs held go on
+to their end, then the host stops.
 """
 
 from __future__ import annotations
@@ -204,6 +207,7 @@ class RunHost:
         self.runs: dict[str, _Live] = {}  # held: claimed and not finished
         self._room = threading.Condition()
         self._stopping = threading.Event()
+        self._draining = threading.Event()
         self._intake = threading.Thread(target=self._intake_serve, name="scriptops-intake", daemon=True)
         self._queued = threading.Event()
         self._listener = threading.Thread(target=self._listen_serve, name="scriptops-queued", daemon=True)
@@ -235,10 +239,22 @@ class RunHost:
                 self.db.submit(partial(self._lose, run_id))
         self.db.stop()
 
+    def drain(self) -> None:
+        """Take no more runs; the ones held go on to their end (retries included).
+        :meth:`serve_forever` returns once none is left. Thread- and signal-safe."""
+        self._draining.set()
+        self._queued.set()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining.is_set()
+
     def serve_forever(self, should_stop: Callable[[], bool]) -> None:
         self.start()
         try:
             while not should_stop() and self._loop.is_alive() and self._intake.is_alive():
+                if self._draining.is_set() and not self.runs:
+                    break
                 time.sleep(0.2)
         finally:
             self.stop()
@@ -254,6 +270,9 @@ class RunHost:
         queue only every ``INTAKE_FALLBACK`` without one; Redis's BLPOP waits by itself."""
         try:
             while not self._stopping.is_set():
+                if self._draining.is_set():
+                    self._stopping.wait(0.5)  # nothing more is taken: other hosts will
+                    continue
                 with self._room:
                     if len(self.runs) >= self.max_runs:
                         self._room.wait(0.5)
@@ -298,6 +317,10 @@ class RunHost:
         else:
             delivered = self.broker.dequeue()  # Redis: one task, or none after 1 s
             if not delivered:
+                return []
+            if self._draining.is_set() and isinstance(self.broker, RedisBroker):
+                # Drained while waiting: back to the head of the queue, for another host.
+                self.broker.connection.lpush(self.broker.list_key, *[task for _, task in reversed(delivered)])
                 return []
             if isinstance(self.broker, RedisBroker):
                 # Take what else is waiting at once (popped: acknowledged by taking).

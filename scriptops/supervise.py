@@ -7,6 +7,11 @@ on SIGINT/SIGTERM stops them all: SIGTERM, SIGKILL after a grace period, then th
 processes left below them are killed and the runs left ``running`` on this host are
 reaped (``manage.py reap_runs``), so nothing stays "running" forever.
 
+SIGUSR1 drains the host first (a deploy's gentle stop): the runner alone is told
+(SIGUSR1: it takes no more runs and exits once its running ones have ended) and is not
+restarted; once it is gone, the others are stopped as above. A SIGTERM while draining
+stops everything at once.
+
 Usage: ``python -m scriptops.supervise '<json>'`` with ``{"children": [[name, argv],
 ...], "reap": argv or null}``.
 """
@@ -78,6 +83,14 @@ class Child:
         except psutil.Error:
             return []
 
+    def tell(self, sig: int) -> None:
+        """``sig`` to the child itself (not its group: the runner's scripts are not told)."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:
             try:
@@ -86,18 +99,39 @@ class Child:
                 pass
 
 
+DRAINED = "runner"  # the child a drain waits for
+
+
 def supervise(children: list[Child], *, reap: list[str] | None) -> None:
     stopping = False
+    draining = False
 
     def on_signal(signum: int, frame: Any) -> None:
         nonlocal stopping
         stopping = True
 
+    def on_drain(signum: int, frame: Any) -> None:
+        nonlocal draining
+        draining = True
+
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGUSR1, on_drain)
     for child in children:
         child.start()
+    told = False
     while not stopping:
+        if draining:
+            runner = next((c for c in children if c.name == DRAINED), None)
+            if runner is None or not runner.alive():
+                say("Drained." if told else "Nothing to drain.")
+                break
+            if not told:
+                say("Draining: the runner takes no more runs and ends when its runs have ended…")
+                runner.tell(signal.SIGUSR1)
+                told = True
+            time.sleep(0.2)
+            continue
         now = time.monotonic()
         for child in children:
             if not child.alive() and now >= child.next_start:

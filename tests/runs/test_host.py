@@ -5,6 +5,7 @@ loop in this process, recorded by its database thread."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -294,3 +295,34 @@ def test_a_heartbeat_writes_each_running_run_and_never_a_finished_one(tmp_path: 
         False,
         None,
     )
+
+
+def test_a_draining_host_takes_no_more_runs_and_ends_once_its_runs_have(
+    queued: None, make_script: Any
+) -> None:
+    script = make_script("gated.sh", GATED)
+    host = RunHost()
+    served = threading.Thread(target=host.serve_forever, args=(lambda: False,), daemon=True)
+    served.start()
+    try:
+        first = launch(script)
+        wait_until(
+            lambda: Run.objects.filter(pk=first.pk, status=RunStatus.RUNNING).exists(), "first running"
+        )
+
+        host.drain()
+        second = launch(script)
+        time.sleep(1.0)  # several intake turns: a host that still took runs would claim it now
+
+        assert Run.objects.get(pk=second.pk).status == RunStatus.QUEUED
+        assert host.held == 1 and served.is_alive()
+        (script.parent / "go").touch()
+        served.join(WAIT)  # serve_forever returns by itself once nothing is held
+        assert not served.is_alive()
+        first.refresh_from_db()
+        assert first.status == RunStatus.COMPLETED  # not killed: it went on to its end
+        assert Run.objects.get(pk=second.pk).status == RunStatus.QUEUED  # left for another host
+    finally:
+        if served.is_alive():
+            host.stop()
+        runs_queue_module.runs_broker().purge_queue()

@@ -6,7 +6,9 @@ scheduler's tick (due tasks, dependents of finished runs; every ``--tick-interva
 
 ``serve`` starts one per worker host. SIGTERM or SIGINT: no more runs are taken, the
 running ones are killed (recorded as ``worker_lost``: the runner shut down) and the
-process exits once their records are written.
+process exits once their records are written. SIGUSR1 drains: no more runs are taken,
+the running ones go on to their end, then the process exits (0); a SIGTERM meanwhile
+still stops it at once.
 """
 
 from __future__ import annotations
@@ -78,6 +80,12 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
         host = RunHost(max_runs=options["max_runs"])
+
+        def on_drain(signum: int, frame: Any) -> None:
+            host.drain()
+            logger.info("Draining: no more runs are taken; %d running go on to their end", host.held)
+
+        signal.signal(signal.SIGUSR1, on_drain)
         keeper: threading.Thread | None = None
         if not options["no_housekeeping"]:
             keeper = threading.Thread(
@@ -95,7 +103,8 @@ class Command(BaseCommand):
         )
         self.stdout.flush()  # stdout is a file or a pipe under serve/systemd: say it now, not at exit
         host.serve_forever(stop.is_set)
+        drained = " after draining" if host.draining and not stop.is_set() else ""
         stop.set()
         if keeper is not None:
             keeper.join(10.0)
-        self.stdout.write(f"Runner stopped ({host.started} runs started).")
+        self.stdout.write(f"Runner stopped{drained} ({host.started} runs started).")
