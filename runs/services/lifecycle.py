@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import socket
+import time
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -205,6 +208,43 @@ def runs_delete(*, ids: Iterable[uuid.UUID]) -> dict[str, Any]:
         transaction.on_commit(remove_dirs)
     missing = [str(pk) for pk in wanted if pk not in set(found_ids)]
     return {"deleted": len(found_ids), "not_found": missing}
+
+
+# A run directory is swept only once this old: never one of a run being created.
+SWEEP_MIN_AGE = 600.0
+
+
+def run_dirs_sweep(*, min_age: float = SWEEP_MIN_AGE) -> int:
+    """Remove this host's run directories (``RUNS_DIR/<id>``) whose run no longer exists.
+
+    A run deleted on another host (``runs_delete`` there removes that host's files and,
+    with the database store, the output blocks) leaves the worker host that ran it a
+    directory of its own: the runner's housekeeping sweeps them. Returns how many were
+    removed. Only directories named as a run id, untouched for ``min_age`` seconds."""
+    root = Path(settings.RUNS_DIR)
+    if not root.is_dir():
+        return 0
+    horizon = time.time() - min_age
+    candidates: dict[uuid.UUID, Path] = {}
+    for entry in root.iterdir():
+        try:
+            run_id = uuid.UUID(entry.name)
+            if entry.is_dir() and not entry.is_symlink() and entry.stat().st_mtime < horizon:
+                candidates[run_id] = entry
+        except (ValueError, OSError):
+            continue
+    ids = list(candidates)
+    existing: set[uuid.UUID] = set()
+    for start in range(0, len(ids), 500):
+        existing.update(Run.objects.filter(pk__in=ids[start : start + 500]).values_list("pk", flat=True))
+    removed = 0
+    for run_id, folder in candidates.items():
+        if run_id not in existing:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    if removed:
+        logger.info("Removed the local output of %d deleted runs", removed)
+    return removed
 
 
 def _worker_gone(worker_host: str, worker_pid: int | None, host: str) -> bool:

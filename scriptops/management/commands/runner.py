@@ -1,8 +1,9 @@
 """``manage.py runner``: this host's runner process — executes runs, up to
 ``SCRIPTOPS_MAX_RUNS`` at once, from the runs queue (see :mod:`runs.host`) — and the
 housekeeping of a worker host: the reaper (runs whose worker died are failed, their
-processes killed; runs waiting for a concurrency slot handed over again) and the
-scheduler's tick (due tasks, dependents of finished runs; every ``--tick-interval``).
+processes killed; runs waiting for a concurrency slot handed over again), the
+scheduler's tick (due tasks, dependents of finished runs; every ``--tick-interval``)
+and, every few minutes, the removal of the local output of runs deleted on another host.
 
 ``serve`` starts one per worker host. SIGTERM or SIGINT: no more runs are taken, the
 running ones are killed (recorded as ``worker_lost``: the runner shut down) and the
@@ -25,11 +26,14 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections, connection
 
 from runs.host import RunHost
-from runs.services import run_reap_orphans
+from runs.services import run_dirs_sweep, run_reap_orphans
 from runs.services.concurrency import runs_start_all_waiting
 from scheduler.services import fallback_schedule_ensure, tasks_fire_due
 
 logger = logging.getLogger("scriptops.runner")
+
+# How often the local output of runs deleted elsewhere is looked for (run_dirs_sweep).
+SWEEP_INTERVAL = 300.0
 
 
 def housekeeping(stop: threading.Event, *, reap_interval: float, tick_interval: float) -> None:
@@ -44,6 +48,7 @@ def housekeeping(stop: threading.Event, *, reap_interval: float, tick_interval: 
 
     guarded("the fallback schedule", fallback_schedule_ensure)
     next_reap = 0.0
+    next_sweep = time.monotonic() + SWEEP_INTERVAL
     try:
         while not stop.is_set():
             now = time.monotonic()
@@ -51,6 +56,9 @@ def housekeeping(stop: threading.Event, *, reap_interval: float, tick_interval: 
                 next_reap = now + reap_interval
                 guarded("the reaper", run_reap_orphans)
                 guarded("the concurrency safety net", runs_start_all_waiting)
+            if now >= next_sweep:
+                next_sweep = now + SWEEP_INTERVAL
+                guarded("the sweep of deleted runs' output", run_dirs_sweep)
             guarded("the scheduler's tick", tasks_fire_due)
             stop.wait(tick_interval)
     finally:
