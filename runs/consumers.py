@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from core.flow import transport_buffered
 from core.roles import Capability, role_allows
 from runs.events import (
     Message,
@@ -80,13 +81,8 @@ class WriteGate:
         self.transport = transport
 
     def buffered(self) -> int | None:
-        """Bytes waiting in the TCP transport's write buffer (Twisted's FileDescriptor),
-        or None if this transport does not say."""
-        try:
-            t = self.transport
-            return int(len(t.dataBuffer) - t.offset + t._tempDataLen)
-        except (AttributeError, TypeError):
-            return None
+        """Bytes waiting in the TCP transport's write buffer, or None if it does not say."""
+        return transport_buffered(self.transport)
 
     async def wait(self) -> None:
         """Until writing may go on. Twisted's resume does not always come (seen with

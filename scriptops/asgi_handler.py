@@ -27,6 +27,7 @@ import logging
 import weakref
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any, cast
 
 from asgiref.sync import AsyncToSync, ThreadSensitiveContext, iscoroutinefunction, sync_to_async
@@ -38,6 +39,8 @@ from django.db import connections
 from django.http import FileResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.urls import Resolver404, get_resolver, set_script_prefix
+
+from core.flow import transport_buffered
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,11 @@ IDLE_THREADS = 8
 SYNC_REQUESTS_AT_ONCE = 4
 # A sync streaming response is pulled from its thread in batches of about this size.
 STREAM_BATCH_BYTES = 256 * 1024
+# A streamed async response (server-sent events) waits while its client has more than
+# PACE_HIGH bytes unread, until PACE_LOW, looking every PACE_RECHECK seconds.
+PACE_HIGH = 256 * 1024
+PACE_LOW = 64 * 1024
+PACE_RECHECK = 0.05
 
 
 class ThreadLender:
@@ -111,6 +119,39 @@ async def _pulled(iterator: Iterator[bytes]) -> AsyncIterator[bytes]:
             yield part
 
 
+def _transport_of(send: Any) -> Any:
+    """The TCP transport behind daphne's ``send`` (``partial(server.handle_reply,
+    request)``; the request's channel holds the transport), or None."""
+    if isinstance(send, partial) and send.args:
+        return getattr(getattr(send.args[0], "channel", None), "transport", None)
+    return None
+
+
+def _paced(send: Any) -> Any:
+    """``send`` for a streamed response (server-sent events) that waits, after a body
+    part, while the client has more than ``PACE_HIGH`` bytes unread, until it is down to
+    ``PACE_LOW``: a client that stops reading pauses the stream (its watch reads the
+    store again only when it goes on) instead of growing daphne's buffer without bound."""
+    transport = _transport_of(send)
+    if transport is None:
+        return send
+
+    async def paced(message: dict[str, Any]) -> None:
+        await send(message)
+        if message.get("type") != "http.response.body" or not message.get("more_body"):
+            return
+        buffered = transport_buffered(transport)
+        if buffered is None or buffered <= PACE_HIGH:
+            return
+        while not getattr(transport, "disconnected", True):
+            await asyncio.sleep(PACE_RECHECK)
+            buffered = transport_buffered(transport)
+            if buffered is None or buffered <= PACE_LOW:
+                return
+
+    return paced
+
+
 class ScriptOpsASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()  # the async middleware chain, for async views
@@ -143,7 +184,7 @@ class ScriptOpsASGIHandler(ASGIHandler):
             return
         if self._is_async_view(scope):
             async with self._lent_thread():
-                await self.handle(scope, receive, send)
+                await self.handle(scope, receive, _paced(send))
         else:
             await self.handle_sync(scope, receive, send, pooled=True)
 

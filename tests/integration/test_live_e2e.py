@@ -426,3 +426,23 @@ def test_a_client_that_stops_reading_is_not_buffered_without_bound(
     assert [e["offset"] for e in entries] == list(range(1, 300_001))
     assert all(e["content"] == f"{e['offset']:07d} {'x' * 88}" for e in entries[::997])
     assert grown < 32 * 1024 * 1024, grown
+
+
+def test_an_sse_client_that_stops_reading_is_not_buffered_without_bound(
+    stack: Stack, client: httpx.Client
+) -> None:
+    # The same for server-sent events: an ASGI body send does not wait for the client
+    # either; the handler's pacing waits while the client has 256 KiB unread.
+    run = start_run(client, script(stack, "wide-sse.py", WIDE))
+    assert wait_for_status(stack, client, run["id"], timeout=120)["output_lines"] == 300_000
+    rss_before = daphne_rss(stack)
+    with client.stream("GET", f"/api/runs/{run['id']}/stream", timeout=300) as response:
+        assert response.status_code == 200
+        time.sleep(8)  # not reading: without pacing daphne would buffer the whole run
+        grown = daphne_rss(stack) - rss_before
+        frames = list(sse_frames(response))  # then everything: pausing lost nothing
+    entries = [f for f in frames if f["type"] == "log_entry"]
+    assert [e["offset"] for e in entries] == list(range(1, 300_001))
+    assert all(e["content"] == f"{e['offset']:07d} {'x' * 88}" for e in entries[::997])
+    assert frames[-1]["type"] == "exit"
+    assert grown < 32 * 1024 * 1024, grown

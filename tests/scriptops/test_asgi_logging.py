@@ -15,7 +15,7 @@ def test_autobahn_pretty_prints_only_when_the_line_is_written() -> None:
     deferred = autobahn_protocol.pformat(attrs)  # type: ignore[attr-defined]
 
     assert not isinstance(deferred, str)  # nothing formatted yet
-    assert "\n{attrs}".format(attrs=deferred) == "\n" + pprint.pformat(attrs)
+    assert f"\n{deferred}" == "\n" + pprint.pformat(attrs)  # as the log line formats it
 
 
 def test_autobahn_highlighting_returns_the_value_itself() -> None:
