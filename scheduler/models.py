@@ -129,7 +129,14 @@ class ScheduledTask(RunOptions):
                 name="scheduled_task_webhook_unique",
             ),
         ]
-        indexes = [models.Index(fields=["enabled", "next_run_at"], name="scheduled_task_due")]
+        indexes = [
+            # The tick's "is anything due?" (ten times a second): the enabled tasks by due
+            # time. Partial, not (enabled, next_run_at): SQLite cannot use a bare boolean
+            # column (``WHERE "enabled"``, as Django writes it) as the first key.
+            models.Index(
+                fields=["next_run_at"], condition=models.Q(enabled=True), name="scheduled_task_enabled_due"
+            )
+        ]
 
     def __str__(self) -> str:
         return self.name

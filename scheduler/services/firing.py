@@ -11,6 +11,11 @@ minute, a second ``serve`` on another host): every decision is a compare-and-set
 row — ``ScheduledTask.next_run_at`` for a due time, ``TaskRun.downstream_handled`` for a
 finished upstream run — taken in the same transaction as the runs it creates, so a due
 time or a finished run is acted on exactly once, and never lost if a process dies midway.
+
+The runner ticks ten times a second, so an idle tick must be cheap: it is one statement,
+compiled once from the tick's own querysets (``SELECT EXISTS(<due tasks>), EXISTS(<finished
+runs not handled>)``), run again every tick with the current ``now`` — nothing is cached
+between ticks, so a change made by another process is seen by the next one.
 """
 
 from __future__ import annotations
@@ -18,11 +23,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db import connections, router, transaction
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from core.errors import Conflict, Forbidden, NotFound
@@ -359,26 +364,96 @@ def tasks_fire_due(*, now: datetime | None = None) -> TickResult:
     """The tick: fire every due task once, then queue the dependents of finished runs.
 
     Safe to call from several processes at once, and as often as wanted; each step is a
-    compare-and-set (see the module docstring).
+    compare-and-set (see the module docstring). A tick with nothing to do is one indexed
+    statement (:func:`_work_pending`); the querysets of a step are built only when that
+    statement says the step has work.
     """
     now = now or timezone.now()
     result = TickResult()
-    # One query for all of them: a task read here and changed before its claim below is
-    # fine — a new schedule also moves next_run_at (the claim then fails), and any other
-    # change is as if it had landed just after the fire.
-    due = (
-        ScheduledTask.objects.select_related("script")
-        .filter(enabled=True, next_run_at__lte=now)
-        .exclude(schedule_type=ScheduleType.NONE)
-        .order_by("next_run_at", "pk")
-    )
-    tasks = list(due[: conf.tick_batch()])
-    for start in range(0, len(tasks), TICK_CHUNK):
-        if start:
-            time.sleep(TICK_YIELD)
-        _tick_chunk(tasks[start : start + TICK_CHUNK], now, result)
-    _dependents_fire(now, result)
+    # The runner ticks 10 times a second and almost every tick finds nothing: one
+    # precompiled statement tells whether either step has work, so an idle tick builds no
+    # queryset. It is read from the database every tick (tasks and runs change in other
+    # processes), with the very filters of the steps below, so it never skips work they
+    # would have found.
+    any_due, any_finished = _work_pending(now)
+    if any_due:
+        # One query for all of them: a task read here and changed before its claim below
+        # is fine — a new schedule also moves next_run_at (the claim then fails), and any
+        # other change is as if it had landed just after the fire.
+        due = _due_tasks(now).select_related("script").order_by("next_run_at", "pk")
+        tasks = list(due[: conf.tick_batch()])
+        for start in range(0, len(tasks), TICK_CHUNK):
+            if start:
+                time.sleep(TICK_YIELD)
+            _tick_chunk(tasks[start : start + TICK_CHUNK], now, result)
+    if any_finished:
+        _dependents_fire(now, result)
     return result
+
+
+def _due_tasks(now: datetime) -> QuerySet[ScheduledTask]:
+    """The tasks with a due time at or before ``now`` (read through the
+    ``scheduled_task_enabled_due`` partial index: the enabled tasks by ``next_run_at``)."""
+    return ScheduledTask.objects.filter(enabled=True, next_run_at__lte=now).exclude(
+        schedule_type=ScheduleType.NONE
+    )
+
+
+def _finished_unhandled() -> QuerySet[TaskRun]:
+    """The entries whose run has finished and whose dependents are not yet handled.
+
+    Read from the few unhandled entries (the ``task_run_unhandled`` partial index), each
+    run looked up by key: a join on the run's status let SQLite start from every
+    finished run there ever was."""
+    finished = Run.objects.filter(pk=OuterRef("run_id"), status__in=TERMINAL)
+    return TaskRun.objects.filter(Exists(finished), downstream_handled=False)
+
+
+# A due time no task has (the prepared value it compiles to is looked for in the
+# parameters of the precompiled check; see ``_work_check``).
+_NOW_PLACEHOLDER = datetime(1901, 2, 3, 4, 5, 6, 789012, tzinfo=UTC)
+# {(database alias, vendor): (sql, params, index of ``now`` in params)}
+_work_checks: dict[tuple[str, str], tuple[str, list[Any], int]] = {}
+
+
+def _work_check(alias: str) -> tuple[str, list[Any], int]:
+    """``SELECT EXISTS(<due tasks>), EXISTS(<finished unhandled runs>)``, compiled once per
+    database from the querysets the tick itself runs, with the position of ``now``."""
+    connection = connections[alias]
+    key = (alias, connection.vendor)
+    check = _work_checks.get(key)
+    if check is None:
+        parts = []
+        params: list[Any] = []
+        for queryset in (_due_tasks(_NOW_PLACEHOLDER), _finished_unhandled()):
+            query = queryset.order_by().values("pk").query
+            sql, part_params = query.get_compiler(using=alias).as_sql()
+            parts.append(f"EXISTS({sql})")
+            params.extend(part_params)
+        placeholder = _prepared_now(_NOW_PLACEHOLDER, alias)
+        [index] = [i for i, value in enumerate(params) if value == placeholder]
+        check = (f"SELECT {', '.join(parts)}", params, index)
+        _work_checks[key] = check
+    return check
+
+
+def _prepared_now(now: datetime, alias: str) -> Any:
+    """``now`` as the database adapter gets it in a ``next_run_at`` comparison."""
+    field = ScheduledTask._meta.get_field("next_run_at")
+    return field.get_db_prep_value(now, connections[alias])
+
+
+def _work_pending(now: datetime) -> tuple[bool, bool]:
+    """Whether some task is due at ``now``, and whether some finished run still waits for
+    its dependents to be handled: one statement, no queryset built (see ``_work_check``)."""
+    alias = router.db_for_read(ScheduledTask)
+    sql, params, index = _work_check(alias)
+    params = [*params]
+    params[index] = _prepared_now(now, alias)
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return bool(row[0]), bool(row[1])
 
 
 # Due tasks fired per transaction. Many tasks due at once (a round hour) share commits —
@@ -481,7 +556,7 @@ def _dependents_fire(now: datetime, result: TickResult) -> None:
         ScheduledTask.depends_on.through.objects.filter(to_scheduledtask_id=OuterRef("task_id"))
     )
     finished = list(
-        TaskRun.objects.filter(downstream_handled=False, run__status__in=TERMINAL)
+        _finished_unhandled()
         .annotate(has_dependents=upstream_of_some)
         .order_by("pk")
         .values_list("pk", "task_id", "run__status", "has_dependents")[: conf.tick_batch()]
