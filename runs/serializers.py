@@ -115,7 +115,9 @@ class RunRequestSerializer(serializers.Serializer[Any]):
         return {**_request_fields(), **super().get_fields()}
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
-        extra = {name: f for name, f in self.fields.items() if name not in REQUEST_FIELDS}
+        # A subclass's declared fields only: building the request's documented fields
+        # (``self.fields``) cost ~0.4 ms a launch, for nothing (run_request_clean checks).
+        extra = {name: f for name, f in super().get_fields().items() if name not in REQUEST_FIELDS}
         given: dict[str, Any] = {}
         if extra and isinstance(data, dict):
             data = data.dict() if isinstance(data, QueryDict) else dict(data)
