@@ -12,7 +12,8 @@ Redis (``SCRIPTOPS_REDIS_URL``), driven by one asyncio client in this process:
    PSS of ScriptOps's processes (serve and its descendants, minus the scripts and their
    children: a process whose environment holds ``SCRIPTOPS_RUN_ID``, and its subtree)
    sampled over the steady phase (all running -> the first run's last line), their CPU
-   over that phase in % of one core, line printed -> websocket client p50/p99, and
+   over that phase in % of one core, line printed -> websocket client p50/p99 (of all
+   lines, and of those printed once all N were running: without the launch storm), and
    whether every line of every run arrived exactly once and in order. Beside it, in the
    same run: the same N scripts spawned by a bare Python process (``subprocess`` +
    ``selectors``), its PSS, CPU and print -> read delay.
@@ -155,6 +156,7 @@ for k in range(n):
     sel.register(p.stdout.fileno(), selectors.EVENT_READ, k)
     bufs[k], seen[k] = b"", []
 open_fds, all_running, steady_end, samples, cpu0 = n, None, None, [], None
+all_running_wall, steady_delays = None, []
 next_sample = 0.0
 while open_fds:
     now_m = time.monotonic()
@@ -178,11 +180,14 @@ while open_fds:
             i = int(parts[1])
             seen[k].append(i)
             delays.append(now - float(parts[2]))
+            if all_running_wall is not None and float(parts[2]) >= all_running_wall:
+                steady_delays.append(now - float(parts[2]))
             first.setdefault(k, time.monotonic())
             if i == seconds and steady_end is None and all_running is not None:
                 steady_end = time.monotonic()
     if all_running is None and len(first) == n:
         all_running = time.monotonic()
+        all_running_wall = time.time()
         cpu0 = (all_running, cpu())
     now_m = time.monotonic()
     if all_running is not None and steady_end is None and now_m >= next_sample:
@@ -197,6 +202,7 @@ print(json.dumps({
     "n": n,
     "all_running_s": round(all_running - t0, 3) if all_running else None,
     "delays": delays,
+    "steady_delays": steady_delays,
     "intact_runs": intact,
     "pss_samples": samples,
     "cpu_window_s": window,
@@ -378,6 +384,7 @@ class Followed:
     status: str | None = None
     lines: list[int] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)
+    printed: list[float] = field(default_factory=list)  # when each line was printed (epoch s)
 
 
 def _ticker_line(rec: Followed, content: str, wall: float) -> None:
@@ -385,6 +392,7 @@ def _ticker_line(rec: Followed, content: str, wall: float) -> None:
     if len(parts) == 3 and parts[0] == "line":
         rec.lines.append(int(parts[1]))
         rec.delays.append(wall - float(parts[2]))
+        rec.printed.append(float(parts[2]))
 
 
 def _no_line(rec: Followed, content: str, wall: float) -> None:
@@ -644,6 +652,12 @@ async def scale_phase(stack: Stack, script: Path, *, n: int, seconds: int, inter
         if sampler.t0 and not steady:
             steady.update(sampler.stop())
 
+    running_wall: list[float] = []
+
+    def when_all_running() -> None:
+        running_wall.append(time.time())
+        sampler.start()
+
     me0 = resource.getrusage(resource.RUSAGE_SELF)
     try:
         t0, all_running = await _gather(
@@ -652,7 +666,7 @@ async def scale_phase(stack: Stack, script: Path, *, n: int, seconds: int, inter
             recs,
             running_within=30.0 + n * 0.05,
             done_within=seconds + 90.0 + n * 0.1,
-            on_all_running=sampler.start,
+            on_all_running=when_all_running,
             steady_over=over,
             on_steady_over=end_steady,
         )
@@ -678,6 +692,17 @@ async def scale_phase(stack: Stack, script: Path, *, n: int, seconds: int, inter
         "all_completed_s": round(max(done) - t0, 2) if len(done) == n else None,
         "steady": steady,
         "line_to_ws": _ms_summary([d for r in recs for d in r.delays], 50, 99),
+        # Lines printed once all N were running: without the launch storm.
+        "line_to_ws_steady": _ms_summary(
+            [
+                d
+                for r in recs
+                for d, at in zip(r.delays, r.printed, strict=True)
+                if running_wall and at >= running_wall[0]
+            ],
+            50,
+            99,
+        ),
         "intact_runs": sum(intact),
         "intact": all(intact),
         "problems": problems,
@@ -704,6 +729,7 @@ def direct_phase(script: Path, *, n: int, seconds: int) -> dict[str, Any]:
     pss = raw.pop("pss_samples")
     window, cpu = raw.pop("cpu_window_s"), raw.pop("cpu_s")
     raw["line_to_read"] = _ms_summary(raw.pop("delays"), 50, 99)
+    raw["line_to_read_steady"] = _ms_summary(raw.pop("steady_delays"), 50, 99)
     raw["intact"] = raw["intact_runs"] == n
     raw["steady"] = {
         "window_s": round(window, 2),
@@ -948,6 +974,7 @@ def scale_figures(res: dict[str, Any]) -> list[dict[str, Any]]:
             note = "" if r else str((part.get(f"n{n}") or {}).get("error", "not measured"))
             steady, dsteady = (r or {}).get("steady") or {}, d.get("steady") or {}
             lat, dlat = (r or {}).get("line_to_ws") or {}, d.get("line_to_read") or {}
+            slat, sdlat = (r or {}).get("line_to_ws_steady") or {}, d.get("line_to_read_steady") or {}
             rows = [
                 ("all_running_s", "first POST -> all running", (r or {}).get("all_running_s"), "s",
                  d.get("all_running_s"), "direct spawn", t.get("n200_all_running_s"), "<"),
@@ -961,6 +988,10 @@ def scale_figures(res: dict[str, Any]) -> list[dict[str, Any]]:
                  dlat.get("p50_ms"), "direct read", t.get("n200_line_p50_ms"), "<"),
                 ("line_p99_ms", "line -> ws client p99", lat.get("p99_ms"), "ms",
                  dlat.get("p99_ms"), "direct read", t.get("n200_line_p99_ms"), "<"),
+                ("line_steady_p50_ms", "line -> ws client p50, lines printed once all were running",
+                 slat.get("p50_ms"), "ms", sdlat.get("p50_ms"), "direct read", None, "<"),
+                ("line_steady_p99_ms", "line -> ws client p99, lines printed once all were running",
+                 slat.get("p99_ms"), "ms", sdlat.get("p99_ms"), "direct read", None, "<"),
             ]  # fmt: skip
             for suffix, text, value, unit, base, base_label, target, op in rows:
                 out.append(
