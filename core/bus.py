@@ -102,6 +102,11 @@ class Subscription:
     def pending(self) -> bool:
         return bool(self._pending)
 
+    def poke(self, payload: str) -> None:
+        """A wake-up from within this process (a fallback poll that saw a change), as if
+        it had come over the bus. On the subscription's own loop."""
+        self._deliver(payload)
+
     def take(self) -> set[str]:
         got, self._pending = self._pending, set()
         self._event.clear()

@@ -11,7 +11,7 @@ Wake-ups go through :mod:`core.bus` (Unix datagram sockets in the data dir by de
 Redis pub/sub with ``SCRIPTOPS_REDIS_URL``): the runner publishes ``"o"`` on the run's
 channel when output was stored and ``"s"`` when its state changed (and the run's id on
 ``RUNS_CHANNEL``); live views read at once, and poll only as a slow fallback
-(``OUTPUT_FALLBACK``, ``STATE_FALLBACK``, ``FEED_POLL``) for a wake-up the bus dropped.
+(``STATE_FALLBACK``, ``FEED_POLL``) for a wake-up the bus dropped.
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ logger = logging.getLogger(__name__)
 
 # Fallback polls, for a wake-up that never came (a publisher killed before it sent one,
 # Redis away for a moment) or a change nobody announced. The bus itself loses nothing (a
-# full receiver's messages are held and merged), so these are rare safety nets, and each
-# costs per open view: a stat of one index file (in a thread) per OUTPUT_FALLBACK and two
-# indexed reads per STATE_FALLBACK. With 1 s/0.5 s, 200 open run sockets cost daphne
-# ~20 % of a core in those reads alone (bench, N = 200); at these values ~3 %.
-OUTPUT_FALLBACK = 2.0
+# full receiver's messages are held and merged), so these are rare safety nets. Every
+# STATE_FALLBACK seconds one read per process looks at all the runs it follows
+# (runs.live.FallbackPoller); polling per view cost daphne ~30 % of a core with 200 run
+# sockets open (bench, N = 200).
 STATE_FALLBACK = 5.0
 FEED_POLL = 1.0
 # The feed reads at most this often, however many runs change: a burst of 100 launches

@@ -509,9 +509,69 @@ async def test_live_lines_status_and_events_arrive_while_the_run_goes(runs_dir: 
 
 
 @pytest.fixture
+def lost_wakeups(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every wake-up is lost: only the process's fallback poll can tell the watches."""
+    monkeypatch.setattr(bus, "publish", lambda channel, payload="1": None)
+    monkeypatch.setattr(events, "STATE_FALLBACK", 0.2)
+
+
+@run_async
+async def test_lost_wakeups_are_made_up_by_the_fallback_poll(
+    runs_dir: Path, api_key: str, lost_wakeups: None
+) -> None:
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run)
+    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
+    await connected(comm)
+    await collect(comm, is_type("status"))
+    await asyncio.sleep(0.6)  # past the poller's first looks: what follows is told by a change
+    await sim.awrite("late line")
+    await sim.update(output_lines=1, output_bytes=10)  # as the runner's heartbeat writes them
+    got = await collect(comm, is_type("log_entry"))
+    assert got[-1]["data"]["content"] == "late line"
+    await sim.update(paused=True)
+    got = await collect(comm, lambda m: m["type"] == "status" and m["data"]["paused"])
+    await sim.finish()
+    got = await collect(comm, is_type("execution_completed"))
+    assert got[-1]["data"]["status"] == "completed"
+    await closing(comm)
+
+
+@run_async
+async def test_the_fallback_poller_lives_as_long_as_its_watches(
+    runs_dir: Path, api_key: str, lost_wakeups: None
+) -> None:
+    loop = asyncio.get_running_loop()
+    runs = [await sync_to_async(running_run)() for _ in range(3)]
+    comms = [communicator(f"/ws/runs/{run.pk}/", key=api_key) for run in runs]
+    for comm in comms:
+        await connected(comm)
+        await collect(comm, is_type("status"))
+    poller = live.FallbackPoller._by_loop[loop]
+    assert len(poller.watches) == 3 and poller.task is not None  # one poller for them all
+    task = poller.task
+    for comm in comms:
+        await comm.disconnect()
+    deadline = loop.time() + WAIT
+    while loop in live.FallbackPoller._by_loop or not task.done():
+        assert loop.time() < deadline, "the poller outlived its watches"
+        await asyncio.sleep(0.02)
+
+
+def test_one_fallback_read_covers_every_watched_run(
+    runs_dir: Path, django_assert_num_queries: Any
+) -> None:
+    runs = [running_run() for _ in range(50)]
+    RunEvent.objects.create(run=runs[7], kind=EventKind.START, data={})
+    with django_assert_num_queries(2):  # the rows, and their newest events
+        found = live._fingerprints([str(run.pk) for run in runs])
+    assert set(found) == {str(run.pk) for run in runs}
+    assert found[str(runs[7].pk)][-1] is not None and found[str(runs[8].pk)][-1] is None
+
+
+@pytest.fixture
 def no_fallback_poll(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fallback polls longer than any deadline here: what arrives came by a wake-up."""
-    monkeypatch.setattr(events, "OUTPUT_FALLBACK", 600.0)
     monkeypatch.setattr(events, "STATE_FALLBACK", 600.0)
     monkeypatch.setattr(events, "FEED_POLL", 600.0)
 
