@@ -34,9 +34,13 @@ def _principal(scope: dict[str, Any], session_user: object) -> Principal | None:
 
 class ApiKeyOrSessionMiddleware(AuthMiddleware):  # type: ignore[misc]  # channels ships no type information
     async def resolve_scope(self, scope: dict[str, Any]) -> None:
-        # The session's user first (no query at all without a session cookie; clients
-        # with a key rarely send one), then the principal: a key wins over the session.
-        await super().resolve_scope(scope)
+        # The session's user first, then the principal: a key wins over the session.
+        # Without a session cookie (API clients) there is no user to look up: no trip
+        # to a thread for it (a websocket's handshake made eight, this one of them).
+        if getattr(scope.get("session"), "session_key", None):
+            await super().resolve_scope(scope)
+        else:
+            scope["user"]._wrapped = AnonymousUser()
         try:
             principal = await _principal(scope, scope["user"]._wrapped)
         except InvalidApiKey:

@@ -26,6 +26,7 @@ from functools import partial
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -141,6 +142,16 @@ class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
             except Exception:  # noqa: BLE001 - no flow control rather than no socket
                 return
             self.gate = gate
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without its ``aclose_old_connections`` (a trip to a thread
+        for every message: connect, each client frame, disconnect). Every database access
+        of these consumers goes through ``database_sync_to_async``, which closes old
+        connections around its own work."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def authorise(self) -> bool:
         role = self.scope.get("role")
