@@ -344,3 +344,26 @@ class OutputBlock(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run_id}/{self.name}@{self.pos}"
+
+
+class UploadedScript(models.Model):
+    """The bytes of a script uploaded with ``POST /api/run/upload``, kept in the database
+    when hosts share no disk (``SCRIPTOPS_OUTPUT_STORE=database``): the upload is stored in
+    the data dir of the web host that received it, and a worker host that takes the run
+    writes its own copy from this row before it checks the plan
+    (``runs.services.uploads.upload_materialise``). Not kept in the single-host mode.
+
+    ``id`` is the upload folder's name, ``path`` the real path the receiving host stored it
+    at (the runs' ``script_path``): a row is used only for a run of exactly that path.
+    Removed with the upload (a refused or dry-run request) or when the last run that
+    refers to it is deleted."""
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    name = models.CharField(max_length=100)
+    path = models.CharField(max_length=4096)
+    content = models.BinaryField()
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.id.hex}/{self.name}"

@@ -30,6 +30,7 @@ from runs.request import RunRequest, plan_resolve
 from runs.selectors import SAMPLES_FILE
 from runs.services.concurrency import run_claim, runs_start_waiting
 from runs.services.lifecycle import run_fail_lost
+from runs.services.uploads import upload_materialise
 
 logger = logging.getLogger(__name__)
 output_logger = logging.getLogger("scriptops.output")
@@ -41,14 +42,20 @@ def _aware(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
 
 
-def build_plan(run: Run) -> dict[str, Any]:
+def build_plan(run: Run, *, script_path: str | None = None) -> dict[str, Any]:
     """Resolve everything needed to spawn ``run``, as the file system stands now: the check
     the API made (:func:`runs.request.plan_resolve`), made again. Raises :class:`PlanError`.
 
+    ``script_path``: this host's copy of an uploaded script, if it is not at the run's own
+    path (:func:`runs.services.uploads.upload_materialise`).
+
     Returns the plan's ``script``, ``command``, ``cwd`` and ``env`` as plain data.
     """
+    params = run.request_parameters()
+    if script_path is not None:
+        params["script_path"] = script_path
     plan = plan_resolve(
-        RunRequest.of_record(run.request_parameters()),
+        RunRequest.of_record(params),
         run_id=str(run.pk),
         correlation_id=str(run.correlation_id),
         system_env=run.system_env,  # set by ScriptOps itself (never from a request): SCRIPTOPS_*
@@ -288,7 +295,9 @@ class RunJob:
     def prepare(self) -> bool:
         """Check the plan again. False if refused: the run is then already over."""
         try:
-            self.plan = build_plan(self.run)
+            # An upload received by another host (hosts sharing no disk): this host's copy.
+            local = upload_materialise(script_path=self.run.script_path)
+            self.plan = build_plan(self.run, script_path=local)
         except PlanError as exc:
             _reject(self.run, exc)
             run_changed(self.run_id)

@@ -33,6 +33,7 @@ from runs.logstore import remove_store
 from runs.models import ACTIVE, TERMINAL, Control, EventKind, Run, RunEvent, RunStatus
 from runs.services.concurrency import gate_ensure, runs_start_waiting
 from runs.services.queue import runs_queue
+from runs.services.uploads import uploads_forget
 
 logger = logging.getLogger(__name__)
 
@@ -193,12 +194,16 @@ def runs_delete(*, ids: Iterable[uuid.UUID]) -> dict[str, Any]:
     """Delete finished runs and their output. All or nothing: any active run → 409."""
     wanted = list(dict.fromkeys(ids))
     with transaction.atomic():
-        found = list(Run.objects.filter(pk__in=wanted).values_list("pk", "status"))
-        active = [str(pk) for pk, status in found if status in ACTIVE]
+        found = list(Run.objects.filter(pk__in=wanted).values_list("pk", "status", "script_path"))
+        active = [str(pk) for pk, status, _ in found if status in ACTIVE]
         if active:
             raise Conflict(f"Active runs cannot be deleted: {', '.join(active)}.")
-        found_ids = [pk for pk, _ in found]
+        found_ids = [pk for pk, _, _ in found]
+        script_paths = {path for _, _, path in found}
         Run.objects.filter(pk__in=found_ids).delete()
+        # An upload's database copy (hosts sharing no disk) goes with the last run of it;
+        # its folder stays in the receiving host's data dir, as it always has.
+        uploads_forget(script_paths=script_paths)
         dirs = [settings.RUNS_DIR / str(pk) for pk in found_ids]
 
         def remove_dirs() -> None:

@@ -2,10 +2,19 @@
 
 Each upload gets a folder of its own, so two uploads of ``job.py`` never meet; a refused
 or dry-run request removes its folder again (nothing is left that no run refers to).
+
+Hosts that share no disk (``SCRIPTOPS_OUTPUT_STORE=database``): the upload lands in the
+data dir of the web host that received it, so its bytes also go to the database
+(:class:`~runs.models.UploadedScript`), and the worker host that takes the run writes its
+own copy under its own uploads root before checking the plan (:func:`upload_materialise`).
+In the single-host mode (``local``) nothing goes to the database.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
 import re
 import shutil
 import uuid
@@ -13,6 +22,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from django.conf import settings
+
+from runs.conf import allowed_roots
+from runs.logstore.files import DATABASE, output_store
+from runs.models import Run, UploadedScript
+from runs.plan import PlanError, within_roots
 
 SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_UPLOAD_NAME = 100
@@ -30,14 +44,31 @@ def safe_upload_name(raw: str) -> str:
 
 
 def upload_store(*, name: str, chunks: Iterable[bytes]) -> Path:
-    """Write an uploaded script to a new folder of its own; returns its path."""
+    """Write an uploaded script to a new folder of its own; returns its path.
+
+    With the database store, its bytes also go to the database (uploads are capped by
+    ``SCRIPTOPS_MAX_UPLOAD_BYTES``, 1 MiB by default, so holding them in memory is fine)."""
     folder = Path(settings.UPLOADS_ROOT) / uuid.uuid4().hex
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / safe_upload_name(name)
+    shared = output_store() == DATABASE
+    kept: list[bytes] = []
     try:
         with open(target, "wb") as fh:
             for chunk in chunks:
                 fh.write(chunk)
+                if shared:
+                    kept.append(chunk)
+        if shared:
+            content = b"".join(kept)
+            UploadedScript.objects.create(
+                id=uuid.UUID(folder.name),
+                name=target.name,
+                # The real path: what the run records as its script_path.
+                path=os.path.realpath(target),
+                content=content,
+                sha256=hashlib.sha256(content).hexdigest(),
+            )
     except BaseException:
         upload_discard(target)
         raise
@@ -45,5 +76,117 @@ def upload_store(*, name: str, chunks: Iterable[bytes]) -> Path:
 
 
 def upload_discard(path: Path) -> None:
-    """Remove a stored upload and its folder (a refused request, a dry run)."""
+    """Remove a stored upload and its folder (a refused request, a dry run), and its
+    database copy."""
     shutil.rmtree(path.parent, ignore_errors=True)
+    if output_store() == DATABASE:
+        with contextlib.suppress(ValueError):
+            UploadedScript.objects.filter(pk=uuid.UUID(path.parent.name)).delete()
+
+
+def uploads_forget(*, script_paths: Iterable[str]) -> int:
+    """Delete the database copies of the uploads at ``script_paths`` that no run refers to
+    any more (called when runs are deleted). Returns how many rows went.
+
+    Only paths whose folder is named as an upload id are looked at, so deleting runs of
+    deployed scripts costs no query."""
+    by_id: dict[uuid.UUID, str] = {}
+    for raw in script_paths:
+        try:
+            by_id[uuid.UUID(hex=Path(raw).parent.name)] = raw
+        except ValueError:
+            continue
+    if not by_id:
+        return 0
+    rows = dict(UploadedScript.objects.filter(pk__in=list(by_id)).values_list("pk", "path"))
+    if not rows:
+        return 0
+    still_used = set(
+        Run.objects.filter(script_path__in=list(rows.values())).values_list("script_path", flat=True)
+    )
+    gone = [pk for pk, path in rows.items() if path not in still_used]
+    if gone:
+        UploadedScript.objects.filter(pk__in=gone).delete()
+    return len(gone)
+
+
+def upload_materialise(*, script_path: str) -> str | None:
+    """On a host without the uploaded script ``script_path``, write it from its database
+    copy under this host's uploads root; returns the local path to run (``None``: nothing
+    to do, check ``script_path`` as it is — a missing file is then refused as before).
+
+    Only with the database store, only for a path recorded by ``upload_store`` (the row
+    named by the path's folder, stored at exactly that path), only into
+    ``UPLOADS_ROOT/<id>/<name>`` with the name re-checked: nothing outside this host's
+    uploads root is ever written. A copy whose SHA-256 does not match is refused
+    (:class:`PlanError` ``upload_corrupt``).
+
+    The local path is the same as ``script_path`` when the hosts' data dirs have the same
+    path; otherwise the run records the receiving host's path and runs this host's copy.
+    """
+    if output_store() != DATABASE:
+        return None  # the single-host mode: nothing to look at
+    if os.path.exists(script_path) and within_roots(os.path.realpath(script_path), allowed_roots()):
+        return None  # here already (the receiving host, a shared uploads dir, a deployed script)
+    given = Path(script_path)
+    name = given.name
+    try:
+        upload_id = uuid.UUID(hex=given.parent.name)
+    except ValueError:
+        return None
+    if given.parent.name != upload_id.hex or safe_upload_name(name) != name or not name:
+        return None
+    row = UploadedScript.objects.filter(pk=upload_id, name=name, path=script_path).first()
+    if row is None:
+        return None
+    content = bytes(row.content)
+    if hashlib.sha256(content).hexdigest() != row.sha256:
+        raise PlanError(
+            "script_path",
+            f"The stored copy of the uploaded script {name} does not match its SHA-256 checksum: "
+            "refusing to run it.",
+            "upload_corrupt",
+        )
+    root = Path(settings.UPLOADS_ROOT)
+    folder = root / upload_id.hex
+    target = folder / name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise PlanError(
+            "script_path",
+            f"This host could not store the uploaded script {name}: {exc}",
+            "upload_unavailable",
+        ) from exc
+    # A folder that is a symlink out of the uploads root is never written into.
+    if not within_roots(os.path.realpath(folder), [root]) or os.path.islink(target):
+        raise PlanError(
+            "script_path", f"{script_path} cannot be stored under the uploads root.", "path_not_allowed"
+        )
+    if os.path.isfile(target) and _sha256_of(target) == row.sha256:
+        return str(target)  # another run of this upload on this host wrote it already
+    # A temporary name (never an upload's: those do not start with a dot) renamed into
+    # place: a run never sees half a script, two runs writing at once both succeed.
+    temp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        # Mode 0o666 less the umask, as upload_store's open(..., "wb") leaves it.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content)
+        os.replace(temp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):  # a full disk, a read-only data dir: the run is refused
+            raise PlanError(
+                "script_path",
+                f"This host could not store the uploaded script {name}: {exc}",
+                "upload_unavailable",
+            ) from exc
+        raise
+    return str(target)
+
+
+def _sha256_of(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()

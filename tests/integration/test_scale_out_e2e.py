@@ -4,6 +4,7 @@
   its own data dir: runs launched, watched, read and stopped through the web host are
   executed by the worker host; its output reaches the web host through the database
   (``SCRIPTOPS_OUTPUT_STORE=database``), its wake-ups through Redis.
+- A script uploaded to the web host runs on the worker host (from its database copy).
 - Three runner processes take 1,000 runs queued at once: each runs exactly once.
 - A worker host's runner killed with SIGKILL: its run ends ``worker_lost`` (seen live
   by the web host), its script is ended, the runner comes back and takes new runs.
@@ -196,6 +197,37 @@ def test_a_run_launched_on_the_web_host_runs_on_the_worker_host_and_streams_back
     # the web host.
     assert files_of(worker_host.data_dir, run_id)
     assert files_of(web_host.data_dir, run_id) == []
+
+
+@needs_shared_services
+def test_an_upload_to_the_web_host_runs_on_the_worker_host(
+    web_host: Stack, worker_host: Stack, web: httpx.Client
+) -> None:
+    # The upload is stored in the web host's data dir; the worker host (another data dir)
+    # writes its own copy from the database before it checks the plan.
+    script = b"import sys\nprint('uploaded and run elsewhere', sys.argv[1:])\n"
+    response = web.post(
+        "/api/run/upload", files={"file": ("job.py", script)}, data={"args": json.dumps(["a", "b"])}
+    )
+    assert response.status_code == 202, response.text
+    run_id = response.json()["id"]
+    script_path = Path(response.json()["script_path"])
+    assert script_path.is_relative_to(web_host.data_dir.resolve())
+
+    done = wait_for_status(web_host, web, run_id)
+    assert done["status"] == "completed", done["error_summary"]
+    assert logs(web, run_id).text == "uploaded and run elsewhere ['a', 'b']\n"
+    copy = worker_host.data_dir / "uploads" / script_path.parent.name / "job.py"
+    assert copy.read_bytes() == script
+    assert copy.stat().st_mode & 0o777 == script_path.stat().st_mode & 0o777
+
+    row = (
+        "from runs.models import UploadedScript; "
+        f"print(UploadedScript.objects.filter(path={str(script_path)!r}).count())"
+    )
+    assert shell(web_host, row) == 1
+    assert web.delete(f"/api/runs/{run_id}").status_code == 204
+    assert shell(web_host, row) == 0  # the last run of it is gone
 
 
 @needs_shared_services

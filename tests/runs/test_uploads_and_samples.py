@@ -14,6 +14,7 @@ from runs.services.uploads import safe_upload_name, upload_discard, upload_store
 
 def test_each_upload_gets_a_folder_of_its_own_with_a_safe_name(settings, tmp_path: Path) -> None:
     settings.UPLOADS_ROOT = tmp_path / "uploads"
+    settings.OUTPUT_STORE = "local"  # the files alone (the database copy: test_upload_database.py)
     first = upload_store(name="../../etc/job.py", chunks=[b"print(1)\n"])
     second = upload_store(name="job.py", chunks=[b"print(", b"2)\n"])
     assert first.name == second.name == "job.py"
@@ -26,6 +27,7 @@ def test_each_upload_gets_a_folder_of_its_own_with_a_safe_name(settings, tmp_pat
 
 def test_a_failed_write_leaves_no_folder_behind(settings, tmp_path: Path) -> None:
     settings.UPLOADS_ROOT = tmp_path / "uploads"
+    settings.OUTPUT_STORE = "local"
 
     def chunks():
         yield b"half"
