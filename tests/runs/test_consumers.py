@@ -33,7 +33,9 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core import bus
@@ -558,15 +560,59 @@ async def test_the_fallback_poller_lives_as_long_as_its_watches(
         await asyncio.sleep(0.02)
 
 
-def test_one_fallback_read_covers_every_watched_run(
-    runs_dir: Path, django_assert_num_queries: Any
-) -> None:
+def test_one_fallback_read_covers_every_watched_run(runs_dir: Path, django_assert_num_queries: Any) -> None:
     runs = [running_run() for _ in range(50)]
     RunEvent.objects.create(run=runs[7], kind=EventKind.START, data={})
     with django_assert_num_queries(2):  # the rows, and their newest events
         found = live._fingerprints([str(run.pk) for run in runs])
     assert set(found) == {str(run.pk) for run in runs}
     assert found[str(runs[7].pk)][-1] is not None and found[str(runs[8].pk)][-1] is None
+
+
+@run_async
+async def test_one_poll_of_fifty_watches_is_two_queries_and_wakes_only_the_changed(
+    runs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counted: list[int] = []
+    read = live._fingerprints
+
+    def counting(run_ids: list[str]) -> dict[str, live.Fingerprint]:
+        with CaptureQueriesContext(connection) as queries:  # on the read's own thread
+            found = read(run_ids)
+        counted.append(len(queries))
+        return found
+
+    monkeypatch.setattr(live, "_fingerprints", counting)
+    loop = asyncio.get_running_loop()
+    runs = [await sync_to_async(running_run)() for _ in range(50)]
+    poller = live.FallbackPoller(loop)  # driven by hand: no task, one poll at a time
+    watches = []
+    for run in runs:
+        watch = live.RunWatch(run)
+        watch.wakeups = bus.Subscription((events.run_channel(watch.run_id),), loop)
+        poller.watches[watch] = None
+        watches.append(watch)
+
+    async def one_poll() -> dict[str, set[str]]:
+        counted.clear()
+        await poller.poll()
+        assert counted == [2]  # one read for all: the rows, and their newest events
+        return {w.run_id: w.wakeups.take() for w in watches if w.wakeups and w.wakeups.pending()}
+
+    first = await one_poll()  # a watch's first look wakes it for both
+    assert first == {w.run_id: {events.STATE, events.OUTPUT} for w in watches}
+    assert await one_poll() == {}
+    paused, grew, evented, gone = runs[3], runs[5], runs[7], runs[9]
+    await sync_to_async(Run.objects.filter(pk=paused.pk).update)(paused=True)
+    await sync_to_async(Run.objects.filter(pk=grew.pk).update)(output_lines=4, output_bytes=40)
+    await sync_to_async(RunEvent.objects.create)(run=evented, kind=EventKind.START, data={})
+    await sync_to_async(Run.objects.filter(pk=gone.pk).delete)()
+    assert await one_poll() == {
+        str(paused.pk): {events.STATE},
+        str(grew.pk): {events.OUTPUT},
+        str(evented.pk): {events.STATE},
+        str(gone.pk): {events.STATE},  # the watch reads it, finds none and ends
+    }
 
 
 @pytest.fixture
