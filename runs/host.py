@@ -51,6 +51,7 @@ from django_q.signing import SignedPackage
 
 from core import bus
 from core.broker import DatabaseBroker
+from core.precompiled import exists_statement
 from runs.engine import Outcome, Stats
 from runs.models import Control, Run, RunEvent, RunStatus
 from runs.runner import Runner, RunSpec
@@ -496,8 +497,8 @@ _any_request_sql: dict[str, tuple[str, tuple[Any, ...]]] = {}
 def _any_request() -> bool:
     check = _any_request_sql.get(connection.alias)
     if check is None:
-        sql, params = _requests().values("pk").query.get_compiler(connection.alias).as_sql()
-        check = _any_request_sql[connection.alias] = (f"SELECT EXISTS({sql})", tuple(params))
+        sql, params = exists_statement([_requests()], using=connection.alias)
+        check = _any_request_sql[connection.alias] = (sql, tuple(params))
     with connection.cursor() as cursor:
         cursor.execute(*check)
         row = cursor.fetchone()

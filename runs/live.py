@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from asgiref.sync import sync_to_async
 from django.db.models import Max
@@ -124,21 +124,20 @@ def event_data(run_id: str, event: Mapping[str, Any]) -> EventData:
 
 # What the fallback poll compares, per run: its row's state and output counters (the
 # runner's heartbeats keep those current) and its newest event.
-FINGERPRINT_FIELDS = (
-    "status",
-    "run_status",
-    "paused",
-    "attempts",
-    "output_lines",
-    "output_bytes",
-    "finished_at",
-)
-Fingerprint = tuple[Any, ...]
+FINGERPRINT_STATE = ("status", "run_status", "paused", "attempts", "finished_at")
+FINGERPRINT_OUTPUT = ("output_lines", "output_bytes")
+
+
+class Fingerprint(NamedTuple):
+    state: tuple[Any, ...]  # FINGERPRINT_STATE
+    output: tuple[Any, ...]  # FINGERPRINT_OUTPUT
+    newest_event: int | None
 
 
 def _fingerprints(run_ids: list[str]) -> dict[str, Fingerprint]:
     """One read for the fingerprints of many runs (chunked for SQLite's variable limit)."""
     found: dict[str, Fingerprint] = {}
+    width = len(FINGERPRINT_STATE)
     for start in range(0, len(run_ids), 900):
         chunk = run_ids[start : start + 900]
         newest = dict(
@@ -147,8 +146,9 @@ def _fingerprints(run_ids: list[str]) -> dict[str, Fingerprint]:
             .annotate(newest=Max("id"))
             .values_list("run_id", "newest")
         )
-        for pk, *fields in Run.objects.filter(pk__in=chunk).values_list("pk", *FINGERPRINT_FIELDS):
-            found[str(pk)] = (*fields, newest.get(pk))
+        rows = Run.objects.filter(pk__in=chunk).values_list("pk", *FINGERPRINT_STATE, *FINGERPRINT_OUTPUT)
+        for pk, *fields in rows:
+            found[str(pk)] = Fingerprint(tuple(fields[:width]), tuple(fields[width:]), newest.get(pk))
     return found
 
 
@@ -218,9 +218,9 @@ class FallbackPoller:
                 if now is not None:
                     watch.wakeups.poke(ev.OUTPUT)
                 continue
-            if now[4:6] != seen[4:6]:  # output_lines, output_bytes
+            if now.output != seen.output:
                 watch.wakeups.poke(ev.OUTPUT)
-            if now[:4] + now[6:] != seen[:4] + seen[6:]:
+            if (now.state, now.newest_event) != (seen.state, seen.newest_event):
                 watch.wakeups.poke(ev.STATE)
 
 

@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from core.errors import Conflict, Forbidden, NotFound
 from core.models import User
+from core.precompiled import exists_statement
 from library.services import script_run_params
 from runs.models import ACTIVE, TERMINAL, Run, RunStatus
 from runs.services import (
@@ -423,16 +424,10 @@ def _work_check(alias: str) -> tuple[str, list[Any], int]:
     key = (alias, connection.vendor)
     check = _work_checks.get(key)
     if check is None:
-        parts = []
-        params: list[Any] = []
-        for queryset in (_due_tasks(_NOW_PLACEHOLDER), _finished_unhandled()):
-            query = queryset.order_by().values("pk").query
-            sql, part_params = query.get_compiler(using=alias).as_sql()
-            parts.append(f"EXISTS({sql})")
-            params.extend(part_params)
+        sql, params = exists_statement([_due_tasks(_NOW_PLACEHOLDER), _finished_unhandled()], using=alias)
         placeholder = _prepared_now(_NOW_PLACEHOLDER, alias)
         [index] = [i for i, value in enumerate(params) if value == placeholder]
-        check = (f"SELECT {', '.join(parts)}", params, index)
+        check = (sql, params, index)
         _work_checks[key] = check
     return check
 
