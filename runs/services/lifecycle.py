@@ -279,24 +279,30 @@ def run_fail_lost(*, run: Run, message: str, now: Any = None, host: str | None =
     summary = run.error_summary_for(
         exit_code=None, stderr_snippet=message, status="failed", reason="worker_lost"
     )
-    claimed = Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at).update(
-        status=RunStatus.FAILED,
-        run_status="failed",
-        finished_at=now,
-        error_summary=summary,
-        paused=False,
-    )
-    if not claimed:
-        return False
-    killed = False
-    if run.host == host and run.pid:
-        killed = kill_process_tree(run.pid, run.pid_create_time)
-    RunEvent.objects.create(
-        run=run,
-        kind=EventKind.ORPHANED,
-        data={"last_heartbeat": last, "host": run.host, "process_killed": killed},
-    )
-    run_changed(str(run.pk))
+    # The failed status and its orphaned event in one transaction: a reader never sees
+    # one without the other (the kill between them only sends signals).
+    with transaction.atomic():
+        claimed = Run.objects.filter(
+            pk=run.pk, status=RunStatus.RUNNING, heartbeat_at=run.heartbeat_at
+        ).update(
+            status=RunStatus.FAILED,
+            run_status="failed",
+            finished_at=now,
+            error_summary=summary,
+            paused=False,
+        )
+        if not claimed:
+            return False
+        killed = False
+        if run.host == host and run.pid:
+            killed = kill_process_tree(run.pid, run.pid_create_time)
+        RunEvent.objects.create(
+            run=run,
+            kind=EventKind.ORPHANED,
+            data={"last_heartbeat": last, "host": run.host, "process_killed": killed},
+        )
+        run_id = str(run.pk)
+        transaction.on_commit(lambda: run_changed(run_id))
     if run.concurrency_key:
         runs_start_waiting(key=run.concurrency_key)
     return True
