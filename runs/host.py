@@ -27,6 +27,7 @@ to their end, then the host stops.
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import itertools
 import logging
@@ -70,6 +71,7 @@ INTAKE_BATCH = 100
 # wake-up, tasks queued by a process that does not publish: a bare async_task).
 INTAKE_FALLBACK = 0.25
 _STOP = object()
+_WAKE = object()  # a wake-up for work submitted first
 
 
 def _run_ids(delivered: Sequence[tuple[Any, Any]]) -> list[str]:
@@ -89,10 +91,13 @@ def _run_ids(delivered: Sequence[tuple[Any, Any]]) -> list[str]:
 class DbThread:
     """Database work queued from other threads, done in order on one thread, many items
     per transaction (each in a savepoint: one failing item never loses the others), plus
-    timers (retries' delays) and a periodic call."""
+    timers (retries' delays) and a periodic call. Work submitted with ``first`` (the
+    heartbeats) goes into the next transaction, ahead of any backlog: a runner finishing
+    hundreds of runs at once must not look dead to a reaper."""
 
     def __init__(self, *, name: str = "scriptops-db"):
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._first: collections.deque[Callable[[], None]] = collections.deque()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._periodic: list[list[Any]] = []  # [next due, interval, work]
@@ -102,8 +107,12 @@ class DbThread:
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, work: Callable[[], object]) -> None:
-        self._queue.put(work)
+    def submit(self, work: Callable[[], object], *, first: bool = False) -> None:
+        if first:
+            self._first.append(work)  # type: ignore[arg-type]  # its result is ignored
+            self._queue.put(_WAKE)
+        else:
+            self._queue.put(work)
 
     def call_later(self, delay: float, work: Callable[[], None]) -> None:
         """Run ``work`` on this thread after ``delay`` seconds. Thread-safe."""
@@ -139,6 +148,8 @@ class DbThread:
             while True:
                 if item is _STOP:
                     stop = True
+                elif item is _WAKE:
+                    pass
                 else:
                     batch.append(item)  # type: ignore[arg-type]  # only callables besides _STOP
                 if len(batch) >= DB_BATCH:
@@ -146,6 +157,10 @@ class DbThread:
                 item = self._queue.get_nowait()
         except queue.Empty:
             pass
+        first: list[Callable[[], None]] = []
+        while self._first:
+            first.append(self._first.popleft())
+        batch = first + batch
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
             batch.append(heapq.heappop(self._timers)[2])
@@ -543,4 +558,4 @@ class DbHub:
             event = live.reporter.truncation_event()
             if event is not None:
                 events.append(event)
-        self.host.db.submit(partial(self.host.heartbeats, progress, events))
+        self.host.db.submit(partial(self.host.heartbeats, progress, events), first=True)

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +327,22 @@ def test_a_draining_host_takes_no_more_runs_and_ends_once_its_runs_have(
         if served.is_alive():
             host.stop()
         runs_queue_module.runs_broker().purge_queue()
+
+
+def test_heartbeats_go_ahead_of_a_backlog_of_database_work() -> None:
+    from runs.host import DB_BATCH, DbThread
+
+    db = DbThread(name="test-db")
+    held, order = threading.Event(), []
+    db.submit(lambda: held.wait(WAIT))  # the thread is busy while the backlog builds
+    db.start()
+    try:
+        for i in range(DB_BATCH * 3):
+            db.submit(partial(order.append, i))
+        db.submit(lambda: order.append("beat"), first=True)
+        held.set()
+    finally:
+        db.stop()
+    # Not behind the whole backlog: in the next transaction at the latest.
+    assert order.index("beat") <= DB_BATCH
+    assert [x for x in order if x != "beat"] == list(range(DB_BATCH * 3))
