@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django_q",
     # Layers, bottom to top (import-linter keeps them: see pyproject.toml).
     "core",
+    "analytics",
     "runs",
     "library",
     "scheduler",

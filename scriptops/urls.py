@@ -44,6 +44,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("runs.urls")),
     path("", include("library.urls")),
     path("", include("scheduler.urls")),
+    path("", include("analytics.urls")),
 ]
 
 urlpatterns = [

@@ -1,0 +1,1 @@
+"""expressions of the analytics app (being built)."""

@@ -1,0 +1,1 @@
+"""services of the analytics app (being built)."""

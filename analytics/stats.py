@@ -1,0 +1,1 @@
+"""stats of the analytics app (being built)."""
