@@ -1,1 +1,0 @@
-"""services of the analytics app (being built)."""
