@@ -72,7 +72,9 @@ class LogLevel(models.TextChoices):
 class RunOptions(models.Model):
     """The run options a run and a scheduled task (``scheduler.ScheduledTask``) both store,
     defined once: what the script gets (arguments, environment, directory), how long it may
-    take, its log level and how failed attempts are retried.
+    take, its log level, how failed attempts are retried, and what analytics judges and
+    reports when it ends (gates, alerts, baselines, JUnit, cost: so a scheduled task's runs
+    carry them — alert rules may be limited to scheduled runs).
 
     Abstract: each model keeps its own columns (no table, no join). Only options defined
     alike in both live here; ``script_path`` (help text on Run only), ``stream_output``,
@@ -93,6 +95,16 @@ class RunOptions(models.Model):
     retry_max_delay = models.FloatField(default=60.0)
     retry_multiplier = models.FloatField(default=2.0)
     retry_max_time = models.FloatField(default=300.0)
+    # -- analytics (issue 12), judged when the run ends (analytics.services.runs) --
+    performance_gates = models.JSONField(
+        default=list, blank=True, help_text="[{metric, max_value?, min_value?}]: a violation fails the run."
+    )
+    junit_output = models.BooleanField(default=False, help_text="Keep a JUnit XML report of the run.")
+    save_baseline = models.CharField(max_length=100, blank=True, null=True)  # noqa: DJ001 (seed: null)
+    load_baseline = models.CharField(max_length=100, blank=True, null=True)  # noqa: DJ001 (seed: null)
+    alerts = models.JSONField(default=list, blank=True, help_text="Alert rules, checked when the run ends.")
+    slack_webhook = models.TextField(blank=True, null=True)  # noqa: DJ001 (seed: null)
+    enable_cost_tracking = models.BooleanField(default=False)
 
     class Meta:
         abstract = True
@@ -101,6 +113,17 @@ class RunOptions(models.Model):
         """The option values, by name (see :data:`RUN_OPTION_FIELDS`)."""
         return {name: getattr(self, name) for name in RUN_OPTION_FIELDS}
 
+
+# The analytics options of :class:`RunOptions` (``runs.request.RunRequest.analytics_fields``).
+ANALYTICS_OPTION_FIELDS = (
+    "performance_gates",
+    "junit_output",
+    "save_baseline",
+    "load_baseline",
+    "alerts",
+    "slack_webhook",
+    "enable_cost_tracking",
+)
 
 # The options of :class:`RunOptions`, in the order the API lists them.
 RUN_OPTION_FIELDS = (
@@ -116,6 +139,7 @@ RUN_OPTION_FIELDS = (
     "retry_max_delay",
     "retry_multiplier",
     "retry_max_time",
+    *ANALYTICS_OPTION_FIELDS,
 )
 
 
@@ -258,6 +282,7 @@ REQUEST_FIELDS = (
     "retry_max_delay",
     "retry_multiplier",
     "retry_max_time",
+    *ANALYTICS_OPTION_FIELDS,
 )
 
 
@@ -297,6 +322,7 @@ class EventKind(models.TextChoices):
     ORPHANED = "orphaned"
     REJECTED = "rejected"
     WAITING = "waiting"
+    GATE_FAILED = "gate_failed"  # exit 0, but a performance gate was violated
 
 
 class RunEvent(models.Model):
@@ -355,8 +381,9 @@ class UploadedScript(models.Model):
 
     ``id`` is the upload folder's name, ``path`` the real path the receiving host stored it
     at (the runs' ``script_path``): a row is used only for a run of exactly that path.
-    Removed with the upload (a refused or dry-run request) or when the last run that
-    refers to it is deleted."""
+    Removed with the upload (a refused or dry-run request), or once nothing refers to it
+    (no run, no scheduled task: ``runs.services.uploads.uploads_forget`` when runs are
+    deleted, ``uploads_sweep`` after ten minutes)."""
 
     id = models.UUIDField(primary_key=True, editable=False)
     name = models.CharField(max_length=100)

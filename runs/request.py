@@ -28,6 +28,9 @@ from typing import Any, Final, TypeAlias
 
 from django.conf import settings
 
+from analytics.metrics import METRIC_NAME
+from analytics.services.alerts import alert_rules_clean, alert_url_check
+from core.errors import InvalidInput
 from runs import conf
 from runs.plan import (
     PlanError,
@@ -47,23 +50,25 @@ MAX_ARGS: Final = 1000
 MAX_ARG_LENGTH: Final = 32 * 1024
 MAX_PATH_LENGTH: Final = 4096
 MAX_NUMBER_STRING: Final = 1000  # a longer string is not parsed as a number (CPU guard)
+MAX_GATES: Final = 50
+BASELINE_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+GATE_KEYS: Final = frozenset({"metric", "max_value", "min_value"})
+HISTORY_DB_REFUSED: Final = (
+    "history_db is not supported: run history lives in the main database (GET /api/analytics/history)."
+)
+JUNIT_PATH_REFUSED: Final = (
+    "junit_output is true or false: the JUnit report is kept with the run and downloaded from "
+    "GET /api/runs/{id}/junit; no file is written on the server."
+)
 
 # Seed 001 RunRequest fields that later issues implement. Sent with a non-default value
 # they are refused, never silently ignored.
 UNSUPPORTED_FIELDS: Final = (
     "enable_visualizer",
     "visualizer_format",
-    "history_db",
-    "performance_gates",
-    "junit_output",
-    "save_baseline",
-    "load_baseline",
-    "alerts",
-    "slack_webhook",
     "enable_code_analysis",
     "enable_secret_scanning",
     "enable_dependency_scanning",
-    "enable_cost_tracking",
 )
 _DEFAULTS_OF_UNSUPPORTED: dict[str, object] = {"visualizer_format": "text"}
 ALIASES: Final = {"path": "script_path"}
@@ -162,6 +167,15 @@ class RunRequest:
     monitor_interval: float = 0.1
     env_vars: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     enable_history: bool = True
+    # -- analytics (issue 12): what run_analyse does when the run ends --
+    history_db: None = None  # accepted as null only: history lives in the main database
+    performance_gates: tuple[Mapping[str, Any], ...] = ()
+    junit_output: bool = False
+    save_baseline: str | None = None
+    load_baseline: str | None = None
+    alerts: tuple[Mapping[str, Any], ...] = ()
+    slack_webhook: str | None = None
+    enable_cost_tracking: bool = False
     dry_run: bool = False
 
     @classmethod
@@ -171,6 +185,8 @@ class RunRequest:
         fields = {name: values[name] for name in names}
         fields["args"] = tuple(str(a) for a in fields.get("args") or ())
         fields["env_vars"] = MappingProxyType(dict(fields.get("env_vars") or {}))
+        for name in ("performance_gates", "alerts"):
+            fields[name] = tuple(fields.get(name) or ())
         return cls(**fields)
 
     def run_fields(self) -> dict[str, Any]:
@@ -192,6 +208,19 @@ class RunRequest:
             "monitor_interval": self.monitor_interval,
             "env_vars": dict(self.env_vars),
             "enable_history": self.enable_history,
+            **self.analytics_fields(),
+        }
+
+    def analytics_fields(self) -> dict[str, Any]:
+        """The analytics options (stored on a run and on a scheduled task alike)."""
+        return {
+            "performance_gates": [dict(gate) for gate in self.performance_gates],
+            "junit_output": self.junit_output,
+            "save_baseline": self.save_baseline,
+            "load_baseline": self.load_baseline,
+            "alerts": [dict(rule) for rule in self.alerts],
+            "slack_webhook": self.slack_webhook,
+            "enable_cost_tracking": self.enable_cost_tracking,
         }
 
     def retry_policy(self) -> RetryPolicy:
@@ -379,11 +408,116 @@ def _env_vars(value: object) -> Mapping[str, str]:
         raise _fail(exc.message) from None
 
 
+def _history_db(value: object) -> None:
+    raise _fail(HISTORY_DB_REFUSED, "not_supported")
+
+
+def _junit_output(value: object) -> bool:
+    if value == "":
+        return False  # a form's empty field
+    try:
+        return _boolean(value)
+    except _Invalid:
+        if isinstance(value, str):
+            raise _fail(JUNIT_PATH_REFUSED, "not_supported") from None
+        raise
+
+
+def _finite(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _fail(f"{where} must be a number.")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise _fail(f"{where} is too large.") from None
+    if not math.isfinite(number):
+        raise _fail(f"{where} must be a finite number.", "not_finite")
+    return number
+
+
+def _performance_gates(value: object) -> tuple[dict[str, Any], ...]:
+    """``[{metric, max_value?, min_value?}]``: each gate names a metric (built-in or custom)
+    and at least one bound; checked when the run ends (``analytics.services.runs``)."""
+    if not isinstance(value, list):
+        raise _fail("performance_gates must be a list of {metric, max_value?, min_value?}.")
+    if len(value) > MAX_GATES:
+        raise _fail(f"At most {MAX_GATES} performance gates.", "too_many")
+    gates: list[dict[str, Any]] = []
+    for index, item in enumerate(value):
+        where = f"performance_gates[{index}]"
+        if not isinstance(item, dict):
+            raise _fail(f"{where} must be an object {{metric, max_value?, min_value?}}.")
+        unknown = sorted(str(key) for key in set(item) - GATE_KEYS)
+        if unknown:
+            raise _fail(f"{where}: unknown key {unknown[0]!r} (metric, max_value, min_value).")
+        metric = item.get("metric")
+        if not isinstance(metric, str) or not METRIC_NAME.match(metric):
+            raise _fail(f"{where}.metric must be a metric name (letters, digits, _ . -, at most 64).")
+        gate: dict[str, Any] = {"metric": metric}
+        for bound in ("max_value", "min_value"):
+            if item.get(bound) is not None:
+                gate[bound] = _finite(item[bound], f"{where}.{bound}")
+        if len(gate) == 1:
+            raise _fail(f"{where} needs max_value or min_value.")
+        if gate.get("min_value", -math.inf) > gate.get("max_value", math.inf):
+            raise _fail(f"{where}: min_value is greater than max_value.")
+        gates.append(gate)
+    return tuple(gates)
+
+
+def _baseline_name(value: object) -> str | None:
+    if not isinstance(value, str):
+        raise _fail("Not a valid string.")
+    if value == "":
+        return None
+    if not BASELINE_NAME.match(value):
+        raise _fail(
+            "A baseline name, not a path: letters, digits and ._- (at most 100, starting with a "
+            "letter or digit). Saved baselines: GET /api/analytics/baselines."
+        )
+    return value
+
+
+def _alerts(value: object) -> object:
+    """Shape only; the rules are checked with ``slack_webhook`` (:func:`_alerts_clean`)."""
+    if not isinstance(value, list):
+        raise _fail("alerts must be a list of rules [{name, condition, channels, severity?}].")
+    return value
+
+
+def _slack_webhook(value: object) -> str | None:
+    if not isinstance(value, str):
+        raise _fail("Not a valid string.")
+    if value == "":
+        return None
+    try:
+        alert_url_check(value)
+    except InvalidInput as exc:
+        raise _fail(exc.message, exc.code) from None
+    return value
+
+
+def _alerts_clean(out: dict[str, Any]) -> None:
+    """The alert rules, checked once ``slack_webhook`` is (a ``slack`` channel needs it):
+    conditions parsed, URLs on the allowlist (``analytics.services.alerts``)."""
+    if not out["alerts"]:
+        out["alerts"] = ()
+        return
+    try:
+        rules = alert_rules_clean(out["alerts"], slack_webhook=out["slack_webhook"])
+    except InvalidInput as exc:
+        raise _Invalid(
+            [Problem(message, exc.code) for messages in exc.fields.values() for message in messages]
+        ) from None
+    out["alerts"] = tuple(rules)
+
+
 @dataclass(frozen=True)
 class _Rule:
     parse: Callable[[object], object]
     default: object = _REQUIRED  # a value, or a callable making one
     allow_null: bool = False
+    null: object = None  # what null stands for, when allowed
 
 
 _RULES: Final[dict[str, _Rule]] = {
@@ -403,6 +537,14 @@ _RULES: Final[dict[str, _Rule]] = {
     "monitor_interval": _Rule(_number(low=0.02, high=3600), default=0.1),
     "env_vars": _Rule(_env_vars, default=lambda: MappingProxyType({})),
     "enable_history": _Rule(_boolean, default=True),
+    "history_db": _Rule(_history_db, default=None, allow_null=True),
+    "performance_gates": _Rule(_performance_gates, default=(), allow_null=True, null=()),
+    "junit_output": _Rule(_junit_output, default=False, allow_null=True, null=False),
+    "save_baseline": _Rule(_baseline_name, default=None, allow_null=True),
+    "load_baseline": _Rule(_baseline_name, default=None, allow_null=True),
+    "alerts": _Rule(_alerts, default=(), allow_null=True, null=()),
+    "slack_webhook": _Rule(_slack_webhook, default=None, allow_null=True),
+    "enable_cost_tracking": _Rule(_boolean, default=False),
     "dry_run": _Rule(_boolean, default=False),
 }
 REQUEST_FIELDS: Final = tuple(_RULES)
@@ -447,11 +589,16 @@ def _fields(values: Mapping[str, object]) -> dict[str, Any]:
             elif values[name] is None:
                 if not rule.allow_null:
                     raise _fail("This field may not be null.", "null")
-                out[name] = None
+                out[name] = rule.null
             else:
                 out[name] = rule.parse(values[name])
         except _Invalid as exc:
             problems[name] = exc.problems
+    if "alerts" not in problems and "slack_webhook" not in problems:
+        try:
+            _alerts_clean(out)
+        except _Invalid as exc:
+            problems["alerts"] = exc.problems
     if problems:
         raise RunRequestInvalid(problems)
     return out

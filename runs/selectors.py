@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -12,6 +13,8 @@ from django.conf import settings
 from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
+from analytics import conf as analytics_conf
+from analytics.models import AlertDelivery, Point, RunAnalysis, Series, path_key
 from runs.logstore import STREAM_CODES, Line, LogReader
 from runs.models import Run, RunStatus
 
@@ -182,3 +185,70 @@ def run_stats() -> dict[str, Any]:
         "success_rate": counts["success_rate"],
         "avg_duration": avg_duration,
     }
+
+
+def run_analytics(run: Run) -> dict[str, Any] | None:
+    """The ``analytics`` block of a finished run's record: what ``run_analyse`` stored
+    (metrics, gates, baseline comparison, cost), its JUnit link, its alert deliveries, and
+    how its duration compares with usual — the p50 of the script's last
+    ``SCRIPTOPS_ANALYTICS_USUAL_RUNS`` successful runs, read now from the history. None
+    while the run is active."""
+    if run.is_active:
+        return None
+    analysis = RunAnalysis.objects.filter(run_id=run.pk).defer("junit").first()
+    junit = analysis is not None and run.junit_output  # run_analyse wrote the report
+    deliveries = AlertDelivery.objects.filter(run_id=run.pk).order_by("created_at", "id")
+    return {
+        "metrics": analysis.metrics if analysis else {},
+        "gates": analysis.gates if analysis else [],
+        "comparison": analysis.comparison if analysis else None,
+        "cost": analysis.cost if analysis else None,
+        "junit_url": f"/api/runs/{run.pk}/junit" if junit else None,
+        "alerts": [
+            {
+                "rule": d.rule,
+                "channel": d.channel,
+                "status": d.status,
+                "attempts": d.attempts,
+                "response_code": d.response_code,
+                "error": d.error,
+                "created_at": d.created_at.isoformat(),
+            }
+            for d in deliveries
+        ],
+        "usual": run_usual(run),
+    }
+
+
+def run_usual(run: Run, *, metric: str = "duration_seconds") -> dict[str, Any] | None:
+    """``{metric, p50, n, ratio}``: the run's duration against the p50 of the script's last
+    successful runs (itself excluded); None without a duration or any such run."""
+    if run.duration is None:
+        return None
+    series = Series.objects.filter(path_key=path_key(run.script_path), metric=metric).values_list(
+        "id", flat=True
+    )
+    series_id = series.first()
+    if series_id is None:
+        return None
+    values = list(
+        Point.objects.filter(series_id=series_id, status=RunStatus.COMPLETED)
+        .exclude(run_id=run.pk)
+        .order_by("-recorded_at")
+        .values_list("value", flat=True)[: analytics_conf.usual_runs()]
+    )
+    if not values:
+        return None
+    p50 = statistics.median(values)  # = numpy's p50 (linear interpolation)
+    return {
+        "metric": metric,
+        "p50": p50,
+        "n": len(values),
+        "ratio": round(run.duration / p50, 4) if p50 > 0 else None,
+    }
+
+
+def run_junit(run: Run) -> str | None:
+    """The JUnit XML report of a run that asked for one (``junit_output``), else None."""
+    junit = RunAnalysis.objects.filter(run_id=run.pk).values_list("junit", flat=True).first()
+    return junit or None

@@ -25,6 +25,7 @@ from runs.request import (
     dry_run_answer,
     run_request_clean,
 )
+from runs.selectors import run_analytics
 
 
 @extend_schema_field(
@@ -65,6 +66,48 @@ def _request_fields() -> dict[str, serializers.Field[Any, Any, Any, Any]]:
         "monitor_interval": serializers.FloatField(default=0.1, min_value=0.02, max_value=3600),
         "env_vars": serializers.DictField(child=serializers.JSONField(), default=dict),
         "enable_history": serializers.BooleanField(default=True),
+        "history_db": serializers.CharField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="Null only: run history lives in the main database (GET /api/analytics/history).",
+        ),
+        "performance_gates": serializers.ListField(
+            child=serializers.DictField(),
+            default=list,
+            max_length=50,
+            help_text="[{metric, max_value?, min_value?}]: checked when the run ends; a violation "
+            "fails the run even if the script exited 0.",
+        ),
+        "junit_output": serializers.BooleanField(
+            default=False, help_text="Keep a JUnit XML report: GET /api/runs/{id}/junit."
+        ),
+        "save_baseline": serializers.CharField(
+            required=False,
+            allow_null=True,
+            default=None,
+            max_length=100,
+            help_text="Save this run's metrics as a named baseline.",
+        ),
+        "load_baseline": serializers.CharField(
+            required=False,
+            allow_null=True,
+            default=None,
+            max_length=100,
+            help_text="Compare with a saved baseline, by name.",
+        ),
+        "alerts": serializers.ListField(
+            child=serializers.DictField(),
+            default=list,
+            help_text="[{name, condition?, channels, severity?, when?, scheduled_only?, cooldown?}].",
+        ),
+        "slack_webhook": serializers.CharField(
+            required=False,
+            allow_null=True,
+            default=None,
+            help_text="For alert channel slack; never returned.",
+        ),
+        "enable_cost_tracking": serializers.BooleanField(default=False),
         "dry_run": serializers.BooleanField(default=False),
     }
 
@@ -153,6 +196,21 @@ class RunRequestSerializer(serializers.Serializer[Any]):
         return dry_run_answer(self.run_request)
 
 
+MASKED = "********"
+
+
+class RunAnalyticsSerializer(serializers.Serializer[Any]):
+    """The ``analytics`` block of a run's record (documentation: built by a selector)."""
+
+    metrics = serializers.DictField(child=serializers.FloatField())
+    gates = serializers.ListField(child=serializers.DictField())
+    comparison = serializers.DictField(allow_null=True)
+    cost = serializers.DictField(allow_null=True)
+    junit_url = serializers.CharField(allow_null=True)
+    alerts = serializers.ListField(child=serializers.DictField())
+    usual = serializers.DictField(allow_null=True, help_text="{metric, p50, n, ratio}")
+
+
 class RunSerializer(serializers.ModelSerializer[Run]):
     """The RunRecord. Environment variable values are never returned, only names."""
 
@@ -161,7 +219,9 @@ class RunSerializer(serializers.ModelSerializer[Run]):
     )
     env_vars = serializers.SerializerMethodField()
     system_env = serializers.SerializerMethodField()
+    slack_webhook = serializers.SerializerMethodField()
     duration_seconds = serializers.FloatField(source="duration", read_only=True)
+    analytics = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
@@ -188,6 +248,13 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "retry_max_delay",
             "retry_multiplier",
             "retry_max_time",
+            "performance_gates",
+            "junit_output",
+            "save_baseline",
+            "load_baseline",
+            "alerts",
+            "slack_webhook",
+            "enable_cost_tracking",
             "source",
             "correlation_id",
             "created_at",
@@ -216,6 +283,7 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "wait_reason",
             "concurrency_key",
             "concurrency_limit",
+            "analytics",
         ]
         read_only_fields = fields
 
@@ -226,16 +294,28 @@ class RunSerializer(serializers.ModelSerializer[Run]):
         """Only the names: a webhook payload may hold secrets."""
         return sorted(obj.system_env or {})
 
+    def get_slack_webhook(self, obj: Run) -> str | None:
+        """Masked: a Slack webhook URL is a credential."""
+        return MASKED if obj.slack_webhook else None
+
+    @extend_schema_field(RunAnalyticsSerializer(allow_null=True))
+    def get_analytics(self, obj: Run) -> dict[str, Any] | None:
+        """What analytics made of the run: filled in by ``run_record(run, analytics=True)``
+        for a run's own record (GET /api/runs/{id}); null in lists (a few queries a run)."""
+        return None
+
 
 _record_serializer: RunSerializer | None = None
 
 
-def run_record(run: Run) -> dict[str, Any]:
+def run_record(run: Run, *, analytics: bool = False) -> dict[str, Any]:
     """The RunRecord of ``run``, as ``RunSerializer(run).data`` gives it.
 
     Built by one serializer kept for the process: building a RunSerializer's ~50 fields
     from the model costs ~1.5 ms per instance, rendering a run with them ~0.1 ms, and
-    every launch answers with a RunRecord. Sharing is safe because no field of it uses
+    every launch answers with a RunRecord. ``analytics``: with the run's analytics block
+    (``runs.selectors.run_analytics``, a few queries: a run's own page, not lists).
+    Sharing is safe because no field of it uses
     the serializer's context or state (no request, no hyperlinks) — keep it so.
     """
     global _record_serializer
@@ -243,7 +323,10 @@ def run_record(run: Run) -> dict[str, Any]:
         shared = RunSerializer()
         shared.fields  # noqa: B018 - build (and bind) the fields once, before sharing
         _record_serializer = shared
-    return dict(_record_serializer.to_representation(run))
+    record = dict(_record_serializer.to_representation(run))
+    if analytics:
+        record["analytics"] = run_analytics(run)
+    return record
 
 
 class RunEventSerializer(serializers.ModelSerializer[RunEvent]):

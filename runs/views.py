@@ -18,12 +18,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import TooLarge
+from core.errors import NotFound, TooLarge
 from core.permissions import caller
 from core.roles import Capability
 from runs.filters import RunFilter
 from runs.models import Control, Run
-from runs.selectors import log_bytes, log_page, log_text, run_samples, run_stats
+from runs.selectors import log_bytes, log_page, log_text, run_junit, run_samples, run_stats
 from runs.serializers import (
     BulkDeleteSerializer,
     RunAttemptSerializer,
@@ -149,6 +149,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         "events": Capability.READ,
         "attempts": Capability.READ,
         "samples": Capability.READ,
+        "junit": Capability.READ,
         "stop": Capability.EXECUTE,
         "kill": Capability.EXECUTE,
         "cancel": Capability.EXECUTE,
@@ -162,7 +163,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     # Actions that read a run's files or child rows, and need of the row only its id and
     # state: loading all ~55 columns and the creator cost ~1 ms per call, and the log
     # viewer and API clients poll these.
-    LEAN_ACTIONS = frozenset({"logs", "events", "attempts", "samples"})
+    LEAN_ACTIONS = frozenset({"logs", "events", "attempts", "samples", "junit"})
 
     def get_queryset(self) -> QuerySet[Run]:
         if self.action in self.LEAN_ACTIONS:
@@ -186,7 +187,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         return self.get_paginated_response([run_record(run) for run in page])
 
     def retrieve(self, request: Request, pk: str | None = None) -> Response:
-        return Response(run_record(self.get_object()))
+        return Response(run_record(self.get_object(), analytics=True))
 
     def destroy(self, request: Request, pk: str | None = None) -> Response:
         run_delete(run=self.get_object())
@@ -259,6 +260,23 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def samples(self, request: Request, pk: str | None = None) -> Response:
         """Resource samples over time: ``{ts, cpu, rss, children, attempt}``, oldest first."""
         return Response(run_samples(self.get_object()))
+
+    @extend_schema(
+        responses={
+            (200, "application/xml"): OpenApiResponse(OpenApiTypes.STR, description="JUnit XML"),
+            404: OpenApiResponse(description="No such run, or it had no junit_output"),
+        }
+    )
+    @action(detail=True, methods=["get"])
+    def junit(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """The run's JUnit XML report (a run started with ``junit_output: true``)."""
+        run = self.get_object()
+        report = run_junit(run)
+        if report is None:
+            raise NotFound(f"Run {run.pk} has no JUnit report (it was not started with junit_output: true).")
+        response = HttpResponse(report, content_type="application/xml; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-junit.xml"'
+        return response
 
     @extend_schema(
         parameters=[LogsQuerySerializer],

@@ -183,6 +183,7 @@ class TaskSerializer(serializers.ModelSerializer[ScheduledTask]):
         data["script_path"] = instance.script.path if instance.script is not None else instance.script_path
         data["cron"] = instance.cron or None
         data["env_vars"] = {name: MASKED for name in instance.env_vars or {}}
+        data["slack_webhook"] = MASKED if instance.slack_webhook else None  # a credential
         return {name: data[name] for name in self.Meta.fields if name in data}
 
     @extend_schema_field(TaskRefSerializer(many=True))

@@ -31,12 +31,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from analytics.metrics import MetricCapture
 from runs.logstore.files import DATABASE, Files, open_files, output_store
 
 if TYPE_CHECKING:
@@ -138,6 +140,8 @@ class LogWriter:
         self.dropped_bytes = 0
         self.dropped_lines = 0
         self.stream_bytes = {"o": 0, "e": 0, "s": 0}
+        # The script's ``::metric name=value`` lines (issue 12), taken as stdout is written.
+        self.metrics = MetricCapture()
         self._segments: list[tuple[int, int, int]] = []  # (number, bytes, lines)
         self._seg_no = -1
         self._out_fd = -1
@@ -183,6 +187,10 @@ class LogWriter:
         no, size, lines = self._segments[-1]
         self._segments[-1] = (no, size + len(data), lines + nlines)
         self._enforce_cap()
+        if code == "o":
+            note = self.metrics.feed(data)  # ~a memchr per chunk when there is no metric
+            if note is not None:
+                self.write("system", f"=== {note} ===\n".encode(), ts)
         return rec
 
     @property
@@ -194,6 +202,10 @@ class LogWriter:
         return self.dropped_bytes > 0
 
     def close(self) -> None:
+        if self._out_fd >= 0:
+            note = self.metrics.finish()  # an unfinished last line is a line
+            if note is not None:
+                self.write("system", f"=== {note} ===\n".encode(), time.time())
         self._close_files()
         if self._mirror is not None:
             self._mirror.flush()

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.utils import timezone
 
+from analytics.services.runs import AttemptFacts, RunFacts, Verdict, run_analyse
 from runs.engine import Limits, Outcome, Sample, Stats, Supervisor
 from runs.events import OutputNotifier, run_changed
 from runs.logstore import STREAM_CODES, LogReader, LogWriter
@@ -36,6 +37,10 @@ logger = logging.getLogger(__name__)
 output_logger = logging.getLogger("scriptops.output")
 
 STDERR_SNIPPET_BYTES = 2048
+# The source of a scheduled task's runs (scheduler.services.firing.SOURCE; the scheduler
+# sits above runs): alert rules may be limited to them.
+SCHEDULED_SOURCE = "scheduler"
+STOPPED_BETWEEN_ATTEMPTS = "stopped between attempts"
 
 
 def _aware(ts: float) -> datetime:
@@ -377,7 +382,7 @@ class RunJob:
 
     def stopped_between_attempts(self) -> None:
         self.outcomes.append(
-            Outcome(None, "killed", time.time(), time.time(), reason="stopped between attempts")
+            Outcome(None, "killed", time.time(), time.time(), reason=STOPPED_BETWEEN_ATTEMPTS)
         )
 
     def abandon(self, *, message: str) -> None:
@@ -502,23 +507,44 @@ def _finalise(
     exit_code = next((o.exit_code for o in reversed(outcomes) if o.exit_code is not None), None)
     duration = sum(o.duration for o in outcomes)
     cpu_time = sum(o.stats.cpu_time for o in outcomes)
+    avg_cpu = round(100.0 * cpu_time / duration, 2) if duration > 0 else 0.0
+    peak_rss = max((o.stats.peak_rss for o in outcomes), default=0) or None
+    finished_at = timezone.now()
+    run_status, reason = last.run_status, last.reason
+    verdict = _analyse(
+        run,
+        outcomes,
+        writer,
+        status=status,
+        exit_code=exit_code,
+        duration=duration,
+        cpu_time=cpu_time,
+        avg_cpu=avg_cpu,
+        peak_rss=peak_rss,
+        finished_at=finished_at,
+    )
+    if verdict is not None and verdict.violations:
+        RunEvent.objects.create(run=run, kind=EventKind.GATE_FAILED, data={"violations": verdict.violations})
+        if status == RunStatus.COMPLETED:
+            # The script succeeded, its performance did not: a failed run, saying why.
+            status, run_status, reason = RunStatus.FAILED, "failed", verdict.reason()
     summary = None
-    if last.run_status != "success":
+    if run_status != "success":
         summary = run.error_summary_for(
             exit_code=exit_code,
             stderr_snippet=_stderr_tail(run, since=stderr_from),
-            status=last.run_status,
-            reason=last.reason,
+            status=run_status,
+            reason=reason,
         )
     Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
         status=status,
-        run_status=last.run_status,
+        run_status=run_status,
         exit_code=exit_code,
-        finished_at=timezone.now(),
+        finished_at=finished_at,
         duration=round(duration, 6),
         cpu_time=round(cpu_time, 6),
-        avg_cpu=round(100.0 * cpu_time / duration, 2) if duration > 0 else 0.0,
-        peak_rss=max((o.stats.peak_rss for o in outcomes), default=0) or None,
+        avg_cpu=avg_cpu,
+        peak_rss=peak_rss,
         max_children=max((o.stats.max_children for o in outcomes), default=0),
         output_bytes=writer.total_bytes,
         output_lines=writer.total_lines,
@@ -538,16 +564,72 @@ def _finalise(
         "failed": EventKind.FAILURE,
         "timeout": EventKind.FAILURE,
         "killed": EventKind.CANCELLED,
-    }[last.run_status]
+    }[run_status]
     RunEvent.objects.create(
         run=run,
         kind=kind,
         data={
             "exit_code": exit_code,
-            "run_status": last.run_status,
+            "run_status": run_status,
             "duration": round(duration, 3),
             "attempts": len([o for o in outcomes if o.exit_code is not None]),
-            "reason": last.reason,
+            "reason": reason,
         },
     )
     return str(status)
+
+
+def _analyse(
+    run: Run,
+    outcomes: list[Outcome],
+    writer: LogWriter,
+    *,
+    status: str,
+    exit_code: int | None,
+    duration: float,
+    cpu_time: float,
+    avg_cpu: float,
+    peak_rss: int | None,
+    finished_at: datetime,
+) -> Verdict | None:
+    """Analytics' part of the run's end (:func:`analytics.services.runs.run_analyse`):
+    history, gates, baselines, JUnit, cost, alerts. In a savepoint, and never fatal: a
+    failure of analytics loses the analysis (logged), never the run's terminal write."""
+    last = outcomes[-1]
+    facts = RunFacts(
+        run_id=str(run.pk),
+        script_path=run.script_path,
+        status=str(status),
+        run_status=last.run_status,
+        source=run.source,
+        finished_at=finished_at,
+        duration_seconds=duration,
+        cpu_time_seconds=cpu_time,
+        peak_rss_bytes=peak_rss,
+        avg_cpu_percent=avg_cpu,
+        exit_code=exit_code,
+        output_bytes=writer.total_bytes,
+        # The attempts made (a stop between attempts ends the run with a pseudo-outcome).
+        attempt_count=len(outcomes) - (last.reason == STOPPED_BETWEEN_ATTEMPTS),
+        attempts=[
+            AttemptFacts(number, o.run_status, o.exit_code, o.duration, o.reason)
+            for number, o in enumerate(outcomes, start=1)
+        ],
+        custom_metrics=dict(writer.metrics.values),
+        reason=last.reason,
+        scheduled=run.source == SCHEDULED_SOURCE,
+        enable_history=run.enable_history,
+        performance_gates=run.performance_gates or (),
+        junit_output=run.junit_output,
+        save_baseline=run.save_baseline,
+        load_baseline=run.load_baseline,
+        alerts=run.alerts or (),
+        slack_webhook=run.slack_webhook,
+        enable_cost_tracking=run.enable_cost_tracking,
+    )
+    try:
+        with transaction.atomic():
+            return run_analyse(facts=facts)
+    except Exception:
+        logger.exception("Analytics of run %s failed; the run ends without it", run.pk)
+        return None

@@ -25,6 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django_q.conf import Conf
 
+from analytics.models import RunAnalysis
 from core.errors import Conflict
 from core.models import User
 from runs.engine import kill_process_tree
@@ -201,8 +202,10 @@ def runs_delete(*, ids: Iterable[uuid.UUID]) -> dict[str, Any]:
         found_ids = [pk for pk, _, _ in found]
         script_paths = {path for _, _, path in found}
         Run.objects.filter(pk__in=found_ids).delete()
-        # An upload's database copy (hosts sharing no disk) goes with the last run of it;
-        # its folder stays in the receiving host's data dir, as it always has.
+        # Its analysis goes with the run; its history points stay (analytics' cleanup).
+        RunAnalysis.objects.filter(run_id__in=found_ids).delete()
+        # An upload's database copy (hosts sharing no disk) goes with the last run of it,
+        # unless a task names it; its folders go later (uploads_sweep, each host's own).
         uploads_forget(script_paths=script_paths)
         dirs = [settings.RUNS_DIR / str(pk) for pk in found_ids]
 

@@ -221,6 +221,8 @@ def _clean_script_and_options(
         options["env_vars"] = {
             name: stored[name] if value == MASKED and name in stored else value for name, value in env.items()
         }
+    if task is not None and options.get("slack_webhook") == MASKED:
+        options["slack_webhook"] = task.slack_webhook  # sent back as GET shows it: unchanged
     try:
         request = run_request_clean({"script_path": raw_path, **options})
     except RunRequestInvalid as exc:

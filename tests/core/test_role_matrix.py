@@ -19,6 +19,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from analytics.models import RunAnalysis
 from core.models import ApiKey
 from core.roles import Role
 from core.services import api_key_create
@@ -57,6 +58,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("run-events", "get"): (401, 200, 200, 200, 200),
     ("run-attempts", "get"): (401, 200, 200, 200, 200),
     ("run-samples", "get"): (401, 200, 200, 200, 200),
+    ("run-junit", "get"): (401, 200, 200, 200, 200),
     ("run-stream", "get"): (401, 200, 200, 200, 200),
     ("execute", "post"): (401, 403, 200, 200, 200),
 }
@@ -72,7 +74,7 @@ FUNCTION_VIEW_METHODS: dict[str, set[str]] = {
 # MATRIX and REQUESTS as above, and optionally PUBLIC (URL names that need no login, by
 # design), FUNCTION_VIEW_METHODS and METHOD_REQUESTS ({(name, method): request} for a
 # method that needs another request than the name's GET/POST one).
-MATRIX_MODULES = ("tests.library.matrix", "tests.scheduler.matrix")
+MATRIX_MODULES = ("tests.library.matrix", "tests.scheduler.matrix", "tests.analytics.matrix")
 PUBLIC = {"health", "csrf-token"}  # csrf-token: seed 003 clients fetch it before signing in
 METHOD_REQUESTS: dict[tuple[str, str], Callable[[Ctx], tuple[str, dict[str, Any]]]] = {}
 
@@ -90,6 +92,12 @@ class Ctx:
 
 def _upload() -> SimpleUploadedFile:
     return SimpleUploadedFile("job.py", b"print('hi')\n", content_type="text/x-python")
+
+
+def _junit(c: Ctx) -> tuple[str, dict[str, Any]]:
+    """The finished run with a JUnit report (as a run with ``junit_output`` leaves one)."""
+    RunAnalysis.objects.get_or_create(run_id=c.finished.pk, defaults={"junit": "<testsuites/>"})
+    return (f"/api/runs/{c.finished.pk}/junit", {})
 
 
 # How to call each endpoint so that an allowed caller gets the expected success status.
@@ -116,6 +124,7 @@ REQUESTS: dict[str, Callable[[Ctx], tuple[str, dict[str, Any]]]] = {
     "run-events": lambda c: (f"/api/runs/{c.finished.pk}/events", {}),
     "run-attempts": lambda c: (f"/api/runs/{c.finished.pk}/attempts", {}),
     "run-samples": lambda c: (f"/api/runs/{c.finished.pk}/samples", {}),
+    "run-junit": _junit,
     "run-stream": lambda c: (f"/api/runs/{c.finished.pk}/stream", {}),
     "execute": lambda c: ("/api/execute", {"data": {"script_path": str(c.script)}, "format": "json"}),
 }

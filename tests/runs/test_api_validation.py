@@ -313,19 +313,11 @@ def test_null_timeout_means_no_timeout(client: APIClient, script: Path) -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("performance_gates", [{"metric": "cpu", "max_value": 1}]),
-        ("alerts", [{"name": "a", "condition": "x", "channels": []}]),
-        ("save_baseline", "base.json"),
-        ("load_baseline", "base.json"),
-        ("junit_output", "out.xml"),
         ("enable_code_analysis", True),
         ("enable_secret_scanning", True),
         ("enable_dependency_scanning", True),
-        ("enable_cost_tracking", True),
         ("enable_visualizer", True),
         ("visualizer_format", "json"),
-        ("history_db", "/tmp/h.db"),
-        ("slack_webhook", "https://hooks.example/x"),
     ],
 )
 def test_unsupported_fields_with_values_are_400(

@@ -56,9 +56,11 @@ def test_refusals_name_every_bad_field_with_its_code(script: Path) -> None:
 
 def test_unknown_and_unsupported_fields_are_refused_before_the_values(script: Path) -> None:
     with pytest.raises(RunRequestInvalid) as err:
-        run_request_clean({"script_path": str(script), "alerts": [{"x": 1}], "foo": 1, "timeout": "soon"})
+        run_request_clean(
+            {"script_path": str(script), "enable_visualizer": True, "foo": 1, "timeout": "soon"}
+        )
     assert err.value.fields == {
-        "alerts": ["alerts is not supported yet."],
+        "enable_visualizer": ["enable_visualizer is not supported yet."],
         "foo": ["Unknown field 'foo'."],
     }
 
@@ -194,3 +196,192 @@ def test_a_library_run_is_checked_by_the_same_function(
     assert response.status_code == 400
     assert response.json()["details"] == {"timeout": ["Ensure this value is greater than or equal to 0.1."]}
     assert calls == [{"timeout": 0, "script_path": str(script)}]
+
+
+# -- analytics fields (issue 12) ------------------------------------------------------------------
+
+
+def refused(script: Path, **fields: object) -> dict[str, list[str]]:
+    with pytest.raises(RunRequestInvalid) as err:
+        run_request_clean({"script_path": str(script), **fields})
+    return err.value.fields
+
+
+def test_analytics_fields_are_typed_with_their_defaults(script: Path) -> None:
+    request = run_request_clean({"script_path": str(script)})
+    assert (request.performance_gates, request.alerts, request.junit_output) == ((), (), False)
+    assert (request.save_baseline, request.load_baseline, request.slack_webhook) == (None, None, None)
+    assert (request.history_db, request.enable_cost_tracking) == (None, False)
+    nulls = dict.fromkeys(("history_db", "performance_gates", "junit_output", "save_baseline", "alerts"))
+    assert run_request_clean({"script_path": str(script), **nulls}) == request
+
+
+def test_analytics_fields_are_checked_and_stored(script: Path) -> None:
+    request = run_request_clean(
+        {
+            "script_path": str(script),
+            "performance_gates": [
+                {"metric": "rows", "max_value": 10},
+                {"metric": "a.b-c", "min_value": -1.5, "max_value": 2},
+            ],
+            "junit_output": "true",
+            "save_baseline": "release-1.0",
+            "load_baseline": "v2_rc.1",
+            "enable_cost_tracking": True,
+        }
+    )
+    fields = request.run_fields()
+    assert fields["performance_gates"] == [
+        {"metric": "rows", "max_value": 10.0},
+        {"metric": "a.b-c", "min_value": -1.5, "max_value": 2.0},
+    ]
+    assert (fields["junit_output"], fields["save_baseline"], fields["load_baseline"]) == (
+        True,
+        "release-1.0",
+        "v2_rc.1",
+    )
+    assert fields["enable_cost_tracking"] is True and "history_db" not in fields
+
+
+def test_history_db_is_refused_unless_null(script: Path) -> None:
+    message = "history_db is not supported: run history lives in the main database"
+    assert refused(script, history_db="/tmp/h.db") == {
+        "history_db": [f"{message} (GET /api/analytics/history)."]
+    }
+
+
+@pytest.mark.parametrize(
+    ("gates", "message"),
+    [
+        ({"metric": "rows"}, "performance_gates must be a list"),
+        ([{"metric": "rows", "max_value": 1}] * 51, "At most 50 performance gates."),
+        (["rows"], "performance_gates[0] must be an object"),
+        ([{"metric": "rows", "max": 1}], "performance_gates[0]: unknown key 'max'"),
+        ([{"metric": "1rows", "max_value": 1}], "performance_gates[0].metric must be a metric name"),
+        ([{"metric": "../x", "max_value": 1}], "performance_gates[0].metric must be a metric name"),
+        ([{"max_value": 1}], "performance_gates[0].metric must be a metric name"),
+        ([{"metric": "rows"}], "performance_gates[0] needs max_value or min_value."),
+        ([{"metric": "rows", "max_value": None}], "performance_gates[0] needs max_value or min_value."),
+        (
+            [{"metric": "rows", "max_value": float("nan")}],
+            "performance_gates[0].max_value must be a finite number.",
+        ),
+        (
+            [{"metric": "rows", "max_value": float("inf")}],
+            "performance_gates[0].max_value must be a finite number.",
+        ),
+        ([{"metric": "rows", "max_value": True}], "performance_gates[0].max_value must be a number."),
+        ([{"metric": "rows", "max_value": "10"}], "performance_gates[0].max_value must be a number."),
+        (
+            [{"metric": "rows", "min_value": 5, "max_value": 1}],
+            "performance_gates[0]: min_value is greater than max_value.",
+        ),
+    ],
+)
+def test_bad_performance_gates_are_refused(script: Path, gates: object, message: str) -> None:
+    problems = refused(script, performance_gates=gates)
+    assert list(problems) == ["performance_gates"] and problems["performance_gates"][0].startswith(message)
+
+
+def test_a_junit_path_is_refused_saying_where_the_report_is(script: Path) -> None:
+    message = refused(script, junit_output="out/report.xml")["junit_output"][0]
+    assert "GET /api/runs/{id}/junit" in message and "no file is written on the server" in message
+    assert refused(script, junit_output=5) == {"junit_output": ["Must be a valid boolean."]}
+
+
+@pytest.mark.parametrize("name", ["/tmp/base.json", "../base", "base line", "-x", "", "a" * 101, 5])
+@pytest.mark.parametrize("field", ["save_baseline", "load_baseline"])
+def test_baselines_are_names_not_paths(script: Path, field: str, name: object) -> None:
+    if name == "":
+        assert (
+            getattr(run_request_clean({"script_path": str(script), field: ""}), field) is None
+        )  # a form's blank
+        return
+    problems = refused(script, **{field: name})
+    assert list(problems) == [field]
+
+
+def test_cost_tracking_is_a_boolean(script: Path) -> None:
+    assert refused(script, enable_cost_tracking="maybe") == {
+        "enable_cost_tracking": ["Must be a valid boolean."]
+    }
+
+
+def test_alerts_must_be_a_list(script: Path) -> None:
+    assert list(refused(script, alerts={"name": "x"})) == ["alerts"]
+
+
+@pytest.mark.django_db
+def test_the_api_stores_the_analytics_options_and_a_restart_keeps_them(
+    script: Path, client_for: Callable[[str], APIClient]
+) -> None:
+    from runs.services import run_restart
+
+    client = client_for(Role.EXECUTOR)
+    body = {
+        "script_path": str(script),
+        "performance_gates": [{"metric": "duration_seconds", "max_value": 60}],
+        "junit_output": True,
+        "save_baseline": "b1",
+        "enable_cost_tracking": True,
+    }
+    response = client.post("/api/run", body, format="json")
+    assert response.status_code == 202, response.content
+    run = Run.objects.get()
+    assert run.performance_gates == [{"metric": "duration_seconds", "max_value": 60.0}]
+    assert (run.junit_output, run.save_baseline, run.enable_cost_tracking) == (True, "b1", True)
+    assert response.json()["performance_gates"] == run.performance_gates
+
+    again = run_restart(run=run, user=None)
+    assert (again.performance_gates, again.junit_output, again.save_baseline) == (
+        run.performance_gates,
+        True,
+        "b1",
+    )
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("history_db", "/tmp/h.db"),
+        ("performance_gates", [{"metric": "rows"}]),
+        ("junit_output", "out.xml"),
+        ("save_baseline", "../base.json"),
+        ("load_baseline", "/etc/passwd"),
+        ("enable_cost_tracking", "sometimes"),
+        ("alerts", "page me"),
+    ],
+)
+def test_bad_analytics_fields_are_400_naming_them(
+    script: Path, client_for: Callable[[str], APIClient], field: str, value: object
+) -> None:
+    response = client_for(Role.EXECUTOR).post(
+        "/api/run", {"script_path": str(script), field: value}, format="json"
+    )
+    assert response.status_code == 400
+    assert list(response.json()["details"]) == [field]
+    assert not Run.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_library_run_takes_the_analytics_options(
+    client_for: Callable[[str], APIClient], script: Path
+) -> None:
+    from library.models import FolderRoot, Script
+
+    root = FolderRoot.objects.create(path=str(script.parent), name="r")
+    lib = Script.objects.create(root=root, path=str(script), relpath=script.name, name=script.name)
+    client = client_for(Role.EXECUTOR)
+    url = f"/api/library/scripts/{lib.pk}/run"
+
+    body = {"performance_gates": [{"metric": "rows", "min_value": 1}], "junit_output": True}
+    assert client.post(url, body, format="json").status_code == 202
+    run = Run.objects.get()
+    assert (run.performance_gates, run.junit_output, run.script_id) == (
+        [{"metric": "rows", "min_value": 1.0}],
+        True,
+        lib.pk,
+    )
+    refused = client.post(url, {"history_db": "h.db"}, format="json")
+    assert refused.status_code == 400 and list(refused.json()["details"]) == ["history_db"]

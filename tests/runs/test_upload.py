@@ -178,7 +178,7 @@ def test_dry_run_upload_plans_and_keeps_nothing(client: APIClient) -> None:
         ({"env_vars": "A=1"}, "env_vars"),
         ({"working_dir": "/"}, "working_dir"),
         ({"retry_strategy": "sometimes"}, "retry_strategy"),
-        ({"enable_cost_tracking": "true"}, "enable_cost_tracking"),
+        ({"enable_visualizer": "true"}, "enable_visualizer"),
     ],
 )
 def test_bad_form_fields_are_400_and_store_nothing(
