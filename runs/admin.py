@@ -2,11 +2,12 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.db.models.functions import Length
 from django.http import HttpRequest
 
 from core.errors import Conflict
 from core.permissions import caller
-from runs.models import RUN_OPTION_FIELDS, Run, RunAttempt, RunEvent
+from runs.models import RUN_OPTION_FIELDS, Run, RunAttempt, RunEvent, UploadedScript
 from runs.services import run_control
 
 
@@ -110,4 +111,36 @@ class RunAttemptAdmin(admin.ModelAdmin[RunAttempt]):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(UploadedScript)
+class UploadedScriptAdmin(admin.ModelAdmin[UploadedScript]):
+    """The database copies of uploaded scripts (hosts sharing no disk), to see what is
+    kept. Read-only, and never their content: a script may hold what an admin page should
+    not show. No delete either: what nothing refers to goes by itself (``uploads_sweep``),
+    and a row deleted by hand would fail the runs and tasks that still name it."""
+
+    list_display = ("id", "name", "path", "size", "sha256", "created_at")
+    fields = list_display
+    readonly_fields = list_display
+    search_fields = ("id", "name", "path", "sha256")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[UploadedScript]:
+        # The size from the database: the list never loads the bytes themselves.
+        return super().get_queryset(request).defer("content").annotate(content_size=Length("content"))
+
+    @admin.display(description="size (bytes)", ordering="content_size")
+    def size(self, obj: UploadedScript) -> int:
+        return int(getattr(obj, "content_size", 0) or 0)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -123,3 +123,11 @@ def task_graph() -> dict[str, Any]:
         nodes.append({"id": task.pk, "name": task.name, "enabled": task.enabled, "last_status": status})
     edges = [{"from": upstream, "to": dependent} for upstream, dependent in sorted(dependency_edges())]
     return {"nodes": nodes, "edges": edges}
+
+
+def task_script_paths_referenced(paths: list[str]) -> list[str]:
+    """Those of ``paths`` that a task runs (enabled or not: it may be enabled again).
+
+    Registered with runs as an upload referrer (``SchedulerConfig.ready``): an uploaded
+    script named by a task outlives the runs of it."""
+    return list(ScheduledTask.objects.filter(script_path__in=paths).values_list("script_path", flat=True))

@@ -8,28 +8,77 @@ data dir of the web host that received it, so its bytes also go to the database
 (:class:`~runs.models.UploadedScript`), and the worker host that takes the run writes its
 own copy under its own uploads root before checking the plan (:func:`upload_materialise`).
 In the single-host mode (``local``) nothing goes to the database.
+
+Lifetime: an upload is *referenced* while a run's ``script_path`` names it, or a check
+that a higher app registered (:func:`upload_referrer_register`: the scheduler's tasks)
+says it is still used. Deleting runs removes the database copies no longer referenced
+(:func:`uploads_forget`); the runner's housekeeping removes, on its own host, the upload
+folders and the database copies unreferenced and untouched for ten minutes
+(:func:`uploads_sweep`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import shutil
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
 from runs.conf import allowed_roots
 from runs.logstore.files import DATABASE, output_store
 from runs.models import Run, UploadedScript
 from runs.plan import PlanError, within_roots
 
+logger = logging.getLogger(__name__)
+
 SAFE_NAME_RE = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_UPLOAD_NAME = 100
+# An upload is swept only once this old (its folder untouched, its row created): never
+# one whose run is being created (stored first, the run row follows), as for run dirs.
+UPLOAD_SWEEP_MIN_AGE = 600.0
+# Paths per ``IN (...)`` query: well under every database's parameter limit.
+_CHUNK = 500
+
+# "Which of these script paths do you still refer to?": a check per higher app (the
+# scheduler's tasks), registered in its AppConfig.ready(): runs never imports upward.
+UploadReferrer = Callable[[list[str]], Iterable[str]]
+_referrers: dict[str, UploadReferrer] = {}
+
+
+def upload_referrer_register(*, name: str, referenced: UploadReferrer) -> None:
+    """Register ``referenced``: given script paths, it returns those its app still refers
+    to (an upload named by one is kept). Registering a ``name`` again replaces its check
+    (``ready()`` may run more than once in tests)."""
+    _referrers[name] = referenced
+
+
+def uploads_referenced(*, paths: Collection[str]) -> set[str]:
+    """Those of ``paths`` that a run or a registered referrer still refers to. Any run
+    counts, finished or not: a queued or running run always keeps its script."""
+    wanted = sorted(set(paths))
+    found: set[str] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        found.update(Run.objects.filter(script_path__in=chunk).values_list("script_path", flat=True))
+        rest = [path for path in chunk if path not in found]
+        for check in list(_referrers.values()):
+            if not rest:
+                break
+            found.update(path for path in check(rest) if path in rest)
+            rest = [path for path in rest if path not in found]
+    return found
 
 
 def safe_upload_name(raw: str) -> str:
@@ -85,11 +134,13 @@ def upload_discard(path: Path) -> None:
 
 
 def uploads_forget(*, script_paths: Iterable[str]) -> int:
-    """Delete the database copies of the uploads at ``script_paths`` that no run refers to
-    any more (called when runs are deleted). Returns how many rows went.
+    """Delete the database copies of the uploads at ``script_paths`` that nothing refers
+    to any more (:func:`uploads_referenced`: no run, no registered referrer such as a
+    scheduled task); called when runs are deleted. Returns how many rows went.
 
     Only paths whose folder is named as an upload id are looked at, so deleting runs of
-    deployed scripts costs no query."""
+    deployed scripts costs no query. A failing referrer check keeps every row (the
+    sweep tries again later): deleting runs never fails for it."""
     by_id: dict[uuid.UUID, str] = {}
     for raw in script_paths:
         try:
@@ -101,13 +152,98 @@ def uploads_forget(*, script_paths: Iterable[str]) -> int:
     rows = dict(UploadedScript.objects.filter(pk__in=list(by_id)).values_list("pk", "path"))
     if not rows:
         return 0
-    still_used = set(
-        Run.objects.filter(script_path__in=list(rows.values())).values_list("script_path", flat=True)
-    )
+    try:
+        with transaction.atomic():  # a savepoint: a failed query leaves the caller's transaction usable
+            still_used = uploads_referenced(paths=list(rows.values()))
+    except Exception:
+        logger.exception("Checking whether uploads are still referenced failed: all are kept")
+        return 0
     gone = [pk for pk, path in rows.items() if path not in still_used]
     if gone:
         UploadedScript.objects.filter(pk__in=gone).delete()
     return len(gone)
+
+
+def uploads_sweep(*, min_age: float = UPLOAD_SWEEP_MIN_AGE) -> int:
+    """Remove this host's upload folders (``UPLOADS_ROOT/<id>``) and, with the database
+    store, the database copies that nothing refers to (:func:`uploads_referenced`) and
+    that are older than ``min_age`` seconds. Returns how many uploads went (folders and
+    rows, each counted once per upload id).
+
+    Called by the runner's housekeeping next to ``run_dirs_sweep``. A folder counts as
+    touched when it or anything in it changed (a worker host's copy written for a run);
+    its paths are the local ones and, with the database store, the path its row records
+    (the receiving host's, which the runs and tasks name). Only folders named as an upload
+    id are looked at, never a symlink."""
+    horizon = time.time() - min_age
+    root = Path(settings.UPLOADS_ROOT)
+    folders: dict[uuid.UUID, Path] = {}
+    paths: dict[uuid.UUID, set[str]] = {}  # what a run or a task may name, per upload
+    if root.is_dir():
+        for entry in root.iterdir():
+            try:
+                upload_id = uuid.UUID(hex=entry.name)
+                if (
+                    entry.name == upload_id.hex
+                    and entry.is_dir()
+                    and not entry.is_symlink()
+                    and _last_touched(entry) < horizon
+                ):
+                    paths[upload_id] = _local_paths(entry)
+                    folders[upload_id] = entry
+            except (ValueError, OSError):
+                continue  # not an upload's folder, or removed meanwhile
+    rows: dict[uuid.UUID, str] = {}
+    shared = output_store() == DATABASE
+    if shared:
+        cutoff = timezone.now() - timedelta(seconds=min_age)
+        rows.update(UploadedScript.objects.filter(created_at__lt=cutoff).values_list("pk", "path"))
+    for upload_id, path in rows.items():
+        paths.setdefault(upload_id, set()).add(path)
+    if shared:
+        # An old folder whose row is younger than the grace period (hosts' clocks differ)
+        # is still judged by the path its row records; the row stays until it is old.
+        ids = [upload_id for upload_id in folders if upload_id not in rows]
+        for start in range(0, len(ids), _CHUNK):
+            young = UploadedScript.objects.filter(pk__in=ids[start : start + _CHUNK])
+            for pk, path in young.values_list("pk", "path"):
+                paths[pk].add(path)
+    referenced = uploads_referenced(paths=[path for group in paths.values() for path in group])
+    unused = {upload_id for upload_id, group in paths.items() if not group & referenced}
+    if not unused:
+        return 0
+    old_rows = [upload_id for upload_id in unused if upload_id in rows]
+    # The delete checks the runs again: a run queued since the check above (its path
+    # typed again) keeps its row, so its worker host can still write its copy.
+    in_use = Exists(Run.objects.filter(script_path=OuterRef("path")))
+    for start in range(0, len(old_rows), _CHUNK):
+        UploadedScript.objects.filter(~in_use, pk__in=old_rows[start : start + _CHUNK]).delete()
+    for upload_id in unused:
+        folder = folders.get(upload_id)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+    logger.info("Removed %d uploads that nothing refers to any more", len(unused))
+    return len(unused)
+
+
+def _last_touched(folder: Path) -> float:
+    """The newest modification time of ``folder`` and what it holds (not followed)."""
+    newest = folder.lstat().st_mtime
+    for entry in folder.iterdir():
+        newest = max(newest, entry.lstat().st_mtime)
+    return newest
+
+
+def _local_paths(folder: Path) -> set[str]:
+    """The paths a run or a task may name for the upload in ``folder``: each file's path
+    under the uploads root as configured and its real path (``upload_store`` records it)."""
+    found: set[str] = set()
+    for entry in folder.iterdir():
+        if entry.name.startswith("."):
+            continue  # a temporary file of upload_materialise
+        found.add(str(entry))
+        found.add(os.path.realpath(entry))
+    return found
 
 
 def upload_materialise(*, script_path: str) -> str | None:

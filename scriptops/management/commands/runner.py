@@ -3,7 +3,8 @@
 housekeeping of a worker host: the reaper (runs whose worker died are failed, their
 processes killed; runs waiting for a concurrency slot handed over again), the
 scheduler's tick (due tasks, dependents of finished runs; every ``--tick-interval``)
-and, every few minutes, the removal of the local output of runs deleted on another host.
+and, every few minutes, the removal of the local output of runs deleted on another host
+and of the uploaded scripts nothing refers to any more.
 
 ``serve`` starts one per worker host. SIGTERM or SIGINT: no more runs are taken, the
 running ones are killed (recorded as ``worker_lost``: the runner shut down) and the
@@ -28,11 +29,13 @@ from django.db import close_old_connections, connection
 from runs.host import RunHost
 from runs.services import run_dirs_sweep, run_reap_orphans
 from runs.services.concurrency import runs_start_all_waiting
+from runs.services.uploads import uploads_sweep
 from scheduler.services import fallback_schedule_ensure, tasks_fire_due
 
 logger = logging.getLogger("scriptops.runner")
 
-# How often the local output of runs deleted elsewhere is looked for (run_dirs_sweep).
+# How often the local output of runs deleted elsewhere (run_dirs_sweep) and the uploads
+# nothing refers to (uploads_sweep) are looked for.
 SWEEP_INTERVAL = 300.0
 
 
@@ -59,6 +62,7 @@ def housekeeping(stop: threading.Event, *, reap_interval: float, tick_interval: 
             if now >= next_sweep:
                 next_sweep = now + SWEEP_INTERVAL
                 guarded("the sweep of deleted runs' output", run_dirs_sweep)
+                guarded("the sweep of unused uploads", uploads_sweep)
             guarded("the scheduler's tick", tasks_fire_due)
             stop.wait(tick_interval)
     finally:
