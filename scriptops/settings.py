@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     # Layers, bottom to top (import-linter keeps them: see pyproject.toml).
     "core",
     "analytics",
+    "prechecks",
     "runs",
     "library",
     "scheduler",
