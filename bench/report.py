@@ -318,6 +318,76 @@ def figures(res: dict[str, Any]) -> list[dict[str, Any]]:
                 target=target,
             )
         )
+    analytics = ok("analytics")
+    if analytics:
+        targets = analytics.get("targets") or {}
+        for db in ("sqlite", "postgres"):
+            part = analytics.get(db) or {}
+            if "fill" not in part:
+                continue
+            points = (part.get("fill") or {}).get("points", 0)
+            analyses = part.get("analyses") or {}
+            for name, stats in analyses.items():
+                if not isinstance(stats, dict) or "p95_ms" not in stats:
+                    continue
+                out.append(
+                    figure(
+                        f"analytics_{db}_{name}_p95_ms",
+                        f"analytics ({db}, {points:,} points): {name.replace('_', ' ')}"
+                        " of one script, 90 days, p95",
+                        stats.get("p95_ms"),
+                        "ms",
+                        target=targets.get("analysis_p95_ms"),
+                        note=f"p50 {stats.get('p50_ms')} ms",
+                    )
+                )
+            chart = part.get("chart") or {}
+            out.append(
+                figure(
+                    f"analytics_{db}_first_chart_p50_ms",
+                    f"analytics ({db}): Analytics page's first chart in Chromium, p50",
+                    chart.get("p50_ms"),
+                    "ms",
+                    note=chart.get("skipped") or chart.get("error", "")[:80],
+                )
+            )
+            export = part.get("export") or {}
+            out.append(
+                figure(
+                    f"analytics_{db}_export_rows_per_s",
+                    f"analytics ({db}): CSV export of {export.get('rows') or 0:,} rows",
+                    export.get("rows_per_s"),
+                    "rows/s",
+                    target=targets.get("export_rows_per_s"),
+                    op=">=",
+                    note=f"{export.get('seconds')} s",
+                )
+            )
+            out.append(
+                figure(
+                    f"analytics_{db}_export_pss_growth_mb",
+                    f"analytics ({db}): export, PSS of the server's processes above idle",
+                    export.get("pss_growth_mb"),
+                    "MB",
+                    target=targets.get("export_pss_growth_mb"),
+                    note=f"idle {export.get('pss_idle_mb')} MB",
+                )
+            )
+            record = part.get("record") or {}
+            out.append(
+                figure(
+                    f"analytics_{db}_record_p50_ms",
+                    f"analytics ({db}): recording a finished run's metrics, p50",
+                    record.get("p50_ms"),
+                    "ms",
+                    target=targets.get("record_ms"),
+                    note=f"p95 {record.get('p95_ms')} ms; with the commit p50 "
+                    f"{(record.get('with_commit') or {}).get('p50_ms')} ms",
+                )
+            )
+    prechecks = ok("prechecks")
+    if prechecks:
+        out.extend(prechecks.get("figures") or [])  # built by bench/prechecks.py with figure()
     scale = ok("scale")
     if scale:
         out.extend(scale.get("figures") or [])  # built by bench/scale.py with figure()

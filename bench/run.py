@@ -43,7 +43,19 @@ from bench.util import (  # noqa: E402
 )
 
 RESULTS = ROOT / "bench" / "results"
-SECTIONS = ("launch", "capture", "burst", "control", "live", "viewer", "library", "scheduler", "scale")
+SECTIONS = (
+    "launch",
+    "capture",
+    "burst",
+    "control",
+    "live",
+    "viewer",
+    "library",
+    "scheduler",
+    "analytics",
+    "prechecks",
+    "scale",
+)
 
 
 def machine_busy_seconds() -> float:
@@ -318,6 +330,28 @@ def _measure(
             return measure_scheduler(quick=args.quick)
 
         guarded(res, "scheduler", errors, scheduler)
+
+    if "analytics" in args.only:
+        # 1,000,000 metric points over 1,000 scripts, SQLite and PostgreSQL: bench/analytics.py.
+        print("analytics over a million points (bench/analytics.py)", flush=True)
+
+        def analytics() -> dict[str, Any]:
+            from bench.analytics import measure_analytics
+
+            return measure_analytics(quick=args.quick)
+
+        guarded(res, "analytics", errors, analytics)
+
+    if "prechecks" in args.only:
+        # A 2,000-line script cold and cached, a library-wide check: bench/prechecks.py.
+        print("pre-run checks (bench/prechecks.py)", flush=True)
+
+        def prechecks() -> dict[str, Any]:
+            from bench.prechecks import measure_prechecks
+
+            return measure_prechecks(quick=args.quick)
+
+        guarded(res, "prechecks", errors, prechecks)
 
     if "scale" in args.only:
         # 20/200/1,000 scripts at once followed over websockets, trivial runs, 50 MiB: bench/scale.py.

@@ -114,13 +114,24 @@ def redis_reachable(url: str) -> tuple[bool, str]:
 # -- stacks ---------------------------------------------------------------------------
 @contextlib.contextmanager
 def running_stack(
-    label: str, *, workers: int, redis_url: str = "", extra_env: dict[str, str] | None = None
+    label: str,
+    *,
+    workers: int,
+    redis_url: str = "",
+    extra_env: dict[str, str] | None = None,
+    database_url: str | None = None,
 ) -> Iterator[Stack]:
     """A fresh stack in a fresh temp dir, always stopped (and the dir removed) afterwards."""
     tmp = Path(tempfile.mkdtemp(prefix=f"scriptops-bench-{label}-"))
     # redis_url="" (not None) keeps a SCRIPTOPS_REDIS_URL from the caller's environment out.
+    # database_url None: the caller's DATABASE_URL if set; "": a SQLite file in the stack's
+    # dir; a PostgreSQL URL: a fresh database on that server.
     stack = Stack(
-        tmp, workers=workers, redis_url=redis_url, extra_env={**PRODUCTION_ENV, **(extra_env or {})}
+        tmp,
+        workers=workers,
+        redis_url=redis_url,
+        database_url=database_url,
+        extra_env={**PRODUCTION_ENV, **(extra_env or {})},
     )
     try:
         stack.start()
