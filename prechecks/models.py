@@ -18,6 +18,8 @@ both of which may change after the check (:func:`prechecks.services.precheck_run
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -130,3 +132,65 @@ class AcceptedRisk(models.Model):
 
     def __str__(self) -> str:
         return f"{self.fingerprint[:12]} on {self.script_path or self.script_sha256[:12]}"
+
+
+class RunCheck(models.Model):
+    """The pre-run check of one run: which result it used and what the worker decided.
+
+    ``run_id`` names a ``runs.Run`` by id only (prechecks sits below runs in the layers and
+    never imports it); the row goes when the run does (``runs_delete``). ``outcome`` is the
+    :meth:`~prechecks.services.CheckOutcome.as_dict` seen at launch (accepted risks and the
+    policy as they were then); no secret in it — the tools mask them."""
+
+    run_id = models.UUIDField(unique=True)
+    result = models.ForeignKey(
+        CheckResult, null=True, blank=True, on_delete=models.SET_NULL, related_name="run_checks"
+    )
+    blocked = models.BooleanField(default=False)
+    outcome = models.JSONField(default=dict)
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-checked_at"]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} {'blocked' if self.blocked else 'allowed'}"
+
+
+class CheckJobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class CheckJob(models.Model):
+    """An on-demand check of one or more scripts (the library's ``check`` action), run by a
+    django-q2 task. Pollable like a library scan: ``state`` moves queued → running → done
+    (or failed), ``checked`` counts the scripts done so far out of ``total``.
+
+    ``targets`` is ``[[path, root or ""], ...]``: plain paths, checked inside the roots by
+    the caller (the library) before the job is made."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    targets = models.JSONField(default=list)
+    kinds = models.CharField(max_length=64)
+    state = models.CharField(max_length=12, choices=CheckJobState.choices, default=CheckJobState.QUEUED)
+    total = models.PositiveIntegerField(default=0)
+    checked = models.PositiveIntegerField(default=0)
+    with_findings = models.PositiveIntegerField(default=0)
+    blocked = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    result_ids = models.JSONField(default=list)
+    message = models.TextField(blank=True, default="")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"check {self.id} [{self.state}] {self.checked}/{self.total}"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django.db.models import Count
 
-from prechecks.models import CheckFinding, CheckResult, CheckStatus, FindingSeverity, LatestCheck
+from prechecks.models import CheckFinding, CheckResult, CheckStatus, FindingSeverity, LatestCheck, RunCheck
 
 NOT_CHECKED = "not checked"
 
@@ -50,3 +51,10 @@ def check_badges(*, results: Iterable[CheckResult]) -> dict[int, str]:
                     badges[pk] = f"{total} {severity}"
                     break
     return badges
+
+
+def run_check(*, run_id: str) -> dict[str, Any] | None:
+    """The ``checks`` block of a run's record: the outcome its worker recorded, or ``None``
+    (no check asked for, or not made yet)."""
+    row = RunCheck.objects.filter(run_id=run_id).values_list("outcome", flat=True).first()
+    return dict(row) if row is not None else None

@@ -21,14 +21,24 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from core.errors import Forbidden, InvalidInput, NotFound
 from core.models import User
 from core.roles import Role
 from prechecks import conf, tools
-from prechecks.models import AcceptedRisk, CheckFinding, CheckResult, CheckStatus, LatestCheck
+from prechecks.models import (
+    AcceptedRisk,
+    CheckFinding,
+    CheckJob,
+    CheckJobState,
+    CheckResult,
+    CheckStatus,
+    LatestCheck,
+    RunCheck,
+)
 from prechecks.policy import Policy
 
 # Tool versions are read once a minute per process, not on every launch.
@@ -388,3 +398,94 @@ def finding_accept(
         defaults={"accepted_by": by, "reason": reason, "accepted_at": timezone.now()},
     )
     return risk
+
+
+def precheck_for_run(
+    *, run_id: str, path: Path, kinds: frozenset[str], root: Path | None = None
+) -> dict[str, Any]:
+    """The pre-run check of a run about to start: :func:`precheck_run`, recorded with the
+    run (a :class:`~prechecks.models.RunCheck`). Returns the outcome as plain data.
+
+    Never raises for a check that could not be made (unreadable file, a tool's crash): that
+    is a tool error, blocking when the policy says ``error`` (the default) — never clean."""
+    try:
+        outcome = precheck_run(path=path, kinds=kinds, root=root).as_dict()
+        result_id: int | None = outcome["result_id"]
+    except Exception as exc:  # noqa: BLE001 - reported as a tool error, never taken as clean
+        message = f"the check could not be made: {exc.__class__.__name__}"
+        blocked = conf.block_policy().error
+        result_id = None
+        outcome = {
+            "result_id": None,
+            "script_sha256": "",
+            "kinds": sorted(kinds),
+            "status": CheckStatus.ERROR.value,
+            "blocked": blocked,
+            "cached": False,
+            "reason": message if blocked else "allowed",
+            "findings": [],
+            "errors": [{"tool": "precheck", "message": message}],
+            "notes": [],
+            "duration_ms": 0.0,
+        }
+    RunCheck.objects.update_or_create(
+        run_id=run_id,
+        defaults={"result_id": result_id, "blocked": outcome["blocked"], "outcome": outcome},
+    )
+    return outcome
+
+
+def check_job_start(
+    *, targets: list[tuple[Path, Path | None]], kinds: frozenset[str], by: User | None = None
+) -> CheckJob:
+    """Queue an on-demand check of ``targets`` (``(path, root)``, inside the roots: the
+    caller's check) for ``kinds``; a django-q2 task runs it after the commit."""
+    unknown = set(kinds) - tools.KINDS
+    if unknown or not kinds:
+        raise InvalidInput("kinds", f"expected some of code, secret, dependency; got {sorted(kinds)}")
+    job = CheckJob.objects.create(
+        targets=[[str(path), str(root) if root else ""] for path, root in targets],
+        kinds=",".join(sorted(kinds)),
+        total=len(targets),
+        created_by=by,
+    )
+    job_id = str(job.pk)
+    # The worker starts only once the job is committed (it loads it by id).
+    transaction.on_commit(
+        lambda: async_task("prechecks.tasks.check_job", job_id, task_name=f"check {job_id}"[:100], hook=None)
+    )
+    return job
+
+
+def check_job_execute(*, job_id: str) -> str | None:
+    """Run a queued :class:`CheckJob`, counting as it goes. None if another worker took it."""
+    claimed = CheckJob.objects.filter(pk=job_id, state=CheckJobState.QUEUED).update(
+        state=CheckJobState.RUNNING
+    )
+    if claimed != 1:
+        return None
+    job = CheckJob.objects.get(pk=job_id)
+    kinds = frozenset(job.kinds.split(","))
+    try:
+        for path, root in job.targets:
+            try:
+                outcome = precheck_run(path=Path(path), kinds=kinds, root=Path(root) if root else None)
+            except NotFound:
+                CheckJob.objects.filter(pk=job_id).update(checked=F("checked") + 1, errors=F("errors") + 1)
+                continue
+            CheckJob.objects.filter(pk=job_id).update(
+                checked=F("checked") + 1,
+                with_findings=F("with_findings") + (1 if outcome.findings else 0),
+                blocked=F("blocked") + (1 if outcome.blocked else 0),
+                errors=F("errors") + (1 if outcome.errors else 0),
+            )
+            job.result_ids.append(outcome.result_id)
+    except Exception as exc:
+        CheckJob.objects.filter(pk=job_id).update(
+            state=CheckJobState.FAILED, message=str(exc)[:500], finished_at=timezone.now()
+        )
+        raise
+    CheckJob.objects.filter(pk=job_id).update(
+        state=CheckJobState.DONE, result_ids=job.result_ids, finished_at=timezone.now()
+    )
+    return CheckJobState.DONE

@@ -41,6 +41,7 @@ class RunnerStatus(models.TextChoices):
     FAILED = "failed"
     TIMEOUT = "timeout"
     KILLED = "killed"
+    BLOCKED = "blocked"  # a pre-run check blocked it: the script never started (issue 13)
 
 
 class Control(models.TextChoices):
@@ -105,6 +106,12 @@ class RunOptions(models.Model):
     alerts = models.JSONField(default=list, blank=True, help_text="Alert rules, checked when the run ends.")
     slack_webhook = models.TextField(blank=True, null=True)  # noqa: DJ001 (seed: null)
     enable_cost_tracking = models.BooleanField(default=False)
+    # -- pre-run checks (issue 13), run by the worker before the script starts (prechecks) --
+    enable_code_analysis = models.BooleanField(default=False, help_text="Bandit / ShellCheck first.")
+    enable_secret_scanning = models.BooleanField(default=False, help_text="detect-secrets first.")
+    enable_dependency_scanning = models.BooleanField(
+        default=False, help_text="Pinned requirements against OSV advisories first."
+    )
 
     class Meta:
         abstract = True
@@ -125,6 +132,13 @@ ANALYTICS_OPTION_FIELDS = (
     "enable_cost_tracking",
 )
 
+# The pre-run check options of :class:`RunOptions` (``RunRequest.precheck_fields``).
+PRECHECK_OPTION_FIELDS = (
+    "enable_code_analysis",
+    "enable_secret_scanning",
+    "enable_dependency_scanning",
+)
+
 # The options of :class:`RunOptions`, in the order the API lists them.
 RUN_OPTION_FIELDS = (
     "args",
@@ -140,6 +154,7 @@ RUN_OPTION_FIELDS = (
     "retry_multiplier",
     "retry_max_time",
     *ANALYTICS_OPTION_FIELDS,
+    *PRECHECK_OPTION_FIELDS,
 )
 
 
@@ -283,6 +298,7 @@ REQUEST_FIELDS = (
     "retry_multiplier",
     "retry_max_time",
     *ANALYTICS_OPTION_FIELDS,
+    *PRECHECK_OPTION_FIELDS,
 )
 
 
@@ -323,6 +339,8 @@ class EventKind(models.TextChoices):
     REJECTED = "rejected"
     WAITING = "waiting"
     GATE_FAILED = "gate_failed"  # exit 0, but a performance gate was violated
+    CHECK_PASSED = "check_passed"  # the pre-run checks let the script start
+    CHECK_BLOCKED = "check_blocked"  # the pre-run checks blocked it: it never started
 
 
 class RunEvent(models.Model):

@@ -66,9 +66,6 @@ JUNIT_PATH_REFUSED: Final = (
 UNSUPPORTED_FIELDS: Final = (
     "enable_visualizer",
     "visualizer_format",
-    "enable_code_analysis",
-    "enable_secret_scanning",
-    "enable_dependency_scanning",
 )
 _DEFAULTS_OF_UNSUPPORTED: dict[str, object] = {"visualizer_format": "text"}
 ALIASES: Final = {"path": "script_path"}
@@ -176,6 +173,10 @@ class RunRequest:
     alerts: tuple[Mapping[str, Any], ...] = ()
     slack_webhook: str | None = None
     enable_cost_tracking: bool = False
+    # -- pre-run checks (issue 13): what the worker checks before the script starts --
+    enable_code_analysis: bool = False
+    enable_secret_scanning: bool = False
+    enable_dependency_scanning: bool = False
     dry_run: bool = False
 
     @classmethod
@@ -209,6 +210,15 @@ class RunRequest:
             "env_vars": dict(self.env_vars),
             "enable_history": self.enable_history,
             **self.analytics_fields(),
+            **self.precheck_fields(),
+        }
+
+    def precheck_fields(self) -> dict[str, bool]:
+        """The pre-run check options (stored on a run and on a scheduled task alike)."""
+        return {
+            "enable_code_analysis": self.enable_code_analysis,
+            "enable_secret_scanning": self.enable_secret_scanning,
+            "enable_dependency_scanning": self.enable_dependency_scanning,
         }
 
     def analytics_fields(self) -> dict[str, Any]:
@@ -545,6 +555,9 @@ _RULES: Final[dict[str, _Rule]] = {
     "alerts": _Rule(_alerts, default=(), allow_null=True, null=()),
     "slack_webhook": _Rule(_slack_webhook, default=None, allow_null=True),
     "enable_cost_tracking": _Rule(_boolean, default=False),
+    "enable_code_analysis": _Rule(_boolean, default=False),
+    "enable_secret_scanning": _Rule(_boolean, default=False),
+    "enable_dependency_scanning": _Rule(_boolean, default=False),
     "dry_run": _Rule(_boolean, default=False),
 }
 REQUEST_FIELDS: Final = tuple(_RULES)

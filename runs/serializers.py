@@ -11,11 +11,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.http import QueryDict
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 from rest_framework.fields import empty
 
+from prechecks.selectors import run_check
 from runs.models import LogLevel, RetryStrategy, Run, RunAttempt, RunEvent
 from runs.request import (
     REQUEST_FIELDS,
@@ -108,6 +109,15 @@ def _request_fields() -> dict[str, serializers.Field[Any, Any, Any, Any]]:
             help_text="For alert channel slack; never returned.",
         ),
         "enable_cost_tracking": serializers.BooleanField(default=False),
+        "enable_code_analysis": serializers.BooleanField(
+            default=False, help_text="Bandit (Python) / ShellCheck (shell) before the script starts."
+        ),
+        "enable_secret_scanning": serializers.BooleanField(
+            default=False, help_text="detect-secrets before the script starts (secrets never returned)."
+        ),
+        "enable_dependency_scanning": serializers.BooleanField(
+            default=False, help_text="Pinned requirements against OSV advisories before the script starts."
+        ),
         "dry_run": serializers.BooleanField(default=False),
     }
 
@@ -217,6 +227,30 @@ class RunAnalyticsSerializer(serializers.Serializer[Any]):
     usual = serializers.DictField(allow_null=True, help_text="{metric, p50, n, ratio}")
 
 
+# The ``checks`` block of a run's record (``prechecks.selectors.run_check``), for the schema
+# only: inline, since a declared field named ``errors`` would shadow ``Serializer.errors``.
+# Findings name the tool, rule, severity, file and line; never a secret (masked).
+RUN_CHECKS_SCHEMA = inline_serializer(
+    name="RunChecks",
+    fields={
+        "status": serializers.ChoiceField(choices=["clean", "findings", "error"]),
+        "blocked": serializers.BooleanField(),
+        "cached": serializers.BooleanField(),
+        "reason": serializers.CharField(),
+        "kinds": serializers.ListField(child=serializers.CharField()),
+        "findings": serializers.ListField(
+            child=serializers.DictField(),
+            help_text="[{tool, rule_id, severity, confidence, file, line, message, kind, "
+            "fingerprint, accepted, blocking}]",
+        ),
+        "errors": serializers.ListField(child=serializers.DictField(), help_text="[{tool, message}]"),
+        "notes": serializers.ListField(child=serializers.CharField()),
+        "duration_ms": serializers.FloatField(),
+    },
+    allow_null=True,
+)
+
+
 class RunSerializer(serializers.ModelSerializer[Run]):
     """The RunRecord. Environment variable values are never returned, only names."""
 
@@ -228,6 +262,7 @@ class RunSerializer(serializers.ModelSerializer[Run]):
     slack_webhook = serializers.SerializerMethodField()
     duration_seconds = serializers.FloatField(source="duration", read_only=True)
     analytics = serializers.SerializerMethodField()
+    checks = serializers.SerializerMethodField()
 
     class Meta:
         model = Run
@@ -261,6 +296,9 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "alerts",
             "slack_webhook",
             "enable_cost_tracking",
+            "enable_code_analysis",
+            "enable_secret_scanning",
+            "enable_dependency_scanning",
             "source",
             "correlation_id",
             "created_at",
@@ -290,6 +328,7 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "concurrency_key",
             "concurrency_limit",
             "analytics",
+            "checks",
         ]
         read_only_fields = fields
 
@@ -308,6 +347,12 @@ class RunSerializer(serializers.ModelSerializer[Run]):
     def get_analytics(self, obj: Run) -> dict[str, Any] | None:
         """What analytics made of the run: filled in by ``run_record(run, analytics=True)``
         for a run's own record (GET /api/runs/{id}); null in lists (a few queries a run)."""
+        return None
+
+    @extend_schema_field(RUN_CHECKS_SCHEMA)
+    def get_checks(self, obj: Run) -> dict[str, Any] | None:
+        """The pre-run checks' outcome: filled in by ``run_record(run, analytics=True)``
+        for a run's own record (GET /api/runs/{id}); null in lists and when none ran."""
         return None
 
 
@@ -332,6 +377,7 @@ def run_record(run: Run, *, analytics: bool = False) -> dict[str, Any]:
     record = dict(_record_serializer.to_representation(run))
     if analytics:
         record["analytics"] = run_analytics(run)
+        record["checks"] = run_check(run_id=str(run.pk))
     return record
 
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -22,10 +23,12 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from analytics.services.runs import AttemptFacts, RunFacts, Verdict, run_analyse
+from prechecks.services import precheck_for_run
+from runs.conf import allowed_roots
 from runs.engine import Limits, Outcome, Sample, Stats, Supervisor
 from runs.events import OutputNotifier, run_changed
 from runs.logstore import STREAM_CODES, LogReader, LogWriter
-from runs.models import Control, EventKind, Run, RunAttempt, RunEvent, RunStatus
+from runs.models import Control, EventKind, Run, RunAttempt, RunEvent, RunnerStatus, RunStatus
 from runs.plan import PlanError, RetryPolicy
 from runs.request import RunRequest, plan_resolve
 from runs.selectors import SAMPLES_FILE
@@ -253,6 +256,21 @@ def _reject(run: Run, exc: PlanError) -> None:
     )
 
 
+@transaction.atomic  # the failed status and its reason together, as _reject
+def _block(run: Run, *, reason: str, data: dict[str, Any]) -> None:
+    now = timezone.now()
+    summary = run.error_summary_for(
+        exit_code=None,
+        stderr_snippet=f"Blocked by pre-run checks: {reason}",
+        status="failed",
+        reason="blocked",
+    )
+    Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        status=RunStatus.FAILED, run_status=RunnerStatus.BLOCKED, finished_at=now, error_summary=summary
+    )
+    RunEvent.objects.create(run=run, kind=EventKind.CHECK_BLOCKED, data=data)
+
+
 def stop_requested(run_id: str) -> bool:
     """A stop, kill or cancel is pending on the run (checked between attempts)."""
     control = Run.objects.filter(pk=run_id).values_list("control", flat=True).first()
@@ -309,8 +327,50 @@ class RunJob:
             if self.run.concurrency_key:
                 runs_start_waiting(key=self.run.concurrency_key)
             return False
+        if not self._precheck():
+            run_changed(self.run_id)
+            if self.run.concurrency_key:
+                runs_start_waiting(key=self.run.concurrency_key)
+            return False
         self.writer = LogWriter(self.run.output_dir, cap_bytes=settings.MAX_OUTPUT_BYTES)
         return True
+
+    def _precheck(self) -> bool:
+        """The pre-run checks the run asked for (issue 13), before any child is spawned.
+        False if they block it: the run is then already over (``failed``, ``blocked``).
+
+        Runs on the calling thread — a runner host's intake thread, never its event loop
+        (:mod:`runs.host`), so the other runs' supervision goes on meanwhile. A cached
+        result (unchanged script and tools) costs one indexed look-up; a cold check is
+        bounded by ``SCRIPTOPS_PRECHECK_TIMEOUT`` per tool (the tools run side by side)."""
+        kinds = frozenset(
+            kind
+            for kind, wanted in (
+                ("code", self.run.enable_code_analysis),
+                ("secret", self.run.enable_secret_scanning),
+                ("dependency", self.run.enable_dependency_scanning),
+            )
+            if wanted
+        )
+        if not kinds:
+            return True
+        script = Path(self.plan["script"])
+        root = next((r for r in allowed_roots() if script.is_relative_to(r)), None)
+        outcome = precheck_for_run(run_id=self.run_id, path=script, kinds=kinds, root=root)
+        data = {
+            "status": outcome["status"],
+            "cached": outcome["cached"],
+            "reason": outcome["reason"],
+            "findings": len(outcome["findings"]),
+            "blocking": sum(1 for f in outcome["findings"] if f["blocking"]),
+            "errors": outcome["errors"],
+            "duration_ms": outcome["duration_ms"],
+        }
+        if not outcome["blocked"]:
+            RunEvent.objects.create(run=self.run, kind=EventKind.CHECK_PASSED, data=data)
+            return True
+        _block(self.run, reason=outcome["reason"], data=data)
+        return False
 
     def limits(self) -> Limits:
         return Limits(

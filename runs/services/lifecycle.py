@@ -28,6 +28,7 @@ from django_q.conf import Conf
 from analytics.models import RunAnalysis
 from core.errors import Conflict
 from core.models import User
+from prechecks.models import RunCheck
 from runs.engine import kill_process_tree
 from runs.events import run_changed
 from runs.logstore import remove_store
@@ -204,6 +205,7 @@ def runs_delete(*, ids: Iterable[uuid.UUID]) -> dict[str, Any]:
         Run.objects.filter(pk__in=found_ids).delete()
         # Its analysis goes with the run; its history points stay (analytics' cleanup).
         RunAnalysis.objects.filter(run_id__in=found_ids).delete()
+        RunCheck.objects.filter(run_id__in=found_ids).delete()  # its pre-run check, too
         # An upload's database copy (hosts sharing no disk) goes with the last run of it,
         # unless a task names it; its folders go later (uploads_sweep, each host's own).
         uploads_forget(script_paths=script_paths)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from library.models import FolderRoot, Scan, ScanState, Script, Tag
+from prechecks.models import CheckJob
 
 R = (401, 200, 200, 200, 200)  # read
 X = (401, 403, 202, 202, 202)  # execute (queued)
@@ -50,6 +51,10 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("library-tag-detail", "delete"): W,
     ("library-duplicates", "get"): R,
     ("library-stats", "get"): R,
+    ("library-script-check", "get"): R,
+    ("library-script-check", "post"): W202,
+    ("library-check", "post"): W202,
+    ("library-check-job", "get"): R,
     ("browse", "get"): R,
 }
 
@@ -120,5 +125,16 @@ REQUESTS: dict[str, Callable[[Any], tuple[str, dict[str, Any]]]] = {
     "library-tag-detail": lambda c: (f"/api/library/tags/{_tag(c).pk}", _json({"color": "#654321"})),
     "library-duplicates": lambda c: ("/api/library/duplicates", {"data": {"kind": "all"}}),
     "library-stats": lambda c: ("/api/library/stats", {}),
+    "library-script-check": lambda c: (
+        f"/api/library/scripts/{_script(c).pk}/check",
+        _json({"kinds": ["secret"]}),
+    ),
+    "library-check": lambda c: ("/api/library/check", _json({"path": str(c.script), "kinds": ["secret"]})),
+    "library-check-job": lambda c: (f"/api/library/checks/{_check_job(c).pk}", {}),
     "browse": lambda c: ("/api/browse", {"data": {"path": str(Path(c.script).parent)}}),
 }
+
+
+def _check_job(c: Any) -> CheckJob:
+    job, _ = CheckJob.objects.get_or_create(kinds="secret", defaults={"state": "done"})
+    return job

@@ -313,9 +313,6 @@ def test_null_timeout_means_no_timeout(client: APIClient, script: Path) -> None:
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("enable_code_analysis", True),
-        ("enable_secret_scanning", True),
-        ("enable_dependency_scanning", True),
         ("enable_visualizer", True),
         ("visualizer_format", "json"),
     ],
