@@ -109,6 +109,7 @@ class BaselineAdmin(ReadOnlyAdmin):
 class BenchmarkAdmin(ReadOnlyAdmin):
     can_delete_rows = True
     list_display = ("name", "version", "script_path", "days", "created_at", "created_by")
+    list_filter = ("name",)
     search_fields = ("name", "script_path")
     ordering = ("name", "-version")
     list_select_related = ("created_by",)

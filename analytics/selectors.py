@@ -20,8 +20,24 @@ from typing import Any
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import Count, Exists, Max, Min, OuterRef, QuerySet, TextField
-from django.db.models.functions import Cast
+from django.db.models import (
+    Avg,
+    Count,
+    Exists,
+    F,
+    FloatField,
+    Func,
+    Max,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+    TextField,
+    Value,
+    Window,
+)
+from django.db.models.functions import Cast, RowNumber
 from django.utils import timezone
 
 from analytics import stats
@@ -115,13 +131,26 @@ def sparklines(
     *, script_paths: Sequence[str], metric: str = DURATION, count: int = 20
 ) -> dict[str, list[float]]:
     """``{script_path: [last count values, oldest first]}`` (an empty list for a script
-    without history): one series query, then one short index range per script."""
+    without history): one series query, then one query for all of them (a row number per
+    series, newest first, kept up to ``count``), so a page of 100 runs costs two queries."""
     keys = {path_key(path): path for path in script_paths}
-    ids = dict(Series.objects.filter(path_key__in=keys, metric=metric).values_list("path_key", "id"))
+    ids = dict(Series.objects.filter(path_key__in=keys, metric=metric).values_list("id", "path_key"))
     out: dict[str, list[float]] = {path: [] for path in script_paths}
-    for key, sid in ids.items():
-        newest = Point.objects.filter(series_id=sid).order_by("-recorded_at", "-id")[:count]
-        out[keys[key]] = list(reversed(newest.values_list("value", flat=True)))
+    if not ids:
+        return out
+    ranked = (
+        Point.objects.filter(series_id__in=ids)
+        .annotate(
+            rank=Window(
+                RowNumber(), partition_by=[F("series_id")], order_by=[F("recorded_at").desc(), F("id").desc()]
+            )
+        )
+        .filter(rank__lte=count)
+        .order_by("series_id", "recorded_at", "id")
+        .values_list("series_id", "value")
+    )
+    for sid, value in ranked:
+        out[keys[ids[sid]]].append(value)
     return out
 
 
@@ -284,24 +313,68 @@ def history_stats() -> dict[str, Any]:
 # -- across scripts (overview) ---------------------------------------------------------------
 
 
-def duration_rows_by_script(*, since: datetime) -> dict[str, list[tuple[datetime, float, str]]]:
-    """``{script_path: [(recorded_at, duration, status), ...] oldest first}`` over a window,
-    for every script: the runs of each script (one duration point per run)."""
-    names = dict(Series.objects.filter(metric=DURATION).values_list("id", "script_path"))
-    out: dict[str, list[tuple[datetime, float, str]]] = {}
+class EpochDays(Func):
+    """A time as days since 1970-01-01 UTC, a float, in SQL (SQLite's ``julianday`` or
+    PostgreSQL's ``EXTRACT(EPOCH ...)``): lets a least-squares trend be summed in SQL."""
+
+    output_field = FloatField()
+    template = "(EXTRACT(EPOCH FROM %(expressions)s) / 86400.0)"
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(compiler, connection, template="(julianday(%(expressions)s) - 2440587.5)", **extra)
+
+
+def script_aggregates(*, since: datetime, metric: str = DURATION) -> list[dict[str, Any]]:
+    """Per script, over the points of ``metric`` since a time: ``runs``, ``mean``, ``max``,
+    ``failures`` and the least-squares ``trend`` (``stats.Trend`` fields), from ONE grouped
+    query of sums (n, Σx, Σy, Σxy, Σx², first and last x), never the rows themselves: a
+    million points stay in the database. x is days since ``since`` (small numbers, so the
+    sums lose no precision to cancellation)."""
+    names = dict(Series.objects.filter(metric=metric).values_list("id", "script_path"))
     if not names:
-        return out
-    points = (
-        Point.objects.filter(
-            series_id__in=Series.objects.filter(metric=DURATION).values("id"), recorded_at__gte=since
+        return []
+    x = EpochDays("recorded_at") - Value(since.timestamp() / stats.SECONDS_PER_DAY)
+    rows = (
+        Point.objects.filter(series_id__in=list(names), recorded_at__gte=since)
+        .annotate(x=x)
+        .values("series_id")
+        .order_by("series_id")
+        .annotate(
+            n=Count("id"),
+            mean=Avg("value"),
+            top=Max("value"),
+            failures=Count("id", filter=Q(status="failed")),
+            sx=Sum("x"),
+            sy=Sum("value"),
+            sxy=Sum(F("x") * F("value")),
+            sxx=Sum(F("x") * F("x")),
+            x_first=Min("x"),
+            x_last=Max("x"),
         )
-        .order_by("series_id", "recorded_at")
-        .values_list("series_id", "recorded_at", "value", "status")
     )
-    for sid, recorded_at, value, status in points.iterator(chunk_size=EXPORT_CHUNK):
-        path = names.get(sid)
-        if path is not None:
-            out.setdefault(path, []).append((recorded_at, value, status))
+    out = []
+    for row in rows:
+        n = row["n"]
+        x_mean, y_mean = row["sx"] / n, row["sy"] / n
+        spread = row["sxx"] - n * x_mean * x_mean
+        slope = (row["sxy"] - n * x_mean * y_mean) / spread if n >= 2 and spread > 1e-12 else 0.0
+        first = y_mean + slope * (row["x_first"] - x_mean)
+        last = y_mean + slope * (row["x_last"] - x_mean)
+        change = (last - first) / abs(first) * 100.0 if n >= 2 and first != 0 else None
+        if n < 3 or change is None or abs(change) < stats.STABLE_PERCENT:
+            direction = "stable"
+        else:
+            direction = "increasing" if change > 0 else "decreasing"
+        out.append(
+            {
+                "script_path": names[row["series_id"]],
+                "runs": n,
+                "mean": row["mean"],
+                "max": row["top"],
+                "failures": row["failures"],
+                "trend": {"slope_per_day": slope, "change_percent": change, "direction": direction},
+            }
+        )
     return out
 
 
@@ -467,40 +540,47 @@ def chart_data(
 
 def overview(*, days: int, limit: int) -> dict[str, Any]:
     """Across scripts over the last ``days``, by duration points (one per run): the
-    slowest (by p50), the most failing (by failure rate, scripts with failures only) and
-    the most regressed (duration trend increasing, by its change in %)."""
+    slowest (by mean duration), the most failing (by failure rate, scripts with failures
+    only) and the most regressed (duration trend increasing, by its change in %). One
+    grouped query (:func:`script_aggregates`); Python only ranks one row per script."""
     slowest: list[dict[str, Any]] = []
     failing: list[dict[str, Any]] = []
     regressed: list[dict[str, Any]] = []
-    for path, rows in duration_rows_by_script(since=since_days(days)).items():
-        values = [value for _, value, _ in rows]
-        slowest.append(
-            {
-                "script_path": path,
-                "p50": stats.percentile(values, 50),
-                "p95": stats.percentile(values, 95),
-                "runs": len(rows),
-            }
-        )
-        failures = sum(1 for _, _, status in rows if status == "failed")
-        if failures:
+    for entry in script_aggregates(since=since_days(days)):
+        path, runs = entry["script_path"], entry["runs"]
+        slowest.append({"script_path": path, "mean": entry["mean"], "max": entry["max"], "runs": runs})
+        if entry["failures"]:
             failing.append(
                 {
                     "script_path": path,
-                    "failure_rate": failures / len(rows),
-                    "runs": len(rows),
-                    "failures": failures,
+                    "failure_rate": entry["failures"] / runs,
+                    "runs": runs,
+                    "failures": entry["failures"],
                 }
             )
-        fitted = stats.trend([(_unix(at), value) for at, value, _ in rows])
-        if fitted.direction == "increasing" and fitted.change_percent is not None:
+        trend = entry["trend"]
+        if trend["direction"] == "increasing":
             regressed.append(
-                {"script_path": path, "change_percent": fitted.change_percent, "direction": fitted.direction}
+                {
+                    "script_path": path,
+                    "change_percent": trend["change_percent"],
+                    "slope_per_day": trend["slope_per_day"],
+                    "direction": trend["direction"],
+                    "runs": runs,
+                }
             )
-    slowest.sort(key=lambda e: (-e["p50"], e["script_path"]))
+    slowest.sort(key=lambda e: (-e["mean"], e["script_path"]))
     failing.sort(key=lambda e: (-e["failure_rate"], -e["failures"], e["script_path"]))
     regressed.sort(key=lambda e: (-e["change_percent"], e["script_path"]))
     return {"slowest": slowest[:limit], "most_failing": failing[:limit], "most_regressed": regressed[:limit]}
+
+
+def history_scripts() -> list[dict[str, Any]]:
+    """Every script with history and its metrics (the Analytics page's pickers), by path."""
+    scripts: dict[str, list[str]] = {}
+    for path, metric in Series.objects.order_by("script_path", "metric").values_list("script_path", "metric"):
+        scripts.setdefault(path, []).append(metric)
+    return [{"script_path": path, "metrics": metrics} for path, metrics in scripts.items()]
 
 
 SUMMARY_RUNS = 30

@@ -5,7 +5,7 @@ A trailing slash is optional, as on the API (APPEND_SLASH is off).
 
 from django.urls import URLPattern, URLResolver, re_path
 
-from dashboard.pages import library, runs, scheduler
+from dashboard.pages import analytics, library, runs, scheduler
 
 urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^$", runs.runs_page, name="runs-page"),
@@ -16,4 +16,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^logout/?$", runs.LogoutView.as_view(), name="logout"),
     re_path(r"^library/?$", library.library_page, name="library-page"),
     re_path(r"^scheduler/?$", scheduler.scheduler_page, name="scheduler-page"),
+    re_path(r"^analytics/?$", analytics.analytics_page, name="analytics-page"),
 ]

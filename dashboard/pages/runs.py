@@ -25,6 +25,7 @@ from core.roles import Role
 from dashboard.pages.base import page as _page
 from dashboard.pages.base import role_context
 from runs.models import LogLevel, RetryStrategy, Run, RunnerStatus, RunStatus
+from runs.selectors import run_analytics
 from runs.serializers import run_record
 
 
@@ -63,6 +64,7 @@ def run_page(request: HttpRequest, pk: str) -> HttpResponse:
         run=run,
         script_name=PurePath(run.script_path).name or "Run",
         run_data=run_record(run),
+        run_analytics=run_analytics(run),  # templates/dashboard/_run_analytics.html
     )
 
 

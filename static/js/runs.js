@@ -22,6 +22,7 @@
       state.order = results.map((r) => r.id);
       state.rows = new Map(results.map((r) => [r.id, r]));
       renderTable();
+      loadSparks();
     },
     onError: (err) => {
       SO.clear(els.body).append(
@@ -35,6 +36,44 @@
   state.order = [];
   state.highlight = new Set(); // ids to flash when they first appear
   const load = () => list.load();
+  state.sparks = new Map(); // script path -> its last durations (oldest first)
+
+  // -- duration sparklines (one request for the page's scripts) ---------------------
+  const SVG = "http://www.w3.org/2000/svg";
+  function sparkSvg(values) {
+    const w = 64;
+    const ht = 16;
+    const lo = Math.min(...values);
+    const span = Math.max(...values) - lo || 1;
+    const pts = values.map((v, i) => `${((i / (values.length - 1)) * (w - 2) + 1).toFixed(1)},${(ht - 1 - ((v - lo) / span) * (ht - 2)).toFixed(1)}`);
+    const svg = document.createElementNS(SVG, "svg");
+    for (const [k, v] of Object.entries({ viewBox: `0 0 ${w} ${ht}`, width: w, height: ht, class: "sparkline", role: "img" })) svg.setAttribute(k, String(v));
+    svg.dataset.testid = "duration-sparkline";
+    svg.dataset.points = String(values.length);
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = `Last ${values.length} durations: ${fmt.duration(values[values.length - 1])} latest, ${fmt.duration(Math.min(...values))}–${fmt.duration(Math.max(...values))}`;
+    const line = document.createElementNS(SVG, "polyline");
+    line.setAttribute("points", pts.join(" "));
+    svg.append(title, line);
+    return svg;
+  }
+  function fillSpark(slot) {
+    const values = state.sparks.get(slot.dataset.path);
+    SO.clear(slot);
+    if (values && values.length >= 2) slot.append(sparkSvg(values));
+  }
+  async function loadSparks() {
+    const paths = [...new Set(state.order.map((id) => state.rows.get(id)).filter(Boolean).map((r) => r.script_path))].slice(0, 100);
+    if (!paths.length) return;
+    const q = new URLSearchParams(paths.map((p) => ["script_path", p]));
+    try {
+      const found = await SO.api("GET", `/api/analytics/sparklines?${q}`);
+      for (const [path, values] of Object.entries(found)) state.sparks.set(path, values);
+    } catch (err) {
+      return; // a sparkline is a nicety: the table stands without it
+    }
+    for (const slot of SO.$$("span.spark-slot", els.body)) fillSpark(slot);
+  }
 
   // -- stats -----------------------------------------------------------------------
   function setStat(name, value) {
@@ -78,6 +117,11 @@
       "td.col-script",
       null,
       h("a.script-name", { href: `/runs/${run.id}/`, title: run.script_path }, fmt.basename(run.script_path)),
+      (() => {
+        const slot = h("span.spark-slot", { dataset: { path: run.script_path } });
+        fillSpark(slot);
+        return slot;
+      })(),
       h("div.script-sub.muted", null, who || null, dir && who ? " · " : null, dir ? h("span.mono", null, dir) : null),
     );
   }

@@ -336,22 +336,24 @@ def test_chart_refuses_bad_parameters(api: APIClient, params: dict[str, Any], fi
 
 def test_overview_ranks_slowest_most_failing_and_most_regressed(api: APIClient) -> None:
     record([1, 1, 1, 1], script_path="/a.py")
-    record([5, 6, 7, 20], script_path="/b.py", statuses=["completed", "failed", "completed", "completed"])
+    record([5, 6, 7, 14], script_path="/b.py", statuses=["completed", "failed", "completed", "completed"])
     record([9, 8, 9, 8], script_path="/c.py", statuses=["failed", "failed", "completed", "completed"])
     body = api.get("/api/analytics/overview").json()
     assert [e["script_path"] for e in body["slowest"]] == ["/c.py", "/b.py", "/a.py"]
-    assert body["slowest"][0] == {
-        "script_path": "/c.py",
-        "p50": pytest.approx(np.percentile([9, 8, 9, 8], 50)),
-        "p95": pytest.approx(np.percentile([9, 8, 9, 8], 95)),
-        "runs": 4,
-    }
+    assert body["slowest"][0] == {"script_path": "/c.py", "mean": pytest.approx(8.5), "max": 9.0, "runs": 4}
     assert body["most_failing"] == [
         {"script_path": "/c.py", "failure_rate": 0.5, "runs": 4, "failures": 2},
         {"script_path": "/b.py", "failure_rate": 0.25, "runs": 4, "failures": 1},
     ]
     assert [e["script_path"] for e in body["most_regressed"]] == ["/b.py"]
     assert body["most_regressed"][0]["direction"] == "increasing"
+    # The trend summed in SQL is numpy's least-squares line (x in days).
+    fitted = np.polyfit(np.arange(4) / 24, [5, 6, 7, 14], 1)
+    first, last = fitted[1], fitted[1] + fitted[0] * 3 / 24
+    assert body["most_regressed"][0]["slope_per_day"] == pytest.approx(fitted[0], rel=1e-6)
+    assert body["most_regressed"][0]["change_percent"] == pytest.approx(
+        (last - first) / first * 100, rel=1e-6
+    )
     assert [e["script_path"] for e in api.get("/api/analytics/overview", {"limit": 1}).json()["slowest"]] == [
         "/c.py"
     ]

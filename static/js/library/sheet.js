@@ -170,6 +170,8 @@
         metaItem("Runs", s.run_count !== undefined ? fmt.number(s.run_count) : null),
         metaItem("Last run", lastRun),
       ),
+      h("h3.section-title", null, "Recent runs"),
+      h("div.sheet-trend", { id: "sheet-trend", dataset: { testid: "script-trend" } }),
       h("h3.section-title", null, "Parameters", s.parameters && s.parameters.length ? h("span.muted.small", null, ` ${s.parameters.length} from argparse`) : null),
       parametersTable(s),
     );
@@ -179,6 +181,8 @@
     right.append(h("h3.section-title", null, "Tags"), h("div.sheet-tags", { id: "sheet-tags", dataset: { testid: "sheet-tags" } }));
     panel.append(h("div.overview-grid", null, left, right));
     renderSheetTags();
+    const opened = sheet.id;
+    L.renderTrend($("#sheet-trend", panel), s, () => sheet.id !== opened || !sheet.el.open);
   }
 
   /** A message inside the sheet (toasts would sit under the modal's backdrop). */
