@@ -14,6 +14,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from core.key_guard import TooManyBadKeys
 from core.models import ApiKey, User
 from core.principals import CsrfRefused, InvalidApiKey, csrf_failure, principal_from
 
@@ -36,7 +37,11 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
                 # The DRF request, not the Django one: a form's csrfmiddlewaretoken is
                 # read from the parsed body (as DRF's SessionAuthentication does).
                 csrf=lambda: csrf_failure(cast(HttpRequest, request)),
+                address=request.META.get("REMOTE_ADDR"),
             )
+        except TooManyBadKeys as exc:
+            # 429 with Retry-After (DRF's handler sets the header from ``wait``).
+            raise exceptions.Throttled(wait=exc.retry_after, detail=str(exc)) from exc
         except InvalidApiKey as exc:
             raise exceptions.AuthenticationFailed(str(exc)) from exc
         except CsrfRefused as exc:

@@ -15,7 +15,9 @@ websockets (``core.ws_auth``) call it; it accepts, first match wins:
 
 A key that is given but unusable (unknown, expired, revoked, its user inactive) is
 refused with :class:`InvalidApiKey`, never passed over for the session: a client
-learns at once that its key is bad.
+learns at once that its key is bad. Each such key counts against the caller's address
+(:mod:`core.key_guard`); past the limit any key from there is refused with
+:class:`core.key_guard.TooManyBadKeys` (429) without being looked up.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 
+from core.key_guard import bad_key_record, bad_keys_check
 from core.models import ApiKey, User
 from core.services import api_key_authenticate
 
@@ -82,6 +85,7 @@ def principal_from(
     query: Mapping[str, str] | None = None,
     session_user: object = None,
     csrf: Callable[[], str | None] | None = None,
+    address: str | None = None,
 ) -> Principal | None:
     """The caller, or None when it brings no credentials.
 
@@ -90,14 +94,18 @@ def principal_from(
     session's user (may be lazy: it is only looked at when no key is given). ``csrf``:
     for HTTP, returns why the request fails the CSRF check (None when it passes; see
     :func:`csrf_failure`); it is run for session callers only, since a key is not sent
-    by browsers on their own.
+    by browsers on their own. ``address``: the client's address, which bad keys count
+    against (None: not counted).
 
-    Raises :class:`InvalidApiKey` or :class:`CsrfRefused`.
+    Raises :class:`InvalidApiKey`, :class:`core.key_guard.TooManyBadKeys` or
+    :class:`CsrfRefused`.
     """
     raw = api_key_from(headers, query)
     if raw is not None:
+        bad_keys_check(address=address)
         key = api_key_authenticate(raw=raw)
         if key is None:
+            bad_key_record(address=address)
             raise InvalidApiKey
         return Principal(user=key.user, role=str(key.effective_role), api_key=key)
     if not isinstance(session_user, User) or not session_user.is_active:

@@ -4,8 +4,10 @@ A key (``Authorization: Bearer``, ``X-API-Key`` or ``?api_key=sops_...``, seed 0
 browsers cannot set headers on a websocket) or the session cookie. Sets
 ``scope["user"]`` and ``scope["role"]`` (the effective role, or None: no credentials,
 or a key that was refused). Consumers close unauthenticated sockets with 4401 and
-unauthorised ones with 4403. No CSRF check: a handshake is a GET, and browsers'
-``Origin`` is checked instead (:func:`origin_checked`).
+unauthorised ones with 4403. An address that sent too many bad keys
+(:mod:`core.key_guard`) is answered here, before any consumer: the handshake is accepted
+and closed with 4429 (daphne cannot answer a handshake with an HTTP 429). No CSRF check:
+a handshake is a GET, and browsers' ``Origin`` is checked instead (:func:`origin_checked`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.contrib.auth.models import AnonymousUser
 from django.utils.datastructures import CaseInsensitiveMapping
 
+from core.key_guard import TooManyBadKeys
 from core.principals import InvalidApiKey, Principal, principal_from
+
+CLOSE_TOO_MANY_BAD_KEYS = 4429
 
 
 @database_sync_to_async  # type: ignore[misc]  # channels ships no type information
@@ -29,10 +34,30 @@ def _principal(scope: dict[str, Any], session_user: object) -> Principal | None:
         {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers") or []}
     )
     query = {name: values[0] for name, values in parse_qs(scope.get("query_string", b"").decode()).items()}
-    return principal_from(headers=headers, query=query, session_user=session_user)
+    client = scope.get("client")
+    address = str(client[0]) if client else None
+    return principal_from(headers=headers, query=query, session_user=session_user, address=address)
+
+
+async def _refuse_throttled(receive: Any, send: Any) -> None:
+    """Accept the handshake and close it with 4429 (the socket's counterpart of a 429)."""
+    message = await receive()
+    if message.get("type") != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": CLOSE_TOO_MANY_BAD_KEYS})
 
 
 class ApiKeyOrSessionMiddleware(AuthMiddleware):  # type: ignore[misc]  # channels ships no type information
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        scope = dict(scope)
+        self.populate_scope(scope)
+        try:
+            await self.resolve_scope(scope)
+        except TooManyBadKeys:
+            return await _refuse_throttled(receive, send)
+        return await self.inner(scope, receive, send)
+
     async def resolve_scope(self, scope: dict[str, Any]) -> None:
         # The session's user first, then the principal: a key wins over the session.
         # Without a session cookie (API clients) there is no user to look up: no trip

@@ -12,6 +12,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from core.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, TooLarge, Unsupported
+from core.paths import path_check
 from library.analysis import is_binary
 from library.models import SCAN_ACTIVE, FolderRoot, Scan, Script, Tag
 from library.services.roots import within
@@ -254,8 +255,9 @@ def browse_roots(roots: list[Path]) -> dict[str, Any]:
 def browse_folder(raw: str, roots: list[Path]) -> dict[str, Any]:
     """The entries of folder ``raw``: 400 if the path is malformed, 403 outside the roots,
     404 when it does not exist."""
-    if "\x00" in raw:
-        raise InvalidInput("path", "The path contains a NUL byte.")
+    # A NUL byte, an overlong path or name: 400 before the file system is asked (it
+    # would raise, not answer).
+    path_check(raw, field="path")
     if not os.path.isabs(raw):
         raise InvalidInput("path", f"{raw!r} is not an absolute path.")
     real = Path(os.path.realpath(raw))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.errors import InvalidInput
+from core.paths import path_check
 
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 RETRY_STRATEGIES = ("linear", "exponential", "fibonacci", "exponential_jitter")
@@ -48,8 +49,7 @@ def resolve_script(raw: str, roots: Sequence[Path]) -> Path:
     """
     if not raw or not raw.strip():
         raise PlanError("script_path", "script_path is required.", "required")
-    if _has_nul(raw):
-        raise PlanError("script_path", "script_path contains a NUL byte.", "invalid_path")
+    path_check(raw, field="script_path", error=PlanError)  # NUL, overlong path or name
     if ".." in Path(raw).parts:
         raise PlanError("script_path", "script_path must not contain '..'.", "invalid_path")
     candidate = Path(raw) if os.path.isabs(raw) else Path(roots[0]) / raw if roots else Path(raw)
@@ -70,8 +70,7 @@ def resolve_script(raw: str, roots: Sequence[Path]) -> Path:
 def resolve_working_dir(raw: str | None, script: Path, roots: Sequence[Path]) -> Path:
     if not raw:
         return script.parent
-    if _has_nul(raw):
-        raise PlanError("working_dir", "working_dir contains a NUL byte.", "invalid_path")
+    path_check(raw, field="working_dir", error=PlanError)  # NUL, overlong path or name
     if ".." in Path(raw).parts:
         raise PlanError("working_dir", "working_dir must not contain '..'.", "invalid_path")
     real = os.path.realpath(raw if os.path.isabs(raw) else script.parent / raw)

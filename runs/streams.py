@@ -28,6 +28,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.exceptions import ValidationError
 
 from core.errors import error_body
+from core.key_guard import TooManyBadKeys
 from core.models import User
 from core.principals import CsrfRefused, InvalidApiKey, Principal, csrf_failure, principal_from
 from core.roles import Capability, role_allows
@@ -55,6 +56,7 @@ def _principal(request: HttpRequest, *, query_key: bool) -> Principal | None:
         query=request.GET if query_key else None,
         session_user=request.user,
         csrf=lambda: csrf_failure(request),
+        address=request.META.get("REMOTE_ADDR"),
     )
 
 
@@ -68,6 +70,10 @@ async def _authorise(
     """(the caller, None) or (None, the refusal). ``query_key``: accept ``?api_key=``."""
     try:
         principal = await sync_to_async(_principal)(request, query_key=query_key)
+    except TooManyBadKeys as exc:
+        refusal = JsonResponse(error_body("throttled", str(exc)), status=429)
+        refusal["Retry-After"] = str(exc.retry_after)
+        return None, refusal
     except InvalidApiKey as exc:
         return None, JsonResponse(error_body("authentication_failed", str(exc)), status=401)
     except CsrfRefused as exc:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import dj_database_url
 import django_stubs_ext
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from core.env import (
     env_bool,
@@ -52,6 +54,8 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "channels",
     "django_q",
+    "axes",  # sign-in lockout (core.lockout)
+    "csp",  # Content-Security-Policy (the header; its template tags are unused)
     # Layers, bottom to top (import-linter keeps them: see pyproject.toml).
     "core",
     "analytics",
@@ -69,6 +73,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "core.middleware.RejectNulMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     # Seed 003's X-CSRF-Token header, read as Django's X-CSRFToken: before the CSRF check.
@@ -77,6 +82,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns a sign-in that locked its client out into the lockout page (core.lockout).
+    "axes.middleware.AxesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
 ]
 
@@ -123,6 +130,12 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "core.User"
+# The lockout check first (it refuses a locked-out client before any password is
+# checked), then Django's usual password check.
+AUTHENTICATION_BACKENDS = [
+    "core.lockout.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
@@ -151,10 +164,82 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# --- Security: headers, cookies, the production profile (docs/security.md) -----------
+# One settings module; SCRIPTOPS_PROFILE=production adds what needs HTTPS (secure
+# cookies, HSTS, the redirect to HTTPS). Everything that also works over plain HTTP on
+# a laptop — CSP, nosniff, the referrer policy, frame denial — is on in every profile,
+# so the browser tests run under the same policy as production.
+PROFILE = env_str("SCRIPTOPS_PROFILE") or "default"
+if PROFILE not in ("default", "production"):
+    raise ImproperlyConfigured(f"SCRIPTOPS_PROFILE must be default or production, not {PROFILE!r}")
+PRODUCTION = PROFILE == "production"
+
 SESSION_COOKIE_HTTPONLY = True
+# The dashboard's scripts read the CSRF token from its cookie (static/js/common.js); an
+# HttpOnly CSRF cookie protects nothing (Django's docs), the session cookie is HttpOnly.
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Only the app's own scripts, styles and connections (websockets included: 'self'
+# matches ws:/wss: of the same host). No inline script or style anywhere: templates
+# carry neither (tests/browser/test_csp.py fails on any violation).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],  # data: for the icons inside Swagger UI's stylesheet
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# Behind a TLS-terminating proxy: the header it sets to say the client used HTTPS (e.g.
+# X-Forwarded-Proto). daphne started with --proxy-headers (as `serve` does) already
+# reads X-Forwarded-Proto itself; this is for other set-ups. Only name a header the
+# proxy always sets (or strips), or a client could claim HTTPS.
+_ssl_header = env_str("SCRIPTOPS_PROXY_SSL_HEADER")
+if _ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _ssl_header.strip().upper().replace("-", "_"), "https")
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("SCRIPTOPS_SSL_REDIRECT", default=True)
+    # A load balancer's plain-HTTP health probe is not redirected.
+    SECURE_REDIRECT_EXEMPT = [r"^api/health/?$"]
+    SECURE_HSTS_SECONDS = env_int("SCRIPTOPS_HSTS_SECONDS", default=365 * 24 * 3600, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SCRIPTOPS_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    # The preload token only matters if the domain's owner submits it to hstspreload.org.
+    SECURE_HSTS_PRELOAD = env_bool("SCRIPTOPS_HSTS_PRELOAD", default=True)
+
+# --- Brute force: sign-in lockout (django-axes, core.lockout) ----------------------
+LOGIN_FAILURE_LIMIT = env_int("SCRIPTOPS_LOGIN_FAILURE_LIMIT", default=5, minimum=1)
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("SCRIPTOPS_LOGIN_ADDRESS_FAILURE_LIMIT", default=20, minimum=1)
+LOGIN_COOLOFF_MINUTES = env_float("SCRIPTOPS_LOGIN_COOLOFF_MINUTES", default=15.0, minimum=0.1)
+LOGIN_COOLOFF_MAX_MINUTES = env_float("SCRIPTOPS_LOGIN_COOLOFF_MAX_MINUTES", default=24 * 60.0, minimum=0.1)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = "core.lockout.cooloff"
+AXES_HANDLER = "core.lockout.LockoutHandler"
+# The pair first, then the address: core.lockout.LockoutHandler relies on this order.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "core.lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "core.lockout.lockout_response"
+AXES_USE_ATTEMPT_EXPIRATION = True  # each row keeps its own (growing) expiry
+# A success does not wipe the address's failures: one valid account would otherwise
+# reset the count between guesses at others.
+AXES_RESET_ON_SUCCESS = False
+# No row per successful sign-in (an ever-growing table): only failures are kept.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+
+# --- Brute force: API key guessing (core.key_guard) --------------------------------
+API_KEY_FAILURE_LIMIT = env_int("SCRIPTOPS_API_KEY_FAILURE_LIMIT", default=20, minimum=1)
+API_KEY_FAILURE_WINDOW = env_int("SCRIPTOPS_API_KEY_FAILURE_WINDOW", default=600, minimum=1)
 
 # --- ScriptOps ----------------------------------------------------------------
 REDIS_URL = env_str("SCRIPTOPS_REDIS_URL") or None
@@ -173,8 +258,6 @@ OUTPUT_STORE = env_str("SCRIPTOPS_OUTPUT_STORE") or (
     "database" if DATABASES["default"]["ENGINE"].endswith("postgresql") else "local"
 )
 if OUTPUT_STORE not in ("local", "database"):
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured(f"SCRIPTOPS_OUTPUT_STORE must be local or database, not {OUTPUT_STORE!r}")
 # django-q2 worker processes: library scans and other background tasks. Runs do not
 # take one each: a runner process per host supervises up to MAX_RUNS of them at once.

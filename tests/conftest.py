@@ -16,6 +16,16 @@ from tests.factories import UserFactory
 ROLES = [Role.READONLY, Role.EXECUTOR, Role.USER, Role.ADMIN]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts with an empty cache: counters kept there (the rate limit, the bad
+    API keys per address, all from the test client's 127.0.0.1) never carry over from
+    another test of the same process."""
+    from django.core.cache import caches
+
+    caches["default"].clear()
+
+
 @pytest.fixture
 def roots(tmp_path: Path, settings) -> Path:
     """An allowed root, an uploads root and a runs folder of this test's own."""

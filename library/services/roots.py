@@ -11,6 +11,7 @@ from django.db import transaction
 
 from core.errors import InvalidInput
 from core.models import User
+from core.paths import path_check
 from library.models import FolderRoot
 
 
@@ -30,8 +31,7 @@ def root_path_check(path: str) -> Path:
     """The real path of an existing folder inside an allowed root, or :class:`LibraryError`."""
     if not isinstance(path, str) or not path.strip():
         raise LibraryError("path", "A folder path is required.")
-    if "\0" in path:
-        raise LibraryError("path", "The path contains a NUL byte.")
+    path_check(path, field="path", error=LibraryError)  # NUL, overlong path or name: 400
     if not os.path.isabs(path):
         raise LibraryError("path", f"{path!r} is not an absolute path.")
     real = Path(os.path.realpath(path))

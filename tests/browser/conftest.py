@@ -100,6 +100,10 @@ def login(browser: Browser, stack: Stack) -> Iterator[Callable[[str], Page]]:
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # What the Content-Security-Policy blocked counts as an error too (no_page_errors).
+        page.on(
+            "console", lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None
+        )
         page.errors = errors  # type: ignore[attr-defined]
         page.goto("/login/")
         page.fill("#id_username", username)

@@ -7,6 +7,8 @@ import uuid
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from tests.integration.helpers import (
     event_kinds,
@@ -152,3 +154,52 @@ def test_requests_without_a_valid_key_are_refused(stack: Stack, client: httpx.Cl
         assert forged.post("/api/run", json={"script_path": path}).status_code in (401, 403)
 
     assert run_count(client) == before
+
+
+# Addresses of their own (daphne, started with --proxy-headers, takes the client's from
+# X-Forwarded-For): the lockouts below never touch the other tests' 127.0.0.1.
+def test_failed_sign_ins_through_daphne_lock_the_address_out(stack: Stack) -> None:
+    stack.manage(
+        "shell",
+        "-c",
+        "from core.models import User; User.objects.create_user('it-alice', password='it-pw-1')",
+    )
+    guesser = {"X-Forwarded-For": "203.0.113.50"}
+    with httpx.Client(base_url=stack.url, timeout=30) as browser:
+        browser.get("/login/")
+        token = browser.cookies["csrftoken"]
+
+        def sign_in(password: str, headers: dict[str, str]) -> httpx.Response:
+            form = {"username": "it-alice", "password": password, "csrfmiddlewaretoken": token}
+            return browser.post("/login/", data=form, headers=headers)
+
+        codes = [sign_in("wrong", guesser).status_code for _ in range(5)]
+        refused = sign_in("it-pw-1", guesser)
+        elsewhere = sign_in("it-pw-1", {"X-Forwarded-For": "198.51.100.50"})
+
+    assert codes == [200] * 4 + [429]
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    assert "Too many failed sign-ins" in refused.text
+    assert "default-src 'self'" in refused.headers["Content-Security-Policy"]
+    assert elsewhere.status_code == 302
+
+
+def test_guessed_api_keys_through_daphne_are_answered_429_then_4429(stack: Stack) -> None:
+    guesser = {"X-Forwarded-For": "203.0.113.51"}
+    with httpx.Client(base_url=stack.url, timeout=30, headers=guesser) as http:
+        codes = [
+            http.get("/api/runs", headers={"Authorization": f"Bearer sops_guess-{i}"}).status_code
+            for i in range(20)
+        ]
+        refused = http.get("/api/runs", headers={"Authorization": f"Bearer {stack.key}"})
+
+    assert codes == [401] * 20
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) > 0
+    url = f"ws://127.0.0.1:{stack.port}/ws/runs/?api_key={stack.key}"
+    with (
+        connect(url, open_timeout=30, additional_headers=guesser) as ws,
+        pytest.raises(ConnectionClosed) as closed,
+    ):
+        ws.recv(timeout=30)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4429
+    assert stack.client().get("/api/runs").status_code == 200  # the key itself still works elsewhere

@@ -29,9 +29,14 @@
     return template.content;
   }
 
-  /** The Pygments stylesheet, once, with every rule scoped under .highlight. */
+  /**
+   * The Pygments stylesheet, once, with every rule scoped under .highlight. Adopted as a
+   * constructed stylesheet: the Content-Security-Policy (style-src 'self') blocks a
+   * <style> element, not the CSSOM.
+   */
+  let codeCssAdopted = false;
   function injectCodeCss(css) {
-    if (!css || $("#pygments-css")) return;
+    if (!css || codeCssAdopted) return;
     const scoped = css
       .replace(/\/\*[\s\S]*?\*\//g, "")
       .replace(/([^{}]+)\{/g, (match, selectors) => {
@@ -42,10 +47,10 @@
           .map((sel) => (sel.startsWith(".highlight") ? sel : `.highlight ${sel}`));
         return `${list.join(", ")} {`;
       });
-    const style = document.createElement("style");
-    style.id = "pygments-css";
-    style.textContent = scoped;
-    document.head.append(style);
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(scoped);
+    document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
+    codeCssAdopted = true;
   }
 
   async function loadContent() {
