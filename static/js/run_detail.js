@@ -433,6 +433,18 @@
   };
   let firstEventAt = null;
 
+  /** An event's value as text: a list of objects (a gate_failed event's violations) by
+   * their messages, not "[object Object]". */
+  function chipValue(v) {
+    if (Array.isArray(v)) {
+      const objects = v.some((item) => item && typeof item === "object");
+      return v
+        .map((item) => (item && typeof item === "object" ? item.message || JSON.stringify(item) : String(item)))
+        .join(objects ? "; " : " ");
+    }
+    return typeof v === "object" ? JSON.stringify(v) : String(v);
+  }
+
   function eventItem(ev) {
     const at = new Date(ev.timestamp);
     if (firstEventAt === null) firstEventAt = at;
@@ -445,7 +457,7 @@
           "span.chip.chip-kv",
           null,
           h("span.chip-k", null, k),
-          h("span.chip-v", null, Array.isArray(v) ? v.join(" ") : typeof v === "object" ? JSON.stringify(v) : String(v)),
+          h("span.chip-v", null, chipValue(v)),
         ),
       );
     return h(

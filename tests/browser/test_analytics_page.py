@@ -245,6 +245,9 @@ def test_a_run_page_compares_with_usual_and_shows_the_failed_gate(
     expect(gate).to_have_attribute("data-passed", "0")
     expect(gate).to_contain_text("failed")
     expect(gate).to_contain_text("rows 5 > max 1")
+    event = page.locator(".tl-event[data-kind=gate_failed]")
+    expect(event).to_contain_text("rows 5 > max 1")  # the violation's message
+    expect(event).not_to_contain_text("[object Object]")
     screenshot(page, "run-analytics")
     no_page_errors(page)
 
