@@ -205,8 +205,7 @@ class ContentFormat(serializers.Serializer[Any]):
     "notes",
     "history",
     "content",
-    "tag_attach",
-    "tag_detach",
+    "tag_attach",  # also documents tag_detach: a DELETE mapped onto the same route
     "run",
     "runs",
 )
