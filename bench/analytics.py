@@ -38,7 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.scale import SteadySampler  # noqa: E402
-from bench.util import running_stack, summary_ms  # noqa: E402
+from bench.util import browser_login, running_stack, summary_ms  # noqa: E402
 from tests.stack import CHROMIUM, CHROMIUM_ARGS, Stack  # noqa: E402
 
 TARGETS = {"analysis_p95_ms": 150, "export_rows_per_s": 200_000, "export_pss_growth_mb": 50, "record_ms": 2.0}
@@ -240,11 +240,7 @@ def first_chart(stack: Stack, *, repeats: int) -> dict[str, Any]:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         context = browser.new_context(base_url=stack.url, viewport={"width": 1360, "height": 900})
         page = context.new_page()
-        page.goto("/login/")
-        page.fill("input[name=username]", "bench")
-        page.fill("input[name=password]", "bench-pass-1")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{stack.url}/")
+        browser_login(page, stack)
         for _ in range(repeats):
             t = time.perf_counter()
             page.goto(f"/analytics/?{query}", wait_until="commit")

@@ -307,3 +307,12 @@ def drain_pipe(cmd: Sequence[str], chunk: int = 1 << 20, *, into: Path | None = 
             os.close(out)
             with contextlib.suppress(OSError):
                 os.unlink(into)  # type: ignore[arg-type]
+
+
+def browser_login(page: Any, stack: Any, username: str = "bench", password: str = "bench-pass-1") -> None:
+    """Sign a Playwright page in through the login form (the user made by the caller)."""
+    page.goto("/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{stack.url}/")

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.util import running_stack, summary_ms, wait_terminal  # noqa: E402
+from bench.util import browser_login, running_stack, summary_ms, wait_terminal  # noqa: E402
 from tests.stack import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
 SCRIPT = """import sys
@@ -64,11 +64,7 @@ def measure_viewer(quick: bool = False) -> dict[str, Any]:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             context = browser.new_context(base_url=stack.url, viewport={"width": 1360, "height": 900})
             page = context.new_page()
-            page.goto("/login/")
-            page.fill("input[name=username]", "bench")
-            page.fill("input[name=password]", "bench-pass-1")
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{stack.url}/")
+            browser_login(page, stack)
             for _ in range(repeats):
                 t = time.perf_counter()
                 page.goto(f"/runs/{run_id}/", wait_until="commit")
