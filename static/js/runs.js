@@ -217,9 +217,23 @@
     if (old) {
       const tr = rowFor(merged);
       if (statusChanged) tr.classList.add("flash");
+      else keepActions(old, tr, known, merged);
       old.replaceWith(tr);
     }
     return true;
+  }
+
+  /**
+   * A live row is redrawn several times a second (output counters, samples). When the
+   * actions that apply did not change, the new row keeps the old row's buttons: a click
+   * whose press and release straddle a redraw would otherwise land on two different
+   * buttons and never fire.
+   */
+  function keepActions(old, tr, before, after) {
+    const same = JSON.stringify(SO.runAllows(before)) === JSON.stringify(SO.runAllows(after));
+    const kept = old.querySelector("td.col-actions");
+    const fresh = tr.querySelector("td.col-actions");
+    if (same && kept && fresh) fresh.replaceWith(kept);
   }
 
   // -- feed ------------------------------------------------------------------------
