@@ -209,6 +209,9 @@ class Run(RunOptions):
     output_truncated = models.BooleanField(default=False)
     # -- supervision --
     host = models.CharField(max_length=255, blank=True)
+    host_id = models.CharField(
+        max_length=100, blank=True, db_index=True, help_text="Tells hosts with the same name apart."
+    )
     pid = models.IntegerField(null=True, blank=True)
     pid_create_time = models.FloatField(null=True, blank=True)
     worker_pid = models.IntegerField(null=True, blank=True)

@@ -282,6 +282,8 @@ SCHEDULER_MISFIRE_GRACE = env_float("SCRIPTOPS_SCHEDULER_MISFIRE_GRACE", default
 SCHEDULER_WEBHOOK_MAX_BYTES = env_int("SCRIPTOPS_WEBHOOK_MAX_BYTES", default=64 * 1024, minimum=1024)
 SCHEDULER_TICK_BATCH = env_int("SCRIPTOPS_SCHEDULER_TICK_BATCH", default=1000, minimum=1)
 HEARTBEAT_TIMEOUT = env_float("SCRIPTOPS_HEARTBEAT_TIMEOUT", default=30.0, minimum=2.0)
+# Tells this machine from others with the same host name (core.hostid); derived when unset.
+HOST_ID = env_str("SCRIPTOPS_HOST_ID", default="") or ""
 CONTROL_POLL_INTERVAL = env_float("SCRIPTOPS_CONTROL_POLL", default=0.05, minimum=0.01)
 SCRIPT_PYTHON = env_str("SCRIPTOPS_PYTHON") or sys.executable
 SCRIPT_PATH = env_str("SCRIPTOPS_SCRIPT_PATH") or "/usr/local/bin:/usr/bin:/bin"

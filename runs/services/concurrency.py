@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from typing import Literal
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.hostid import host_id, host_name
 from runs.events import run_changed
 from runs.models import ConcurrencyGate, EventKind, Run, RunEvent, RunStatus
 from runs.services.queue import runs_queue
@@ -50,7 +50,8 @@ def _taken() -> dict[str, object]:
         "status": RunStatus.RUNNING,
         "started_at": now,
         "heartbeat_at": now,
-        "host": socket.gethostname(),
+        "host": host_name(),
+        "host_id": host_id(),
         "worker_pid": os.getpid(),
         "wait_reason": "",
     }

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
-import socket
 import time
 import uuid
 from collections.abc import Iterable
@@ -27,6 +26,7 @@ from django_q.conf import Conf
 
 from analytics.models import RunAnalysis
 from core.errors import Conflict
+from core.hostid import host_id
 from core.models import User
 from prechecks.models import RunCheck
 from runs.engine import kill_process_tree
@@ -258,7 +258,8 @@ def run_dirs_sweep(*, min_age: float = SWEEP_MIN_AGE) -> int:
 
 
 def _worker_gone(worker_host: str, worker_pid: int | None, host: str) -> bool:
-    """On the worker's own host, a dead worker process is known at once.
+    """On the worker's own host (by :func:`core.hostid.host_id`, never by name alone), a
+    dead worker process is known at once.
 
     A zombie counts as dead: a worker killed together with its parent (the cluster
     stopping) stays a zombie until init reaps it, and ``os.kill(pid, 0)`` still
@@ -279,7 +280,7 @@ def run_fail_lost(*, run: Run, message: str, now: Any = None, host: str | None =
     ``worker_lost``, killing its process tree if it lives on this host. False if the run
     finished or beat meanwhile (compare-and-set on its status and heartbeat)."""
     now = now or timezone.now()
-    host = host or socket.gethostname()
+    host = host or host_id()
     last = run.heartbeat_at.isoformat() if run.heartbeat_at else "never"
     summary = run.error_summary_for(
         exit_code=None, stderr_snippet=message, status="failed", reason="worker_lost"
@@ -299,7 +300,7 @@ def run_fail_lost(*, run: Run, message: str, now: Any = None, host: str | None =
         if not claimed:
             return False
         killed = False
-        if run.host == host and run.pid:
+        if run.host_id == host and run.pid:
             killed = kill_process_tree(run.pid, run.pid_create_time)
         RunEvent.objects.create(
             run=run,
@@ -323,14 +324,14 @@ def run_reap_orphans(*, now: Any = None) -> list[str]:
     """
     now = now or timezone.now()
     limit = now - timedelta(seconds=settings.HEARTBEAT_TIMEOUT)
-    host = socket.gethostname()
+    host = host_id()
     reaped: list[str] = []
     # Light rows first (a runner host holds hundreds of runs, all candidates by their
     # host, and this runs every few seconds); each worker process is looked at once.
     candidates = (
         Run.objects.filter(status=RunStatus.RUNNING)
-        .filter(Q(heartbeat_at__lt=limit) | Q(host=host))
-        .values_list("pk", "heartbeat_at", "host", "worker_pid")
+        .filter(Q(heartbeat_at__lt=limit) | Q(host_id=host))
+        .values_list("pk", "heartbeat_at", "host_id", "worker_pid")
     )
     gone: dict[tuple[str, int | None], bool] = {}
     for pk, heartbeat_at, worker_host, worker_pid in candidates:

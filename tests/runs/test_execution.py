@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
+from core.hostid import host_id
 from runs.logstore import LogReader
 from runs.models import EventKind, Run, RunAttempt, RunStatus
 from runs.serializers import RunSerializer
@@ -103,7 +104,7 @@ def test_success_completes_with_events_attempt_and_metrics(make_script: Callable
     assert run.avg_cpu is not None and run.avg_cpu > 0
     assert run.started_at and run.finished_at and run.started_at <= run.finished_at
     assert run.resolved_path == str(script.resolve())
-    assert (run.host, run.worker_pid) == (socket.gethostname(), os.getpid())
+    assert (run.host, run.host_id, run.worker_pid) == (socket.gethostname(), host_id(), os.getpid())
     assert run.pid and run.pid_create_time
     assert stdout_of(run) == "starting\ndone\n"
     assert stdout_of(run, "stderr") == "a warning\n"
@@ -636,6 +637,7 @@ def test_reaper_fails_a_run_with_a_stale_heartbeat_and_kills_its_tree(
         started_at=stale,
         heartbeat_at=stale,
         host=socket.gethostname(),
+        host_id=host_id(),
         pid=orphan_process.pid,
         pid_create_time=leader.create_time(),
     )
@@ -660,6 +662,7 @@ def test_reaper_leaves_a_healthy_run_alone(
         status=RunStatus.RUNNING,
         heartbeat_at=timezone.now(),
         host=socket.gethostname(),
+        host_id=host_id(),
         worker_pid=os.getpid(),
         pid=orphan_process.pid,
         pid_create_time=psutil.Process(orphan_process.pid).create_time(),
@@ -682,6 +685,7 @@ def test_reaper_spares_a_recycled_pid(
         status=RunStatus.RUNNING,
         heartbeat_at=stale,
         host=socket.gethostname(),
+        host_id=host_id(),
         pid=orphan_process.pid,
         # The run's process started an hour earlier: this pid now names another process.
         pid_create_time=psutil.Process(orphan_process.pid).create_time() - 3600,
@@ -691,6 +695,41 @@ def test_reaper_spares_a_recycled_pid(
 
     assert run.events.get(kind=EventKind.ORPHANED).data["process_killed"] is False
     assert orphan_process.poll() is None
+
+
+@pytest.mark.django_db
+def test_reaper_judges_this_host_by_its_id_not_its_name(
+    make_script: Callable[..., Path], orphan_process: subprocess.Popen[bytes]
+):
+    """Two hosts may share a name (containers from one image): a run whose worker pid
+    does not exist here is another host's business unless the host ids match."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()  # a pid that exists nowhere on this machine now
+    fresh = timezone.now()
+    elsewhere = Run.objects.create(
+        script_path=str(make_script("job.sh", "sleep 300\n")),
+        status=RunStatus.RUNNING,
+        heartbeat_at=fresh,
+        host=socket.gethostname(),
+        host_id=f"{socket.gethostname()}#another-machine",
+        worker_pid=gone.pid,
+        pid=orphan_process.pid,
+        pid_create_time=psutil.Process(orphan_process.pid).create_time(),
+    )
+    here = Run.objects.create(
+        script_path=str(make_script("job2.sh", "sleep 300\n")),
+        status=RunStatus.RUNNING,
+        heartbeat_at=fresh,
+        host=socket.gethostname(),
+        host_id=host_id(),
+        worker_pid=gone.pid,
+    )
+
+    assert run_reap_orphans() == [str(here.pk)]
+
+    elsewhere.refresh_from_db()
+    assert elsewhere.status == RunStatus.RUNNING
+    assert orphan_process.poll() is None  # its tree is not this host's to kill
 
 
 @pytest.mark.django_db
