@@ -50,6 +50,9 @@ class Command(BaseCommand):
             children.append(("runner", runner))
             # Library scans and other background tasks.
             children.append(("workers", [sys.executable, manage, "qcluster"]))
+        else:
+            # No runner here to sweep this web host's uploads (manage.py housekeep).
+            children.append(("housekeeper", [sys.executable, manage, "housekeep"]))
         reap = None if options["no_worker"] else [sys.executable, manage, "reap_runs"]
         where = "" if options["no_web"] else f" on http://{options['host']}:{options['port']}/"
         self.stdout.write(
