@@ -26,7 +26,7 @@ CLEANUP_BATCH = 5000
 EXPORT_HEADER = ("recorded_at", "script_path", "run_id", "status", "source", "metric", "value")
 # Rows gathered before a chunk is handed to the server: one write per row would cost more
 # than the row itself; a few hundred rows is a few tens of KB.
-EXPORT_ROWS_PER_CHUNK = 500
+EXPORT_ROWS_PER_CHUNK = 4000
 
 
 def _metric_values(*, script_path: str, days: int, metrics: Sequence[str] | None) -> dict[str, list[float]]:
