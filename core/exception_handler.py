@@ -11,7 +11,8 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.template import loader
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -91,3 +92,55 @@ def json_404(request: HttpRequest, exception: Exception | None = None) -> JsonRe
 
 def json_500(request: HttpRequest) -> JsonResponse:
     return JsonResponse(error_body("internal_error", "Internal server error."), status=500)
+
+
+# -- the site's error pages: JSON for the API, an HTML page for a browser ------------------
+# Paths that only ever answer machines: they keep JSON whatever the Accept header says.
+_MACHINE_PREFIXES = ("/api/", "/ws/", "/events/", "/webhooks/", "/hooks/")
+
+_PAGES = {
+    400: ("Bad request", "The request could not be understood. Check the address and try again."),
+    403: ("Not allowed", "Your account's role does not allow this page. Ask an admin if you need it."),
+    404: ("Page not found", "There is nothing at this address. It may have moved, or the link is mistyped."),
+    500: (
+        "Something went wrong",
+        "The server hit an error it did not expect. It was logged; try again in a moment.",
+    ),
+}
+
+
+def wants_html(request: HttpRequest) -> bool:
+    """A browser asking for a page (``Accept: text/html``), outside the API's paths."""
+    if request.path.startswith(_MACHINE_PREFIXES):
+        return False
+    return "text/html" in request.headers.get("Accept", "")
+
+
+def _page(status: int) -> HttpResponse:
+    title, message = _PAGES[status]
+    # No request context: an error page must render whatever broke (sessions, the
+    # database, a context processor).
+    body = loader.render_to_string(
+        "errors/error.html", {"status": status, "title": title, "message": message}
+    )
+    return HttpResponse(body, status=status, content_type="text/html; charset=utf-8")
+
+
+def error_400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_html(request):
+        return _page(400)
+    return JsonResponse(error_body("bad_request", "Bad request."), status=400)
+
+
+def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if wants_html(request):
+        return _page(403)
+    return JsonResponse(error_body("permission_denied", "You do not have permission for this."), status=403)
+
+
+def error_404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return _page(404) if wants_html(request) else json_404(request, exception)
+
+
+def error_500(request: HttpRequest) -> HttpResponse:
+    return _page(500) if wants_html(request) else json_500(request)

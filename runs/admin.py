@@ -6,6 +6,7 @@ from django.db.models.functions import Length
 from django.http import HttpRequest
 
 from core.errors import Conflict
+from core.humanize import human_bytes, human_duration
 from core.permissions import caller
 from runs.models import RUN_OPTION_FIELDS, Run, RunAttempt, RunEvent, UploadedScript
 from runs.services import run_control
@@ -22,21 +23,46 @@ class ReadOnlyInline(admin.TabularInline[Any, Any]):
         return False
 
 
+class FiguresShown:
+    """Durations as durations, sizes as sizes (the model keeps seconds and bytes)."""
+
+    @admin.display(description="duration", ordering="duration")
+    def duration_shown(self, obj: Run | RunAttempt) -> str:
+        return human_duration(obj.duration)
+
+    @admin.display(description="peak memory", ordering="peak_rss")
+    def peak_rss_shown(self, obj: Run | RunAttempt) -> str:
+        return human_bytes(obj.peak_rss)
+
+
+# Fields shown through FiguresShown / RunAdmin's display methods instead of raw numbers.
+SHOWN = {"duration": "duration_shown", "peak_rss": "peak_rss_shown", "cpu_time": "cpu_time_shown"}
+
+
 class RunEventInline(ReadOnlyInline):
     model = RunEvent
     fields = ("timestamp", "kind", "data")
     readonly_fields = fields
 
 
-class RunAttemptInline(ReadOnlyInline):
+class RunAttemptInline(FiguresShown, ReadOnlyInline):
     model = RunAttempt
-    fields = ("number", "started_at", "finished_at", "exit_code", "run_status", "duration", "peak_rss")
+    fields = (
+        "number",
+        "started_at",
+        "finished_at",
+        "exit_code",
+        "run_status",
+        "duration_shown",
+        "peak_rss_shown",
+    )
     readonly_fields = fields
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin[Run]):
-    """Run records are read-only here: they change only through the runner."""
+class RunAdmin(FiguresShown, admin.ModelAdmin[Run]):
+    """Run records are read-only here: they change only through the runner (a view
+    page, no Save button); the cancel action goes through the runs service."""
 
     list_display = (
         "id",
@@ -46,7 +72,7 @@ class RunAdmin(admin.ModelAdmin[Run]):
         "paused",
         "exit_code",
         "attempts",
-        "duration",
+        "duration_shown",
         "created_by",
         "created_at",
     )
@@ -56,6 +82,7 @@ class RunAdmin(admin.ModelAdmin[Run]):
     ordering = ("-created_at",)
     inlines = [RunAttemptInline, RunEventInline]
     actions = ["cancel_runs"]
+    exclude = tuple(SHOWN)  # shown by the display methods instead
     list_select_related = ("created_by",)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -65,9 +92,16 @@ class RunAdmin(admin.ModelAdmin[Run]):
         options = [name for name in names if name in RUN_OPTION_FIELDS]
         rest = [name for name in names if name not in RUN_OPTION_FIELDS]
         after = rest.index("resolved_path") + 1
-        return [*rest[:after], *options, *rest[after:]]
+        return [SHOWN.get(name, name) for name in (*rest[:after], *options, *rest[after:])]
+
+    @admin.display(description="CPU time", ordering="cpu_time")
+    def cpu_time_shown(self, obj: Run) -> str:
+        return human_duration(obj.cpu_time)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     @admin.action(description="Cancel selected runs")
@@ -101,8 +135,8 @@ class RunEventAdmin(admin.ModelAdmin[RunEvent]):
 
 
 @admin.register(RunAttempt)
-class RunAttemptAdmin(admin.ModelAdmin[RunAttempt]):
-    list_display = ("run", "number", "run_status", "exit_code", "duration", "started_at")
+class RunAttemptAdmin(FiguresShown, admin.ModelAdmin[RunAttempt]):
+    list_display = ("run", "number", "run_status", "exit_code", "duration_shown", "started_at")
     list_filter = ("run_status",)
     search_fields = ("run__id",)
     list_select_related = ("run",)

@@ -50,6 +50,10 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("analytics.urls")),
 ]
 
+admin.site.site_header = "ScriptOps administration"
+admin.site.site_title = "ScriptOps admin"
+admin.site.index_title = "Operators' console"
+
 urlpatterns = [
     # The dashboard's pages (dashboard/): shells filled from the API by static/js/.
     path("", include("dashboard.urls")),
@@ -63,5 +67,8 @@ urlpatterns = [
     path("api/", include(api_patterns)),
 ]
 
-handler404 = "core.exception_handler.json_404"
-handler500 = "core.exception_handler.json_500"
+# JSON for the API and machines, an HTML page for a browser (core.exception_handler).
+handler400 = "core.exception_handler.error_400"
+handler403 = "core.exception_handler.error_403"
+handler404 = "core.exception_handler.error_404"
+handler500 = "core.exception_handler.error_500"

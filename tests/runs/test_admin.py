@@ -1,5 +1,5 @@
-"""The admin of runs: uploaded scripts' database copies are listed read-only, without
-their content."""
+"""The admin of runs: run pages are views (no Save) with durations as durations; uploaded
+scripts' database copies are listed read-only, without their content."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import uuid
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 
-from runs.models import UploadedScript
+from runs.models import Run, RunAttempt, RunStatus, UploadedScript
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -67,3 +68,34 @@ def test_uploaded_scripts_cannot_be_added_changed_or_deleted_in_the_admin(
     )
     uploaded.refresh_from_db()
     assert (uploaded.name, bytes(uploaded.content)) == ("job.py", SECRET)
+
+
+def test_the_admin_is_branded_and_a_run_page_is_a_view_without_save(admin_site: Client) -> None:
+    run = Run.objects.create(
+        script_path="/srv/scripts/job.py",
+        status=RunStatus.COMPLETED,
+        duration=192.4,
+        cpu_time=0.25,
+        peak_rss=40 * 1024 * 1024,
+    )
+    RunAttempt.objects.create(run=run, number=1, duration=3725.0, started_at=timezone.now())
+
+    index = admin_site.get("/admin/")
+    assert "ScriptOps administration" in index.content.decode()
+
+    page = admin_site.get(f"/admin/runs/run/{run.pk}/change/")
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert 'name="_save"' not in body and 'name="_continue"' not in body
+    assert "3 min 12 s" in body  # the run's duration
+    assert "1 h 2 min" in body  # its attempt's
+    assert "250 ms" in body and "40.0 MiB" in body
+    assert "192.4" not in body
+
+    listing = admin_site.get("/admin/runs/run/")
+    assert "3 min 12 s" in listing.content.decode()
+
+    # Read-only means read-only: a forged POST changes nothing.
+    admin_site.post(f"/admin/runs/run/{run.pk}/change/", {"script_path": "/etc/passwd"})
+    run.refresh_from_db()
+    assert run.script_path == "/srv/scripts/job.py"
