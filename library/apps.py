@@ -12,3 +12,9 @@ class LibraryConfig(AppConfig):
         from runs.live import feed_source_register
 
         feed_source_register("library.scans", scan_progress_feed)
+
+        # A launch of a library script is checked against its argparse parameters.
+        from library.arguments import launch_arguments_problems
+        from runs.request import launch_check_register
+
+        launch_check_register(name="library.arguments", check=launch_arguments_problems)

@@ -641,6 +641,31 @@ def run_request_clean(data: object) -> RunRequest:
     return request
 
 
+# -- checks of higher apps ------------------------------------------------------------------
+# "Would the script accept this launch?": a check per higher app (the library knows a
+# script's argparse parameters), registered in its AppConfig.ready(): runs never imports
+# upward. A check returns the problems it finds per field, none when it has nothing to say.
+LaunchCheck = Callable[[RunRequest], Mapping[str, FieldProblems]]
+_launch_checks: dict[str, LaunchCheck] = {}
+
+
+def launch_check_register(*, name: str, check: LaunchCheck) -> None:
+    """Register ``check`` for every launch a person or a client asks for (``POST
+    /api/run``, the library's run action, the execute stream); registering a ``name``
+    again replaces it (``ready()`` may run more than once in tests)."""
+    _launch_checks[name] = check
+
+
+def launch_check(request: RunRequest) -> None:
+    """Raise :class:`RunRequestInvalid` naming what the registered checks refuse in a
+    checked ``request``, before anything is queued."""
+    problems: dict[str, FieldProblems] = {}
+    for check in list(_launch_checks.values()):
+        problems.update(check(request))
+    if problems:
+        raise RunRequestInvalid(problems)
+
+
 def plan_resolve(
     request: RunRequest,
     *,

@@ -24,6 +24,7 @@ from runs.request import (
     RunRequest,
     RunRequestInvalid,
     dry_run_answer,
+    launch_check,
     run_request_clean,
 )
 from runs.selectors import run_analytics
@@ -150,9 +151,11 @@ def run_request_from(data: Any) -> RunRequest:
         data = dict(data)
         data.pop("csrfmiddlewaretoken", None)  # an HTML form's CSRF field is not a run option
     try:
-        return run_request_clean(data)
+        request = run_request_clean(data)
+        launch_check(request)  # the higher apps' checks (the script's own parameters)
     except RunRequestInvalid as exc:
         raise request_validation_error(exc) from exc
+    return request
 
 
 class RunRequestSerializer(serializers.Serializer[Any]):

@@ -370,7 +370,7 @@
         if (state.page === 1) scheduleReload(0);
       }
     } catch (err) {
-      SO.showFieldErrors(form, err);
+      SO.showFieldErrors(form, lib ? paramErrors(err, lib.parameters) : err);
     } finally {
       launching = false;
       buttons.forEach((b) => (b.disabled = false));
@@ -496,6 +496,29 @@
     );
   }
 
+  /** The server names a refused argument ``args.<name>``: put it on that parameter's field. */
+  function paramErrors(err, parameters) {
+    const details = (err && err.details) || {};
+    const mapped = {};
+    for (const [field, messages] of Object.entries(details)) {
+      const i = field.startsWith("args.") ? parameters.findIndex((p) => p.name === field.slice(5)) : -1;
+      mapped[i >= 0 ? `param:${i}` : field] = messages;
+    }
+    return { message: err && err.message, details: mapped };
+  }
+
+  const INT = /^[-+]?\d+$/;
+  /** What argparse would say of a value of an ``int``/``float`` parameter, or null. */
+  function typeProblem(p, value) {
+    const tokens = paramMany(p) ? value.split(/\s+/).filter(Boolean) : [value];
+    for (const token of tokens) {
+      if (p.type === "int" && !INT.test(token)) return `invalid int value: '${token}' (a whole number is expected)`;
+      if (p.type === "float" && (token === "" || !Number.isFinite(Number(token)))) return `invalid float value: '${token}'`;
+    }
+    if (typeof p.nargs === "number" && tokens.length !== p.nargs) return `expected ${p.nargs} values, got ${tokens.length}`;
+    return null;
+  }
+
   /** The parameter fields (and the free arguments) as one shell-quoted string, or errors. */
   function libraryArgs(form, parameters, extra) {
     const options = [];
@@ -517,6 +540,11 @@
       }
       if (!value) {
         if (p.required) errors[`param:${i}`] = [`${p.positional ? p.metavar || p.name : paramFlag(p)} is required by the script.`];
+        return;
+      }
+      const problem = typeProblem(p, value);
+      if (problem) {
+        errors[`param:${i}`] = [problem];
         return;
       }
       // Several values are typed as a shell would take them; one value is quoted whole.

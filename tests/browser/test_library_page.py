@@ -504,3 +504,41 @@ def test_a_readonly_user_sees_no_write_controls(
     assert not overflow, f"wider than a narrow screen: {overflow[:5]}"
     screenshot(page, "library-narrow")
     no_page_errors(page)
+
+
+def test_parameter_values_are_checked_in_the_browser_and_by_the_server_before_a_run_is_queued(
+    login: Callable[[str], Page], stack: Stack, api: httpx.Client
+) -> None:
+    root = indexed_root(api, stack, {"rotate.py": ROTATE})
+    script = root["scripts"]["rotate.py"]
+    before = api.get("/api/runs", params={"script": script["id"]}).json()["count"]
+    page = login("exe")
+    page.goto(f"/?script_id={script['id']}")
+    params = page.locator("#library-params")
+    params.get_by_label("folder").fill("/var/log")
+
+    # The browser: an int parameter given 1.5 never reaches the server.
+    params.get_by_label("--days").fill("1.5")
+    page.click("[data-testid=launch]")
+    expect(params.locator('[data-error-for="param:1"]')).to_contain_text("invalid int value: '1.5'")
+    expect(params.get_by_label("--days")).to_have_attribute("aria-invalid", "true")
+
+    # The server: the same mistake typed as a free argument is refused by argparse's own
+    # rules before a run is queued, and shown on the parameter's field.
+    params.get_by_label("--days").fill("")
+    page.locator("#launch-form [name=args]").fill("--days 1.5")
+    page.click("[data-testid=launch]")
+    expect(params.locator('[data-error-for="param:1"]')).to_contain_text(
+        "argument --days: invalid int value: '1.5'"
+    )
+    expect(page.locator('#launch-form [data-error-for="args"]')).to_contain_text(
+        "would refuse these arguments"
+    )
+    expect(page).to_have_url(re.compile(rf"/\?script_id={script['id']}$"))  # still on the form
+    assert api.get("/api/runs", params={"script": script["id"]}).json()["count"] == before
+
+    page.locator("#launch-form [name=args]").fill("")
+    params.get_by_label("--days").fill("2")
+    page.click("[data-testid=launch]")
+    expect(page).to_have_url(RUN_PAGE)
+    no_page_errors(page)

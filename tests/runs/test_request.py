@@ -165,6 +165,7 @@ def test_the_serializer_answers_the_domain_errors_with_their_codes(roots: Path) 
     assert serializer.errors["script_path"][0].code == "not_found"
 
 
+@pytest.mark.django_db  # the library's launch check looks the script up
 def test_the_serializer_hands_over_the_request(script: Path) -> None:
     serializer = RunRequestSerializer(data={"script_path": "job.py", "timeout": 5})
     assert serializer.is_valid(), serializer.errors
