@@ -42,7 +42,9 @@ from bench.util import browser_login, running_stack, summary_ms  # noqa: E402
 from tests.stack import CHROMIUM, CHROMIUM_ARGS, Stack  # noqa: E402
 
 TARGETS = {"analysis_p95_ms": 150, "export_rows_per_s": 200_000, "export_pss_growth_mb": 50, "record_ms": 2.0}
-PG_URL = os.environ.get("SCRIPTOPS_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/scriptops")
+# The server to bench on: each stack gets a fresh database there (tests.stack), so the
+# database named here is only where the reachability probe connects.
+PG_URL = os.environ.get("SCRIPTOPS_BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 METRICS = ("duration_seconds", "cpu_time_seconds", "peak_rss_mb", "exit_code", "output_bytes")
 STATUSES = ("completed",) * 9 + ("failed",)
 DAYS = 90
