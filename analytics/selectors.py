@@ -154,6 +154,44 @@ def sparklines(
     return out
 
 
+def expected_durations(
+    *, script_paths: Sequence[str], count: int = 30, min_runs: int = 3
+) -> dict[str, dict[str, float | int] | None]:
+    """``{script_path: {p50, p95, n}}`` of the durations of each script's last ``count``
+    successful runs (``completed``), None for a script with fewer than ``min_runs``: what a
+    running run's progress and "about 2 min left" are measured against. Two queries
+    whatever the number of scripts, as :func:`sparklines`."""
+    keys = {path_key(path): path for path in script_paths}
+    ids = dict(Series.objects.filter(path_key__in=keys, metric=DURATION).values_list("id", "path_key"))
+    values: dict[str, list[float]] = {path: [] for path in script_paths}
+    if ids:
+        ranked = (
+            Point.objects.filter(series_id__in=ids, status="completed")
+            .annotate(
+                rank=Window(
+                    RowNumber(),
+                    partition_by=[F("series_id")],
+                    order_by=[F("recorded_at").desc(), F("id").desc()],
+                )
+            )
+            .filter(rank__lte=count)
+            .values_list("series_id", "value")
+        )
+        for sid, value in ranked:
+            values[keys[ids[sid]]].append(value)
+    out: dict[str, dict[str, float | int] | None] = {}
+    for path, found in values.items():
+        if len(found) < min_runs:
+            out[path] = None
+            continue
+        out[path] = {
+            "p50": round(stats.percentile(found, 50), 3),
+            "p95": round(stats.percentile(found, 95), 3),
+            "n": len(found),
+        }
+    return out
+
+
 # -- history list and export -----------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^analytics/chart/?$", views.ChartView.as_view(), name="analytics-chart"),
     re_path(r"^analytics/overview/?$", views.OverviewView.as_view(), name="analytics-overview"),
     re_path(r"^analytics/sparklines/?$", views.SparklinesView.as_view(), name="analytics-sparklines"),
+    re_path(r"^analytics/expected/?$", views.ExpectedDurationsView.as_view(), name="analytics-expected"),
     re_path(
         r"^analytics/scripts/summary/?$", views.ScriptSummaryView.as_view(), name="analytics-script-summary"
     ),

@@ -427,6 +427,20 @@ class SparklinesView(APIView):
         return Response(selectors.sparklines(script_paths=query["script_path"]))
 
 
+class ExpectedDurationsView(APIView):
+    """``GET /api/analytics/expected?script_path=a&script_path=b``: p50/p95 of each
+    script's last 30 successful durations and how many there were (``null`` with fewer
+    than 3): what a running run's progress, "about 2 min left" and "running longer than
+    usual" are measured against."""
+
+    required_capability = Capability.READ
+
+    @extend_schema(parameters=[SparklineQuerySerializer], responses={200: OBJECT, 400: BAD_PARAMETER})
+    def get(self, request: Request) -> Response:
+        query = _query(SparklineQuerySerializer, request)
+        return Response(selectors.expected_durations(script_paths=query["script_path"]))
+
+
 class ScriptSummaryView(APIView):
     """``GET /api/analytics/scripts/summary``: a script's last 30 runs, trend, success rate."""
 

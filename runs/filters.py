@@ -1,6 +1,8 @@
 from typing import Any
 
 import django_filters
+from django.db.models import F, QuerySet, Window
+from django.db.models.functions import RowNumber
 
 from runs.models import Run, RunnerStatus, RunStatus
 
@@ -18,6 +20,11 @@ class RunFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filte
     source = django_filters.CharFilter()
     paused = django_filters.BooleanFilter()
     script = django_filters.NumberFilter(field_name="script_id", help_text="Library script id.")
+    latest_per_script = django_filters.ChoiceFilter(  # a typo is a 400, not "no filter"
+        choices=(("true", "true"), ("false", "false")),
+        method="filter_latest_per_script",
+        help_text="Only each script's newest run among those the other filters keep (group by script).",
+    )
 
     class Meta:
         model = Run
@@ -32,6 +39,7 @@ class RunFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filte
             "source",
             "paused",
             "script",
+            "latest_per_script",
         ]
 
     _form_class: type[Any] | None = None
@@ -46,3 +54,14 @@ class RunFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filte
             form_class = type(self)._form_class = super().get_form_class()
         assert form_class is not None
         return form_class
+
+    def filter_latest_per_script(self, queryset: QuerySet[Run], name: str, value: str) -> QuerySet[Run]:
+        if value != "true":
+            return queryset
+        # A row number per script, newest first, over what the other filters kept: one
+        # pass over those rows (no index on the path: a path may be longer than an index
+        # entry may be on PostgreSQL).
+        ranked = Window(
+            RowNumber(), partition_by=[F("script_path")], order_by=[F("created_at").desc(), F("id").desc()]
+        )
+        return queryset.annotate(script_rank=ranked).filter(script_rank=1)

@@ -163,6 +163,11 @@ class RunQuerySet(models.QuerySet["Run"]):
         return self.filter(status__in=ACTIVE)
 
 
+# Where runs come from (``Run.source``): the API, the dashboard's launch form, a library
+# script's run action, the scheduler, an upload, the execute stream, a restart.
+RUN_SOURCES = ("api", "dashboard", "library", "scheduler", "upload", "execute", "restart")
+
+
 class Run(RunOptions):
     """A run record: the request's parameters, its state, its results and metrics."""
 
@@ -180,7 +185,7 @@ class Run(RunOptions):
     stream_output = models.BooleanField(default=False)
     monitor_interval = models.FloatField(default=0.1)
     enable_history = models.BooleanField(default=True)
-    source = models.CharField(max_length=20, default="api")
+    source = models.CharField(max_length=20, default="api")  # one of RUN_SOURCES
     # -- state --
     status = models.CharField(
         max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True
@@ -217,6 +222,9 @@ class Run(RunOptions):
     worker_pid = models.IntegerField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True, db_index=True)
     task_id = models.CharField(max_length=64, blank=True)
+    task_name = models.CharField(
+        max_length=200, blank=True, help_text="The scheduled task that launched it (its name then)."
+    )
     # -- concurrency: at most ``concurrency_limit`` runs with the same key run at once,
     # on every worker; the others wait queued, in order, with ``wait_reason`` set --
     concurrency_key = models.CharField(max_length=100, blank=True, db_index=True)

@@ -303,6 +303,7 @@ class RunSerializer(serializers.ModelSerializer[Run]):
             "enable_secret_scanning",
             "enable_dependency_scanning",
             "source",
+            "task_name",
             "correlation_id",
             "created_at",
             "started_at",

@@ -46,6 +46,16 @@ def _queue_run(request: Request, data: Any, *, source: str) -> Response:
     return Response(run_record(run), status=status.HTTP_202_ACCEPTED)
 
 
+DASHBOARD_HEADER = "X-ScriptOps-Client"
+
+
+def _api_or_dashboard(request: Request) -> str:
+    """``dashboard`` for a launch from the dashboard's form (a signed-in browser session
+    whose page says so, not an API key), else ``api``."""
+    from_page = request.headers.get(DASHBOARD_HEADER) == "dashboard"
+    return "dashboard" if from_page and request.auth is None and request.user.is_authenticated else "api"
+
+
 class RunCreateView(APIView):
     """``POST /api/run``: queue a script execution (202 with the RunRecord)."""
 
@@ -56,7 +66,7 @@ class RunCreateView(APIView):
         responses={202: RunSerializer, 200: OpenApiResponse(description="dry_run: the plan")},
     )
     def post(self, request: Request) -> Response:
-        return _queue_run(request, request.data, source="api")
+        return _queue_run(request, request.data, source=_api_or_dashboard(request))
 
 
 class RunUploadView(APIView):

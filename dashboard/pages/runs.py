@@ -24,7 +24,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from core.roles import Role
 from dashboard.pages.base import page as _page
 from dashboard.pages.base import role_context
-from runs.models import LogLevel, RetryStrategy, Run, RunnerStatus, RunStatus
+from runs.models import RUN_SOURCES, LogLevel, RetryStrategy, Run, RunnerStatus, RunStatus
 from runs.selectors import run_analytics
 from runs.serializers import run_record
 
@@ -39,6 +39,7 @@ def runs_page(request: HttpRequest) -> HttpResponse:
         "runs",
         statuses=RunStatus.values,
         run_statuses=RunnerStatus.values,
+        sources=RUN_SOURCES,
         log_levels=LogLevel.values,
         retry_strategies=RetryStrategy.values,
     )

@@ -99,7 +99,7 @@ def task_environment(
 def _run_params(task: ScheduledTask, *, env: dict[str, str], force: bool = False) -> dict[str, Any]:
     """The fields of a run of ``task`` (raises Conflict for a library script that cannot run)."""
     # system_env: set by ScriptOps, not the caller, so SCRIPTOPS_* names pass the deny list.
-    params: dict[str, Any] = {**task.run_options(), "system_env": env}
+    params: dict[str, Any] = {**task.run_options(), "system_env": env, "task_name": task.name}
     concurrency: tuple[str, int | None] | None = task.concurrency()
     if force and concurrency is not None:
         # A forced run starts now (no limit of its own) but keeps the task's key, so the

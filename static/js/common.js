@@ -110,7 +110,8 @@
 
   /** One request; resolves to {status, ok, data, headers}. Never throws for HTTP errors. */
   SO.request = async function request(method, url, payload, { signal } = {}) {
-    const headers = { Accept: "application/json" };
+    // The header tells a launch from these pages (source "dashboard") from an API client's.
+    const headers = { Accept: "application/json", "X-ScriptOps-Client": "dashboard" };
     const init = { method, headers, credentials: "same-origin", signal };
     if (payload !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -505,12 +506,14 @@
    * The control buttons a role may use, enabled when the run's state allows them.
    * ``onDone(action, result)`` is called after a successful action.
    */
-  SO.actionButtons = function actionButtons(run, { size = "sm", withDelete = false, onDone } = {}) {
+  SO.actionButtons = function actionButtons(run, { size = "sm", withDelete = false, onDone, applicableOnly = false } = {}) {
     const group = SO.h("span.actions");
     if (!SO.can.execute) return group;
     const allows = SO.runAllows(run);
     const make = (action, label, cls) => {
       const enabled = allows[action];
+      // A table row shows only what applies to its run (no greyed buttons on every row).
+      if (applicableOnly && !enabled) return null;
       const button = SO.h(
         `button.btn.btn-${size}.${cls}`,
         {
@@ -529,15 +532,19 @@
         if (result && onDone) onDone(action, result);
         else button.disabled = !SO.runAllows(run)[action];
       };
+      // What cannot be undone asks first: delete, kill, and a restart that ends a live run.
       if (action === "remove") SO.confirmButton(button, "Really delete?", perform);
+      else if (action === "kill") SO.confirmButton(button, "Really kill?", perform);
+      else if (action === "restart" && SO.isActive(run)) SO.confirmButton(button, "End it and restart?", perform);
       else button.addEventListener("click", perform);
       return button;
     };
-    group.append(make("stop", "Stop", "btn-warn"));
-    group.append(make("kill", "Kill", "btn-danger"));
-    group.append(run.paused && run.status === "running" ? make("resume", "Resume", "btn-soft") : make("pause", "Pause", "btn-soft"));
-    group.append(make("restart", "↺ Restart", "btn-soft"));
-    if (withDelete && SO.can.remove) group.append(make("remove", "Delete", "btn-danger-ghost"));
+    const add = (button) => button && group.append(button);
+    add(make("stop", "Stop", "btn-warn"));
+    add(make("kill", "Kill", "btn-danger"));
+    add(run.paused && run.status === "running" ? make("resume", "Resume", "btn-soft") : make("pause", "Pause", "btn-soft"));
+    add(make("restart", "↺ Restart", "btn-soft"));
+    if (withDelete && SO.can.remove) add(make("remove", "Delete", "btn-danger-ghost"));
     return group;
   };
 

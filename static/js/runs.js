@@ -9,8 +9,18 @@
   const els = { body: $("#runs-body"), wrap: $("#runs-wrap") };
   // Filters, page and URL: the shared list helper (common.js). Its state also keeps the rows.
   const list = SO.listView({
-    filters: ["status", "run_status", "search"],
-    controls: { search: $("#f-search"), status: $("#f-status"), run_status: $("#f-run-status") },
+    filters: ["status", "run_status", "search", "source", "created_by", "script_path", "created_after", "created_before", "latest_per_script"],
+    controls: {
+      search: $("#f-search"),
+      status: $("#f-status"),
+      run_status: $("#f-run-status"),
+      source: $("#f-source"),
+      created_by: $("#f-user"),
+      script_path: $("#f-script"),
+      created_after: $("#f-after"),
+      created_before: $("#f-before"),
+      latest_per_script: $("#f-latest"),
+    },
     form: $("#filters"),
     url: () => "/api/runs",
     wrap: els.wrap,
@@ -21,22 +31,29 @@
     onPage: (results) => {
       state.order = results.map((r) => r.id);
       state.rows = new Map(results.map((r) => [r.id, r]));
+      for (const id of [...state.selected]) if (!state.rows.has(id)) state.selected.delete(id);
       renderTable();
       loadSparks();
+      loadExpected();
     },
     onError: (err) => {
       SO.clear(els.body).append(
-        h("tr.empty-row", null, h("td.empty", { colspan: "7" }, h("div.empty-title", null, "Could not load the runs"), h("div.muted", null, err.message))),
+        h("tr.empty-row", null, h("td.empty", { colspan: String(COLUMNS) }, h("div.empty-title", null, "Could not load the runs"), h("div.muted", null, err.message))),
       );
     },
   });
   const state = list.state;
+  $("#filters-more").addEventListener("submit", (event) => event.preventDefault()); // Enter filters, never reloads
   let libraryLaunch = null; // the library script the launch form was opened for (?script_id=)
   state.rows = new Map(); // id -> run (as last seen from the API or the feed)
   state.order = [];
   state.highlight = new Set(); // ids to flash when they first appear
   const load = () => list.load();
   state.sparks = new Map(); // script path -> its last durations (oldest first)
+  state.expected = new Map(); // script path -> {p50, p95, n} of its recent successful runs, or null
+  state.selected = new Set(); // ids ticked for a bulk delete
+  const SELECTABLE = SO.can.remove; // the select column only for those who may delete
+  const COLUMNS = SELECTABLE ? 8 : 7;
 
   // -- duration sparklines (one request for the page's scripts) ---------------------
   const SVG = "http://www.w3.org/2000/svg";
@@ -122,14 +139,67 @@
         fillSpark(slot);
         return slot;
       })(),
+      run.task_name ? h("span.chip.chip-task", { title: "Launched by this scheduled task", dataset: { testid: "run-task" } }, `⏱ ${run.task_name}`) : null,
+      run.args && run.args.length ? h("div.run-args.mono", { title: run.args.join(" "), dataset: { testid: "run-args" } }, run.args.join(" ")) : null,
       h("div.script-sub.muted", null, who || null, dir && who ? " · " : null, dir ? h("span.mono", null, dir) : null),
     );
+  }
+
+  // -- progress of running runs against the script's usual duration --------------------
+  /** "about 2 min left" / "longer than usual" for a running run, from its script's p50/p95. */
+  function progressOf(run, elapsed) {
+    const usual = state.expected.get(run.script_path);
+    if (!usual || !(usual.p50 > 0)) return null;
+    if (elapsed > usual.p95) return { fraction: 1, over: true, text: "running longer than usual" };
+    const left = Math.max(usual.p50 - elapsed, 0);
+    const text = left < 1 ? "about to finish" : `about ${fmt.duration(left)} left`;
+    return { fraction: Math.min(elapsed / usual.p50, 1), over: false, text };
+  }
+  function progressNode(run) {
+    const node = h("div.run-progress", { dataset: { testid: "run-progress", since: run.started_at } });
+    paintProgress(node, run);
+    return node;
+  }
+  function paintProgress(node, run) {
+    const elapsed = (Date.now() - new Date(run.started_at)) / 1000;
+    const p = progressOf(run, elapsed);
+    node.hidden = !p;
+    if (!p) return;
+    const usual = state.expected.get(run.script_path);
+    const fill = h("span.progress-fill");
+    fill.style.width = `${(p.fraction * 100).toFixed(1)}%`; // CSSOM, not a style attribute: the CSP allows it
+    SO.clear(node).append(
+      h("span.progress-track", { role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(p.fraction * 100)), "aria-label": `Progress against the usual ${fmt.duration(usual.p50)}` }, fill),
+      h(`span.progress-text${p.over ? ".over" : ""}`, { title: `usually ${fmt.duration(usual.p50)} (p50 of ${usual.n}), p95 ${fmt.duration(usual.p95)}` }, p.text),
+    );
+    node.classList.toggle("over", p.over);
+  }
+  async function loadExpected() {
+    const running = state.order.map((id) => state.rows.get(id)).filter((r) => r && r.status === "running");
+    const paths = [...new Set(running.map((r) => r.script_path))].filter((p) => !state.expected.has(p)).slice(0, 100);
+    if (!paths.length) return;
+    const q = new URLSearchParams(paths.map((p) => ["script_path", p]));
+    try {
+      const found = await SO.api("GET", `/api/analytics/expected?${q}`);
+      for (const [path, usual] of Object.entries(found)) state.expected.set(path, usual);
+    } catch (err) {
+      return; // progress is a nicety: the table stands without it
+    }
+    for (const node of SO.$$(".run-progress[data-since]", els.body)) {
+      const run = state.rows.get(node.closest("tr").dataset.id);
+      if (run) paintProgress(node, run);
+    }
   }
 
   function durationOf(run) {
     if (run.duration !== null && run.duration !== undefined) return fmt.duration(run.duration);
     if (run.status === "running" && run.started_at) {
-      return h("span.ticking", { dataset: { since: run.started_at } }, fmt.duration((Date.now() - new Date(run.started_at)) / 1000));
+      return h(
+        "span.duration-live",
+        null,
+        h("span.ticking", { dataset: { since: run.started_at } }, fmt.duration((Date.now() - new Date(run.started_at)) / 1000)),
+        progressNode(run),
+      );
     }
     return h("span.muted", null, "–");
   }
@@ -137,6 +207,28 @@
   function rowFor(run) {
     const tr = h("tr", { dataset: { id: run.id, status: run.status }, class: `status-${run.status}` });
     const cid = run.correlation_id || "";
+    if (SELECTABLE) {
+      const active = SO.isActive(run);
+      tr.append(
+        h(
+          "td.col-select",
+          null,
+          h("input", {
+            type: "checkbox",
+            checked: state.selected.has(run.id),
+            disabled: active,
+            title: active ? "Stop it first: an active run cannot be deleted" : "Select for deletion",
+            "aria-label": `Select run ${fmt.shortId(cid || run.id)}`,
+            dataset: { select: run.id },
+            onchange: (e) => {
+              if (e.target.checked) state.selected.add(run.id);
+              else state.selected.delete(run.id);
+              renderSelection();
+            },
+          }),
+        ),
+      );
+    }
     tr.append(
       h("td.col-id", null, h("a.mono.cid", { href: `/runs/${run.id}/`, title: `correlation id ${cid}\nrun id ${run.id}` }, fmt.shortId(cid || run.id))),
       scriptCell(run),
@@ -152,7 +244,7 @@
           null,
           h("a.btn.btn-sm.btn-link", { href: `/runs/${run.id}/#output`, dataset: { action: "logs" } }, "Logs"),
           h("a.btn.btn-sm.btn-link", { href: `/runs/${run.id}/`, dataset: { action: "details" } }, "Details"),
-          SO.actionButtons(run, { onDone: (action, result) => afterAction(run, action, result) }),
+          SO.actionButtons(run, { applicableOnly: true, onDone: (action, result) => afterAction(run, action, result) }),
         ),
       ),
     );
@@ -169,7 +261,7 @@
   }
 
   function renderEmpty() {
-    const cell = h("td.empty", { colspan: "7" });
+    const cell = h("td.empty", { colspan: String(COLUMNS) });
     if (list.active()) {
       cell.append(
         h("div.empty-title", null, "No runs match these filters"),
@@ -184,7 +276,57 @@
     SO.clear(els.body).append(h("tr.empty-row", null, cell));
   }
 
+  // -- bulk delete -------------------------------------------------------------------
+  const bulk = { bar: $("#bulk-bar"), count: $("#bulk-count"), all: $("#select-all"), del: $("#bulk-delete") };
+  function renderSelection() {
+    if (!SELECTABLE || !bulk.bar) return;
+    const n = state.selected.size;
+    bulk.bar.hidden = n === 0;
+    bulk.count.textContent = `${n} run${n === 1 ? "" : "s"} selected`;
+    const selectable = state.order.filter((id) => { const r = state.rows.get(id); return r && !SO.isActive(r); });
+    bulk.all.checked = selectable.length > 0 && selectable.every((id) => state.selected.has(id));
+    bulk.all.indeterminate = !bulk.all.checked && selectable.some((id) => state.selected.has(id));
+  }
+  if (SELECTABLE && bulk.bar) {
+    bulk.all.hidden = false;
+    bulk.all.addEventListener("change", () => {
+      for (const id of state.order) {
+        const r = state.rows.get(id);
+        if (!r || SO.isActive(r)) continue;
+        if (bulk.all.checked) state.selected.add(id);
+        else state.selected.delete(id);
+      }
+      for (const box of SO.$$("input[data-select]", els.body)) box.checked = state.selected.has(box.dataset.select);
+      renderSelection();
+    });
+    $("#bulk-clear").addEventListener("click", () => {
+      state.selected.clear();
+      for (const box of SO.$$("input[data-select]", els.body)) box.checked = false;
+      renderSelection();
+    });
+    SO.confirmButton(bulk.del, "Really delete them?", async () => {
+      const ids = [...state.selected];
+      bulk.del.disabled = true;
+      try {
+        const result = await SO.api("DELETE", "/api/runs", ids);
+        const n = (result && result.deleted) || ids.length;
+        SO.toast(`Deleted ${n} run${n === 1 ? "" : "s"}.`, { kind: "success" });
+        state.selected.clear();
+        renderSelection();
+        load();
+      } catch (err) {
+        SO.toast(`Could not delete the runs: ${err.message}`, { kind: "error" });
+      } finally {
+        bulk.del.disabled = false;
+      }
+    });
+  } else {
+    const head = $("#runs-table thead .col-select");
+    if (head) head.remove();
+  }
+
   function renderTable() {
+    renderSelection();
     if (!state.order.length) return renderEmpty();
     const frag = document.createDocumentFragment();
     for (const id of state.order) {
@@ -213,6 +355,7 @@
     const merged = { ...known, ...run };
     const statusChanged = known.status !== merged.status || known.run_status !== merged.run_status || known.paused !== merged.paused;
     state.rows.set(run.id, merged);
+    if (merged.status === "running" && !state.expected.has(merged.script_path)) loadExpected();
     const old = els.body.querySelector(`tr[data-id="${CSS.escape(run.id)}"]`);
     if (old) {
       const tr = rowFor(merged);
@@ -271,10 +414,14 @@
     },
   });
 
-  // Durations of running rows tick every second without a re-render.
+  // Durations and progress of running rows tick every second without a re-render.
   setInterval(() => {
     for (const node of SO.$$(".ticking[data-since]")) {
       node.textContent = fmt.duration((Date.now() - new Date(node.dataset.since)) / 1000);
+    }
+    for (const node of SO.$$(".run-progress[data-since]", els.body)) {
+      const run = state.rows.get(node.closest("tr").dataset.id);
+      if (run && run.status === "running") paintProgress(node, run);
     }
   }, 1000);
 

@@ -171,6 +171,22 @@ def test_sparklines_need_one_to_a_hundred_scripts(api: APIClient, query: str) ->
     bad_field(api.get("/api/analytics/sparklines" + query), "script_path")
 
 
+def test_expected_durations_are_percentiles_of_the_last_30_successful_runs(api: APIClient) -> None:
+    values = [float(v) for v in range(1, 51)]
+    statuses = ["failed" if v % 5 == 0 else "completed" for v in range(1, 51)]
+    record(values, statuses=statuses)
+    record([3.0, 4.0], script_path=OTHER)  # too few to say what is usual
+    body = api.get(f"/api/analytics/expected?script_path={SCRIPT}&script_path={OTHER}").json()
+    successful = [v for v, s in zip(values, statuses, strict=True) if s == "completed"][-30:]
+    assert body[SCRIPT] == {
+        "p50": round(float(np.percentile(successful, 50)), 3),
+        "p95": round(float(np.percentile(successful, 95)), 3),
+        "n": 30,
+    }
+    assert body[OTHER] is None
+    bad_field(api.get("/api/analytics/expected"), "script_path")
+
+
 def test_script_summary_has_the_last_30_runs_trend_success_rate_and_median(api: APIClient) -> None:
     values = [float(v) for v in range(1, 41)]
     statuses = ["failed" if i % 4 == 0 else "completed" for i in range(40)]

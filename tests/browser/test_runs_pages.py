@@ -149,7 +149,9 @@ def test_runs_table_updates_live_and_a_ticker_is_paused_stopped_and_restarted(
 
     # The row is redrawn as the run's counters move; its buttons are kept while the
     # actions that apply stay the same, so a click straddling a redraw is not lost.
-    row.locator("[data-action=pause]").evaluate("b => { b.dataset.seen = '1'; b.closest('tr').dataset.old = '1'; }")
+    row.locator("[data-action=pause]").evaluate(
+        "b => { b.dataset.seen = '1'; b.closest('tr').dataset.old = '1'; }"
+    )
     expect(row).not_to_have_attribute("data-old", "1", timeout=RUN_TIMEOUT)
     expect(row.locator("[data-action=pause]")).to_have_attribute("data-seen", "1")
 
@@ -180,7 +182,12 @@ def test_runs_table_updates_live_and_a_ticker_is_paused_stopped_and_restarted(
     expect(page.locator("#run-badges [data-badge=status]")).to_have_text("running", timeout=RUN_TIMEOUT)
     expect(page.locator("[data-testid=terminal]")).to_contain_text("tick", timeout=RUN_TIMEOUT)
 
-    actions.locator("[data-action=kill]").click()
+    # A kill asks first: the first click only arms the button.
+    kill = actions.locator("[data-action=kill]")
+    kill.click()
+    expect(kill).to_have_text("Really kill?")
+    expect(page.locator("#run-badges [data-badge=status]")).to_have_text("running")
+    kill.click()
     expect(page.locator("#run-badges [data-badge=status]")).to_have_text("cancelled", timeout=RUN_TIMEOUT)
     expect(page.locator("#run-badges [data-badge=run]")).to_have_text("killed")
     no_page_errors(page)
@@ -274,4 +281,99 @@ def test_only_user_and_admin_roles_may_delete_a_finished_run(
     expect(page.get_by_role("heading", name="Runs", exact=True)).to_be_visible()
     expect(page.locator(f"#runs-body tr[data-id='{run['id']}']")).to_have_count(0)
     assert api.get(f"/api/runs/{run['id']}").status_code == 404
+    no_page_errors(page)
+
+
+def test_runs_table_filters_selects_and_shows_progress_arguments_and_the_task(
+    login: Callable[[str], Page], stack: Stack, api: httpx.Client
+) -> None:
+    token = uuid.uuid4().hex[:8]
+    name = f"eta-{token}.sh"
+    write_script(stack, name, 'sleep "$1"\necho "slept $1"\n')
+    # Three successful runs of about 2 s: what "usual" means for this script.
+    done = [start_run(api, name, args=["2"]) for _ in range(3)]
+    for run in done:
+        wait_until(
+            lambda run=run: api.get(f"/api/runs/{run['id']}").json()["status"] == "completed", timeout=60
+        )
+    live = start_run(api, name, args=["90"])
+    task = api.post(
+        "/api/scheduler/tasks",
+        json={
+            "name": f"eta-task-{token}",
+            "script_path": name,
+            "args": ["0"],
+            "schedule_type": "interval",
+            "interval_seconds": 3600,
+        },
+    )
+    assert task.status_code == 201, task.text
+    fired = api.post(f"/api/scheduler/tasks/{task.json()['id']}/run")
+    assert fired.status_code in (200, 201, 202), fired.text
+
+    page = login("adm")
+    page.get_by_test_id("filter-script").fill(token)
+    body = page.locator("#runs-body")
+    expect(body.locator("tr[data-id]")).to_have_count(5)
+
+    # A running row: its arguments, progress against the usual ~2 s, then "longer than usual".
+    row = body.locator(f"tr[data-id='{live['id']}']")
+    expect(row.get_by_test_id("run-args")).to_have_text("90")
+    expect(row.get_by_test_id("run-progress")).to_be_visible(timeout=RUN_TIMEOUT)
+    expect(row.get_by_test_id("run-progress")).to_contain_text(
+        "running longer than usual", timeout=RUN_TIMEOUT
+    )
+    # Only the actions that apply: a running row can be stopped, a finished one only restarted.
+    expect(row.locator("[data-action=stop]")).to_be_visible()
+    finished = body.locator(f"tr[data-id='{done[0]['id']}']")
+    expect(finished.locator("[data-action=restart]")).to_be_visible()
+    expect(finished.locator("[data-action=stop], [data-action=kill], [data-action=pause]")).to_have_count(0)
+    # The scheduled task's run names its task.
+    expect(body.get_by_test_id("run-task")).to_have_text(f"⏱ eta-task-{token}", timeout=RUN_TIMEOUT)
+
+    # Source filter: only the scheduler's run.
+    page.get_by_test_id("filter-source").select_option("scheduler")
+    expect(body.locator("tr[data-id]")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"source=scheduler"))
+    page.get_by_test_id("filter-source").select_option("")
+    # Group by script: one row, the newest.
+    page.get_by_test_id("filter-latest").check()
+    expect(body.locator("tr[data-id]")).to_have_count(1)
+    page.get_by_test_id("filter-latest").uncheck()
+    expect(body.locator("tr[data-id]")).to_have_count(5)
+
+    # Bulk delete: the finished runs on the page; the running one cannot be selected.
+    expect(row.locator("input[data-select]")).to_be_disabled()
+    wait_until(
+        lambda: all(
+            r["status"] not in ("running", "queued") or r["id"] == live["id"]
+            for r in api.get("/api/runs", params={"script_path": token}).json()["results"]
+        ),
+        timeout=60,
+    )
+    page.get_by_test_id("select-all").check()
+    expect(page.get_by_test_id("bulk-bar")).to_contain_text("4 runs selected")
+    page.get_by_test_id("bulk-delete").click()
+    expect(page.get_by_test_id("bulk-delete")).to_have_text("Really delete them?")
+    page.get_by_test_id("bulk-delete").click()
+    expect(body.locator("tr[data-id]")).to_have_count(1)
+    remaining = api.get("/api/runs", params={"script_path": token}).json()
+    assert [r["id"] for r in remaining["results"]] == [live["id"]]
+    api.post(f"/api/runs/{live['id']}/kill")
+    no_page_errors(page)
+
+
+def test_a_run_launched_from_the_form_says_it_came_from_the_dashboard(
+    login: Callable[[str], Page], stack: Stack, api: httpx.Client
+) -> None:
+    token = uuid.uuid4().hex[:8]
+    write_script(stack, f"from-page-{token}.sh", "echo hi\n")
+    page = login("exe")
+    page.fill("[data-testid=script-path]", f"from-page-{token}.sh")
+    page.click("[data-testid=launch]")
+    page.get_by_test_id("filter-source").select_option("dashboard")
+    page.get_by_test_id("filter-script").fill(token)
+    expect(page.locator("#runs-body tr[data-id]")).to_have_count(1)
+    run_id = page.locator("#runs-body tr[data-id]").get_attribute("data-id")
+    assert api.get(f"/api/runs/{run_id}").json()["source"] == "dashboard"
     no_page_errors(page)

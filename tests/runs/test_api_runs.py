@@ -97,6 +97,36 @@ def test_filter_by_script_path_created_by_and_dates(client: APIClient) -> None:
     assert_error(client.get("/api/runs", {"correlation_id": "not-a-uuid"}), 400)
 
 
+def test_latest_per_script_keeps_each_scripts_newest_run_among_the_filtered(client: APIClient) -> None:
+    now = timezone.now()
+    a_old = RunFactory(script_path="/srv/a.py", created_at=now - timedelta(hours=3))
+    a_new = RunFactory(script_path="/srv/a.py", created_at=now - timedelta(hours=1))
+    b_failed = RunFactory(
+        script_path="/srv/b.sh",
+        status=RunStatus.FAILED,
+        run_status="failed",
+        created_at=now - timedelta(hours=2),
+    )
+    b_new = RunFactory(script_path="/srv/b.sh", created_at=now)
+
+    grouped = client.get("/api/runs", {"latest_per_script": "true"}).json()
+    assert grouped["count"] == 2
+    assert [r["id"] for r in grouped["results"]] == [str(b_new.pk), str(a_new.pk)]
+    # Over what the other filters keep: each script's newest failed run.
+    failed = client.get("/api/runs", {"latest_per_script": "true", "status": "failed"})
+    assert ids(failed) == [str(b_failed.pk)]
+    assert ids(client.get("/api/runs", {"latest_per_script": "false"}))[-1] == str(a_old.pk)
+    assert_error(client.get("/api/runs", {"latest_per_script": "sometimes"}), 400)
+
+
+def test_filter_by_source(client: APIClient) -> None:
+    scheduled = RunFactory(source="scheduler", task_name="nightly backup")
+    RunFactory(source="api")
+    rows = client.get("/api/runs", {"source": "scheduler"}).json()["results"]
+    assert [r["id"] for r in rows] == [str(scheduled.pk)]
+    assert rows[0]["task_name"] == "nightly backup"
+
+
 def test_list_rows_are_run_records(client: APIClient) -> None:
     alice = UserFactory(username="alice")
     runs = [

@@ -99,3 +99,23 @@ def test_with_the_database_broker_the_tasks_commit_with_the_runs(
         (run,) = runs_enqueue_many(requests=[{"script_path": str(script)}], source="test")
     (task,) = OrmQ.objects.all()
     assert task.task["args"] == (str(run.pk),)
+
+
+def test_a_launch_from_the_dashboards_pages_is_sourced_dashboard(
+    script: Path, handed: list[list[str]], user_for: Any, client_for: Any
+) -> None:
+    from rest_framework.test import APIClient
+
+    session = APIClient()
+    session.force_login(user_for("executor"))
+    header = {"HTTP_X_SCRIPTOPS_CLIENT": "dashboard"}
+    body = {"script_path": str(script)}
+
+    from_page = session.post("/api/run", body, format="json", **header)
+    assert from_page.status_code == 202, from_page.content
+    assert from_page.json()["source"] == "dashboard"
+    # The same session without the page's header (a script using a browser's cookie),
+    # and an API key claiming to be the dashboard, are API launches.
+    assert session.post("/api/run", body, format="json").json()["source"] == "api"
+    keyed = client_for("executor")
+    assert keyed.post("/api/run", body, format="json", **header).json()["source"] == "api"
