@@ -4,7 +4,7 @@ slash is optional."""
 from django.urls import URLPattern, URLResolver, re_path
 
 from core.routers import Router
-from library import views, views_browse, views_checks
+from library import views, views_browse, views_checks, views_picker
 
 router = Router()
 router.register("library/folder-roots", views.FolderRootViewSet, basename="library-root")
@@ -27,5 +27,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     *router.urls,
     re_path(r"^library/duplicates/?$", views.DuplicatesView.as_view(), name="library-duplicates"),
     re_path(r"^library/stats/?$", views.StatsView.as_view(), name="library-stats"),
+    re_path(r"^library/picker/?$", views_picker.PickerView.as_view(), name="library-picker"),
     re_path(r"^browse/?$", views_browse.BrowseView.as_view(), name="browse"),
 ]

@@ -505,8 +505,9 @@
     launching = true;
     try {
       const result = await SO.api("POST", url, payload);
+      // A typed path and a library script launch alike: the form stays (to launch again),
+      // a toast links to the new run, which the table shows at once.
       if (dryRun) showPlan(result);
-      else if (lib) location.assign(`/runs/${result.id}/`);
       else {
         $("#plan").hidden = true;
         state.highlight.add(result.id);
@@ -535,8 +536,9 @@
       parameters: [],
       force: () => !!($("#library-force") && $("#library-force").checked && !$("#library-archived").hidden),
       args: (extra) => libraryArgs(form, lib.parameters, extra),
+      open: () => {},
     };
-    if (!box || !lib.id) return lib;
+    if (!box) return lib;
     const f = form.elements;
     const hint = f.args.closest(".field").querySelector(".field-hint");
     const originalHint = hint.textContent;
@@ -554,30 +556,127 @@
       list.syncUrl();
       f.script_path.focus();
     });
-    SO.api("GET", `/api/library/scripts/${encodeURIComponent(lib.id)}`)
-      .then((script) => {
-        if (!lib.id) return;
-        lib.script = script;
-        lib.parameters = script.parameters || [];
-        f.script_path.value = script.path;
-        f.script_path.readOnly = true;
-        $("#library-relpath").textContent = script.relpath;
-        $("#library-root").textContent = script.root_name ? `in ${script.root_name}` : "";
-        $("#library-open").href = `/library/#script=${encodeURIComponent(script.id)}`;
-        $("#library-archived").hidden = script.status !== "archived";
-        const grid = SO.clear($("#library-params-grid"));
-        lib.parameters.forEach((p, i) => grid.append(libraryParamField(p, i)));
-        $("#library-params").hidden = !lib.parameters.length;
-        if (lib.parameters.length) hint.textContent = "Extra arguments, after the parameters above; split like a shell would.";
-        f.args.placeholder = "";
-        box.hidden = false;
-        const first = grid.querySelector("input, select") || $("[data-testid=launch]");
-        first.focus();
-      })
-      .catch((err) => {
-        SO.showFieldErrors(form, { details: { non_field_errors: [`Could not load library script ${lib.id}: ${err.message}`] } });
-      });
+    /** Fill the form for library script ``id`` (the URL's ?script_id=, or the picker). */
+    lib.open = (id) => {
+      lib.id = String(id);
+      lib.script = null;
+      if (libraryLaunch === lib) list.syncUrl(); // (during set-up the URL already says so)
+      return SO.api("GET", `/api/library/scripts/${encodeURIComponent(lib.id)}`)
+        .then((script) => {
+          if (lib.id !== String(id)) return;
+          lib.script = script;
+          lib.parameters = script.parameters || [];
+          f.script_path.value = script.path;
+          f.script_path.readOnly = true;
+          $("#library-relpath").textContent = script.relpath;
+          $("#library-root").textContent = script.root_name ? `in ${script.root_name}` : "";
+          $("#library-open").href = `/library/#script=${encodeURIComponent(script.id)}`;
+          $("#library-archived").hidden = script.status !== "archived";
+          const grid = SO.clear($("#library-params-grid"));
+          lib.parameters.forEach((p, i) => grid.append(libraryParamField(p, i)));
+          $("#library-params").hidden = !lib.parameters.length;
+          hint.textContent = lib.parameters.length ? "Extra arguments, after the parameters above; split like a shell would." : originalHint;
+          f.args.placeholder = lib.parameters.length ? "" : originalPlaceholder;
+          box.hidden = false;
+          const first = grid.querySelector("input, select") || $("[data-testid=launch]");
+          first.focus();
+        })
+        .catch((err) => {
+          SO.showFieldErrors(form, { details: { non_field_errors: [`Could not load library script ${id}: ${err.message}`] } });
+        });
+    };
+    if (lib.id) lib.open(lib.id);
+    setupPicker(form, lib);
     return lib;
+  }
+
+  // -- the script picker: the path field searches the library as you type -------------
+  function setupPicker(form, lib) {
+    const input = form.elements.script_path;
+    const listbox = $("#script-picker");
+    if (!input || !listbox) return;
+    let items = [];
+    let active = -1;
+    let seq = 0;
+    let timer = null;
+    const open = () => {
+      listbox.hidden = items.length === 0;
+      input.setAttribute("aria-expanded", String(!listbox.hidden));
+    };
+    const close = () => {
+      listbox.hidden = true;
+      active = -1;
+      input.setAttribute("aria-expanded", "false");
+      input.removeAttribute("aria-activedescendant");
+    };
+    const highlight = (i) => {
+      active = i;
+      SO.$$("[role=option]", listbox).forEach((node, n) => node.setAttribute("aria-selected", String(n === i)));
+      if (i >= 0) {
+        input.setAttribute("aria-activedescendant", `picker-opt-${i}`);
+        listbox.children[i].scrollIntoView({ block: "nearest" });
+      } else input.removeAttribute("aria-activedescendant");
+    };
+    const choose = (i) => {
+      const script = items[i];
+      if (!script) return;
+      close();
+      lib.open(script.id);
+    };
+    const render = () => {
+      SO.clear(listbox);
+      items.forEach((script, i) => {
+        const last = script.last_run_status || script.last_status;
+        listbox.append(
+          h(
+            "li.picker-option",
+            { id: `picker-opt-${i}`, role: "option", "aria-selected": "false", dataset: { scriptId: String(script.id) }, onmousedown: (e) => e.preventDefault(), onclick: () => choose(i) },
+            h("span.picker-main", null, h("strong.mono", null, script.relpath), h("span.chip.picker-lang", null, script.language || "?"),
+              last ? h(`span.badge.badge-status-${script.last_status || "none"}`, { title: "Its last run" }, last) : h("span.muted.small", null, "never run")),
+            script.description ? h("span.picker-desc.muted", null, script.description) : null,
+          ),
+        );
+      });
+      open();
+      active = -1;
+    };
+    const search = () => {
+      const mine = ++seq;
+      const q = new URLSearchParams({ q: input.value.trim(), limit: "8" });
+      SO.api("GET", `/api/library/picker?${q}`)
+        .then((data) => {
+          if (mine !== seq || document.activeElement !== input || input.readOnly) return;
+          items = data.results || [];
+          render();
+        })
+        .catch(() => close()); // typing a path still works without the picker
+    };
+    input.setAttribute("role", "combobox");
+    input.setAttribute("aria-autocomplete", "list");
+    input.setAttribute("aria-controls", "script-picker");
+    input.setAttribute("aria-expanded", "false");
+    input.addEventListener("focus", () => !input.readOnly && search());
+    input.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(search, 150);
+    });
+    input.addEventListener("blur", () => setTimeout(close, 100));
+    input.addEventListener("keydown", (event) => {
+      if (listbox.hidden) return;
+      if (event.key === "ArrowDown") {
+        event.preventDefault();
+        highlight(Math.min(active + 1, items.length - 1));
+      } else if (event.key === "ArrowUp") {
+        event.preventDefault();
+        highlight(Math.max(active - 1, -1));
+      } else if (event.key === "Enter" && active >= 0) {
+        event.preventDefault(); // choose the script; Enter on a typed path still launches
+        choose(active);
+      } else if (event.key === "Escape") {
+        event.preventDefault();
+        close();
+      }
+    });
   }
 
   function paramKind(p) {

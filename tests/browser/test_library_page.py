@@ -422,6 +422,8 @@ def test_run_a_script_from_the_library_with_its_parameters_as_fields(
     expect(plan).to_contain_text("rotate.py --days 3 --mode zstd --dry-run '/var/log/my app'")
 
     page.click("[data-testid=launch]")
+    # As a typed path: the form stays, a toast links to the run.
+    page.get_by_role("link", name="Watch it live →").click()
     expect(page).to_have_url(RUN_PAGE)
     expect(page.locator("[data-testid=terminal]")).to_contain_text(
         "rotating /var/log/my app for 3 days with zstd dry=True", timeout=RUN_TIMEOUT
@@ -459,6 +461,7 @@ def test_an_archived_script_warns_and_only_an_admin_may_force_it(
     admin.check("[data-testid=library-force]")
     screenshot(admin, "library-run-archived")
     admin.click("[data-testid=launch]")
+    admin.get_by_role("link", name="Watch it live →").click()
     expect(admin).to_have_url(RUN_PAGE)
     expect(admin.locator("[data-testid=terminal]")).to_contain_text("still works", timeout=RUN_TIMEOUT)
     no_page_errors(admin)
@@ -540,5 +543,6 @@ def test_parameter_values_are_checked_in_the_browser_and_by_the_server_before_a_
     page.locator("#launch-form [name=args]").fill("")
     params.get_by_label("--days").fill("2")
     page.click("[data-testid=launch]")
+    page.get_by_role("link", name="Watch it live →").click()
     expect(page).to_have_url(RUN_PAGE)
     no_page_errors(page)

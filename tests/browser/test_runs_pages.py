@@ -377,3 +377,59 @@ def test_a_run_launched_from_the_form_says_it_came_from_the_dashboard(
     run_id = page.locator("#runs-body tr[data-id]").get_attribute("data-id")
     assert api.get(f"/api/runs/{run_id}").json()["source"] == "dashboard"
     no_page_errors(page)
+
+
+def test_the_script_path_field_searches_the_library_and_opens_the_chosen_scripts_form(
+    login: Callable[[str], Page], stack: Stack, api: httpx.Client
+) -> None:
+    token = uuid.uuid4().hex[:8]
+    folder = f"picker-{token}"
+    write_script(stack, f"{folder}/sync_{token}.py", PICKED)
+    root = api.post("/api/library/folder-roots", json={"path": str(stack.scripts / folder), "name": folder})
+    assert root.status_code == 201, root.text
+    scan = api.post(f"/api/library/folder-roots/{root.json()['id']}/scan")
+    assert scan.status_code in (200, 202), scan.text
+    wait_until(lambda: api.get("/api/library/picker", params={"q": token}).json()["results"], timeout=60)
+
+    page = login("exe")
+    field = page.get_by_test_id("script-path")
+    field.fill(token)
+    picker = page.get_by_test_id("script-picker")
+    option = picker.get_by_role("option").first
+    expect(option).to_contain_text(f"sync_{token}.py")
+    expect(option).to_contain_text("python")
+    expect(option).to_contain_text("Sync the mirrors.")
+    expect(option).to_contain_text("never run")
+    expect(field).to_have_attribute("aria-expanded", "true")
+
+    # Keyboard: arrow down, Enter chooses (and does not launch).
+    field.press("ArrowDown")
+    expect(option).to_have_attribute("aria-selected", "true")
+    field.press("Enter")
+    expect(page.get_by_test_id("library-relpath")).to_have_text(f"sync_{token}.py")
+    expect(page).to_have_url(re.compile(r"script_id=\d+"))
+    expect(page.locator("#library-params").get_by_label("--mirrors")).to_be_focused()
+    expect(picker).to_be_hidden()
+
+    page.locator("#library-params").get_by_label("--mirrors").fill("2")
+    page.click("[data-testid=launch]")
+    page.get_by_role("link", name="Watch it live →").click()
+    expect(page.locator("[data-testid=terminal]")).to_contain_text("syncing 2 mirrors", timeout=RUN_TIMEOUT)
+
+    # A typed path still works, and Escape closes the list.
+    page.goto("/")
+    field = page.get_by_test_id("script-path")
+    field.fill("examples/hello")
+    field.press("Escape")
+    expect(page.get_by_test_id("script-picker")).to_be_hidden()
+    no_page_errors(page)
+
+
+PICKED = '''
+"""Sync the mirrors."""
+import argparse
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--mirrors", type=int, default=1)
+print(f"syncing {parser.parse_args().mirrors} mirrors")
+'''
