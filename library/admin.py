@@ -3,6 +3,7 @@ roots are checked against the allowed roots, curated fields and tags are audited
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -11,7 +12,7 @@ from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest
 
 from core.permissions import caller
-from library.models import FolderRoot, Scan, Script, ScriptChange, Tag
+from library.models import FolderRoot, Preset, Scan, Script, ScriptChange, Tag
 from library.services import (
     LibraryError,
     root_create,
@@ -24,6 +25,7 @@ from library.services import (
     script_update,
     tag_delete,
 )
+from library.services.presets import preset_masked
 from library.services.roots import _patterns
 from library.services.scripts import CURATED_FIELDS, HEX_COLOR
 
@@ -264,3 +266,26 @@ class ScriptChangeAdmin(ReadOnlyAdmin):
     search_fields = ("script__relpath", "user__username")
     list_select_related = ("script", "user")
     date_hierarchy = "at"
+
+
+@admin.register(Preset)
+class PresetAdmin(admin.ModelAdmin[Preset]):
+    """Presets are made and changed through the API (which checks them); here they are
+    listed, with environment values masked, and can be deleted."""
+
+    list_display = ("name", "script", "owner", "updated_at")
+    list_filter = ("updated_at",)
+    search_fields = ("name", "script__relpath", "owner__username")
+    list_select_related = ("script", "owner")
+    fields = ("name", "script", "owner", "options_shown", "created_by", "created_at", "updated_at")
+    readonly_fields = fields
+
+    @admin.display(description="options")
+    def options_shown(self, obj: Preset) -> str:
+        return json.dumps(preset_masked(obj.options), indent=2, sort_keys=True)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

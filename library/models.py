@@ -20,6 +20,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
@@ -260,3 +261,49 @@ class ScriptChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} on {self.script_id} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Preset(models.Model):
+    """A named set of run options for a script (arguments, environment, timeout, log
+    level, working directory, retries…), a person's own or shared by an admin
+    (``owner`` None). Environment values are kept here and never shown again: the API
+    masks them, and a launch with the preset applies them server-side."""
+
+    script = models.ForeignKey(Script, on_delete=models.CASCADE, related_name="presets")
+    name = models.CharField(max_length=100)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Empty: shared with everyone (admins manage those).",
+    )
+    options = models.JSONField(default=dict, blank=True, help_text="Run request fields (PRESET_FIELDS).")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                "script",
+                "owner",
+                Lower("name"),
+                condition=Q(owner__isnull=False),
+                name="preset_unique_per_owner",
+            ),
+            models.UniqueConstraint(
+                "script", Lower("name"), condition=Q(owner__isnull=True), name="preset_unique_shared"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.script_id})"
+
+    @property
+    def shared(self) -> bool:
+        return self.owner_id is None

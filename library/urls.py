@@ -4,7 +4,7 @@ slash is optional."""
 from django.urls import URLPattern, URLResolver, re_path
 
 from core.routers import Router
-from library import views, views_browse, views_checks, views_picker
+from library import views, views_browse, views_checks, views_picker, views_presets
 
 router = Router()
 router.register("library/folder-roots", views.FolderRootViewSet, basename="library-root")
@@ -19,6 +19,17 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="library-script-check",
     ),
     re_path(r"^library/check/?$", views_checks.PathCheckView.as_view(), name="library-check"),
+    re_path(
+        r"^library/scripts/(?P<pk>\d+)/presets/?$",
+        views_presets.ScriptPresetsView.as_view(),
+        name="library-script-presets",
+    ),
+    re_path(r"^library/presets/(?P<pk>\d+)/?$", views_presets.PresetView.as_view(), name="library-preset"),
+    re_path(
+        r"^library/presets/(?P<pk>\d+)/run/?$",
+        views_presets.PresetRunView.as_view(),
+        name="library-preset-run",
+    ),
     re_path(
         r"^library/checks/(?P<job_id>[0-9a-fA-F-]{32,36})/?$",
         views_checks.CheckJobView.as_view(),

@@ -450,23 +450,20 @@
 
   let launching = false;
   /** Check the form and queue the run, or (``dryRun``) show what would run. */
-  async function submitLaunch(form, { dryRun, clicked }) {
-    if (launching) return; // a double Enter or click queues one run, not two
-    SO.clearFieldErrors(form);
-    $("#plan").hidden = true; // a plan is only valid for the values it was made from
+  /** The run request the form describes, or null after showing what is wrong. */
+  function formPayload(form, lib) {
     const f = form.elements;
-    const lib = libraryLaunch && libraryLaunch.script ? libraryLaunch : null;
     const payload = { script_path: f.script_path.value.trim() };
     if (!payload.script_path) {
       SO.showFieldErrors(form, { details: { script_path: ["Which script should run?"] } });
-      return;
+      return null;
     }
     if (lib) {
       // The parameter fields and the free arguments, as one string split server-side.
       const built = lib.args(f.args.value);
       if (Object.keys(built.errors).length) {
         SO.showFieldErrors(form, { details: built.errors });
-        return;
+        return null;
       }
       if (built.value) payload.args = built.value;
     } else if (f.args.value.trim()) payload.args = f.args.value; // split server-side, like a shell
@@ -476,7 +473,7 @@
     const { env, errors } = parseEnv(f.env_vars.value);
     if (errors.length) {
       SO.showFieldErrors(form, { details: { env_vars: errors } });
-      return;
+      return null;
     }
     if (Object.keys(env).length) payload.env_vars = env;
     payload.stream_output = f.stream_output.checked;
@@ -489,14 +486,27 @@
       }
       payload.retry_strategy = f.retry_strategy.value;
     }
+    return payload;
+  }
+
+  async function submitLaunch(form, { dryRun, clicked }) {
+    if (launching) return; // a double Enter or click queues one run, not two
+    SO.clearFieldErrors(form);
+    $("#plan").hidden = true; // a plan is only valid for the values it was made from
+    const lib = libraryLaunch && libraryLaunch.script ? libraryLaunch : null;
+    const payload = formPayload(form, lib);
+    if (!payload) return;
     if (dryRun) payload.dry_run = true;
     // A library script runs through its own endpoint, which uses the script's own path
-    // (and refuses script_path) and links the run to the script.
+    // (and refuses script_path) and links the run to the script; with a preset chosen,
+    // through the preset's, which adds the preset's environment (never sent to pages).
     let url = "/api/run";
     if (lib) {
       url = `/api/library/scripts/${encodeURIComponent(lib.script.id)}/run`;
       delete payload.script_path;
-      if (lib.force()) payload.force = true;
+      const preset = lib.preset();
+      if (preset && !lib.force()) url = `/api/library/presets/${preset.id}/run`;
+      else if (lib.force()) payload.force = true;
     }
 
     const buttons = SO.$$(".launch-buttons button", form);
@@ -537,6 +547,8 @@
       force: () => !!($("#library-force") && $("#library-force").checked && !$("#library-archived").hidden),
       args: (extra) => libraryArgs(form, lib.parameters, extra),
       open: () => {},
+      presets: [],
+      preset: () => lib.presets.find((p) => String(p.id) === ($("#preset-select") || {}).value) || null,
     };
     if (!box) return lib;
     const f = form.elements;
@@ -578,6 +590,7 @@
           hint.textContent = lib.parameters.length ? "Extra arguments, after the parameters above; split like a shell would." : originalHint;
           f.args.placeholder = lib.parameters.length ? "" : originalPlaceholder;
           box.hidden = false;
+          loadPresets(lib);
           const first = grid.querySelector("input, select") || $("[data-testid=launch]");
           first.focus();
         })
@@ -587,7 +600,129 @@
     };
     if (lib.id) lib.open(lib.id);
     setupPicker(form, lib);
+    setupPresets(form, lib);
     return lib;
+  }
+
+  // -- presets: named run options of a library script ---------------------------------
+  async function loadPresets(lib, selectId = "") {
+    const select = $("#preset-select");
+    if (!select || !lib.script) return;
+    try {
+      lib.presets = (await SO.api("GET", `/api/library/scripts/${encodeURIComponent(lib.script.id)}/presets`)).results || [];
+    } catch (err) {
+      lib.presets = [];
+    }
+    const mine = lib.presets.filter((p) => !p.shared);
+    const shared = lib.presets.filter((p) => p.shared);
+    const option = (p) => h("option", { value: String(p.id) }, p.name);
+    SO.clear(select).append(
+      h("option", { value: "" }, lib.presets.length ? "none" : "none saved yet"),
+      mine.length ? h("optgroup", { label: "Yours" }, ...mine.map(option)) : null,
+      shared.length ? h("optgroup", { label: "Shared" }, ...shared.map(option)) : null,
+    );
+    select.value = String(selectId);
+    presetChosen(lib);
+  }
+
+  function presetChosen(lib) {
+    const preset = lib.preset();
+    $("#preset-delete").hidden = !(preset && preset.can_change);
+    const env = $("#preset-env");
+    const names = preset && preset.options.env_vars ? Object.keys(preset.options.env_vars) : [];
+    env.hidden = !names.length;
+    env.textContent = names.length ? `Environment from the preset: ${names.join(", ")} (values stay on the server)` : "";
+  }
+
+  /** Fill the form with a preset's options (its environment values stay on the server). */
+  function applyPreset(form, lib, preset) {
+    const f = form.elements;
+    const o = preset.options;
+    for (const input of SO.$$("#library-params-grid input, #library-params-grid select")) {
+      if (input.type === "checkbox") input.checked = false;
+      else input.value = "";
+    }
+    f.args.value = (o.args || []).map(quote).join(" ");
+    f.timeout.value = o.timeout === undefined || o.timeout === null ? "" : String(o.timeout);
+    if (o.log_level) f.log_level.value = o.log_level;
+    f.working_dir.value = o.working_dir || "";
+    f.env_vars.value = "";
+    if (o.monitor_interval !== undefined) f.monitor_interval.value = String(o.monitor_interval);
+    if (o.stream_output !== undefined) f.stream_output.checked = !!o.stream_output;
+    if (o.enable_history !== undefined) f.enable_history.checked = !!o.enable_history;
+    if (o.retry_on_failure !== undefined) {
+      f.retry_on_failure.checked = !!o.retry_on_failure;
+      f.retry_on_failure.dispatchEvent(new Event("change"));
+    }
+    for (const name of ["retry_max_attempts", "retry_initial_delay", "retry_max_delay", "retry_multiplier", "retry_max_time", "retry_strategy"]) {
+      if (o[name] !== undefined && o[name] !== null) f[name].value = String(o[name]);
+    }
+    const advanced = o.working_dir || o.env_vars || o.retry_on_failure || o.monitor_interval !== undefined;
+    if (advanced) $("#advanced").open = true;
+  }
+
+  function setupPresets(form, lib) {
+    const select = $("#preset-select");
+    if (!select) return;
+    const saveBox = $("#preset-save");
+    const nameInput = $("#preset-name");
+    const error = form.querySelector('[data-error-for="preset"]');
+    select.addEventListener("change", () => {
+      const preset = lib.preset();
+      if (preset) applyPreset(form, lib, preset);
+      presetChosen(lib);
+    });
+    $("#preset-save-open").addEventListener("click", () => {
+      saveBox.hidden = !saveBox.hidden;
+      const current = lib.preset();
+      if (!saveBox.hidden) {
+        nameInput.value = current && current.can_change ? current.name : "";
+        nameInput.focus();
+      }
+    });
+    nameInput.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault(); // saves the preset; never launches
+        $("#preset-save-btn").click();
+      }
+    });
+    $("#preset-save-btn").addEventListener("click", async () => {
+      error.textContent = "";
+      const payload = formPayload(form, lib);
+      if (!payload) return;
+      delete payload.script_path;
+      const current = lib.preset();
+      const name = nameInput.value.trim();
+      // Saving under the chosen preset's name updates it, keeping its environment values.
+      const updating = current && current.can_change && name.toLowerCase() === current.name.toLowerCase();
+      if (current && current.options.env_vars) {
+        payload.env_vars = { ...Object.fromEntries(Object.keys(current.options.env_vars).map((k) => [k, "********"])), ...(payload.env_vars || {}) };
+        if (!updating) delete payload.env_vars; // a new preset cannot copy values it never saw
+      }
+      const shared = !!($("#preset-shared") && $("#preset-shared").checked);
+      try {
+        const saved = updating
+          ? await SO.api("PATCH", `/api/library/presets/${current.id}`, { name, options: payload })
+          : await SO.api("POST", `/api/library/scripts/${encodeURIComponent(lib.script.id)}/presets`, { name, options: payload, shared });
+        saveBox.hidden = true;
+        SO.toast(`Preset “${saved.name}” saved.`, { kind: "success" });
+        await loadPresets(lib, saved.id);
+      } catch (err) {
+        const details = (err && err.details) || {};
+        error.textContent = Object.entries(details).map(([k, v]) => `${k}: ${[].concat(v).join(" ")}`).join(" ") || err.message;
+      }
+    });
+    SO.confirmButton($("#preset-delete"), "Really delete it?", async () => {
+      const preset = lib.preset();
+      if (!preset) return;
+      try {
+        await SO.api("DELETE", `/api/library/presets/${preset.id}`);
+        SO.toast(`Preset “${preset.name}” deleted.`, { kind: "success" });
+        await loadPresets(lib);
+      } catch (err) {
+        SO.toast(`Could not delete the preset: ${err.message}`, { kind: "error" });
+      }
+    });
   }
 
   // -- the script picker: the path field searches the library as you type -------------

@@ -433,3 +433,66 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--mirrors", type=int, default=1)
 print(f"syncing {parser.parse_args().mirrors} mirrors")
 '''
+
+
+PRESET_TOOL = '''
+"""Print what it was given."""
+import argparse, os
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--count", type=int, default=1)
+print(f"count={parser.parse_args().count} token={os.environ.get('TOKEN')}")
+'''
+
+
+def test_presets_are_saved_from_the_form_and_launch_with_their_hidden_environment(
+    login: Callable[[str], Page], stack: Stack, api: httpx.Client
+) -> None:
+    token = uuid.uuid4().hex[:8]
+    folder = f"presets-{token}"
+    write_script(stack, f"{folder}/tool.py", PRESET_TOOL)
+    root = api.post("/api/library/folder-roots", json={"path": str(stack.scripts / folder), "name": folder})
+    assert root.status_code == 201, root.text
+    api.post(f"/api/library/folder-roots/{root.json()['id']}/scan")
+
+    def found() -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = api.get(
+            "/api/library/scripts", params={"root_id": root.json()["id"]}
+        ).json()["results"]
+        return rows
+
+    wait_until(found, timeout=60)
+    script_id = found()[0]["id"]
+
+    page = login("exe")
+    page.goto(f"/?script_id={script_id}")
+    params = page.locator("#library-params")
+    params.get_by_label("--count").fill("3")
+    page.locator("#advanced summary").click()
+    page.locator("#launch-form [name=env_vars]").fill(f"TOKEN=secret-{token}")
+    page.get_by_test_id("preset-save-open").click()
+    page.get_by_test_id("preset-name").fill("nightly")
+    page.get_by_test_id("preset-save").click()
+    expect(page.get_by_test_id("preset-select")).to_have_value(re.compile(r"\d+"))
+    expect(page.get_by_test_id("preset-env")).to_contain_text("TOKEN")
+    assert f"secret-{token}" not in api.get(f"/api/library/scripts/{script_id}/presets").text
+
+    # A fresh form: choosing the preset fills it; the launch adds the hidden environment.
+    page.goto(f"/?script_id={script_id}")
+    page.get_by_test_id("preset-select").select_option(label="nightly")
+    expect(page.get_by_test_id("args")).to_have_value("--count 3")
+    expect(page.locator("#launch-form [name=env_vars]")).to_have_value("")
+    page.click("[data-testid=launch]")
+    page.get_by_role("link", name="Watch it live →").click()
+    expect(page.locator("[data-testid=terminal]")).to_contain_text(
+        f"count=3 token=secret-{token}", timeout=RUN_TIMEOUT
+    )
+
+    # Deleting asks first.
+    page.goto(f"/?script_id={script_id}")
+    page.get_by_test_id("preset-select").select_option(label="nightly")
+    page.get_by_test_id("preset-delete").click()
+    page.get_by_test_id("preset-delete").click()
+    expect(page.get_by_test_id("preset-select").locator("option")).to_have_count(1)
+    assert api.get(f"/api/library/scripts/{script_id}/presets").json()["results"] == []
+    no_page_errors(page)
