@@ -164,8 +164,9 @@ class RunQuerySet(models.QuerySet["Run"]):
 
 
 # Where runs come from (``Run.source``): the API, the dashboard's launch form, a library
-# script's run action, the scheduler, an upload, the execute stream, a restart.
-RUN_SOURCES = ("api", "dashboard", "library", "scheduler", "upload", "execute", "restart")
+# script's run action, the scheduler, an upload, the execute stream, a restart, a rerun
+# with changes.
+RUN_SOURCES = ("api", "dashboard", "library", "scheduler", "upload", "execute", "restart", "rerun")
 
 
 class Run(RunOptions):

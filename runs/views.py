@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -34,6 +34,7 @@ from runs.serializers import (
     run_record,
 )
 from runs.services import run_control, run_delete, run_enqueue, run_restart, runs_delete
+from runs.services.rerun import run_rerun
 from runs.services.uploads import safe_upload_name, upload_discard, upload_store
 
 
@@ -164,6 +165,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         "kill": Capability.EXECUTE,
         "cancel": Capability.EXECUTE,
         "pause": Capability.EXECUTE,
+        "rerun": Capability.EXECUTE,
         "resume": Capability.EXECUTE,
         "restart": Capability.EXECUTE,
         "destroy": Capability.WRITE,
@@ -245,6 +247,16 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def resume(self, request: Request, pk: str | None = None) -> Response:
         """SIGCONT to the process group."""
         return self._control(request, Control.RESUME)
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={202: RunSerializer})
+    @action(detail=True, methods=["post"])
+    def rerun(self, request: Request, pk: str | None = None) -> Response:
+        """Queue a fresh run with this run's parameters and the body's changes (run
+        options; the original is left alone). ``env_vars`` given is the whole new
+        environment: a ``********`` value keeps the original's."""
+        data = request.data.dict() if isinstance(request.data, QueryDict) else request.data
+        new = run_rerun(run=self.get_object(), changes=data, user=caller(request))
+        return Response(run_record(new), status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={202: RunSerializer})
     @action(detail=True, methods=["post"])

@@ -27,6 +27,7 @@
     // The library script the launch form was opened for survives a reload.
     urlExtra: (q) => {
       if (libraryLaunch && libraryLaunch.id) q.set("script_id", libraryLaunch.id);
+      if (rerunOf) q.set("rerun", rerunOf.id);
     },
     onPage: (results) => {
       state.order = results.map((r) => r.id);
@@ -45,6 +46,7 @@
   const state = list.state;
   $("#filters-more").addEventListener("submit", (event) => event.preventDefault()); // Enter filters, never reloads
   let libraryLaunch = null; // the library script the launch form was opened for (?script_id=)
+  let rerunOf = null; // the run whose parameters the form holds (?rerun=, run again with changes)
   state.rows = new Map(); // id -> run (as last seen from the API or the feed)
   state.order = [];
   state.highlight = new Set(); // ids to flash when they first appear
@@ -244,6 +246,7 @@
           null,
           h("a.btn.btn-sm.btn-link", { href: `/runs/${run.id}/#output`, dataset: { action: "logs" } }, "Logs"),
           h("a.btn.btn-sm.btn-link", { href: `/runs/${run.id}/`, dataset: { action: "details" } }, "Details"),
+          SO.can.execute ? h("a.btn.btn-sm.btn-link", { href: `/?rerun=${run.id}#launch`, dataset: { action: "rerun" }, title: "A fresh run with this run's parameters, changed as you like" }, "Run again…") : null,
           SO.actionButtons(run, { applicableOnly: true, onDone: (action, result) => afterAction(run, action, result) }),
         ),
       ),
@@ -437,6 +440,7 @@
     syncRetry();
     $("#plan-close").addEventListener("click", () => ($("#plan").hidden = true));
     libraryLaunch = setupLibraryLaunch(form);
+    setupRerun(form);
 
     // Launch is the form's only submit button, so Enter in a field launches (the browser's
     // implicit submission uses the first submit button); Dry run is a plain button.
@@ -501,7 +505,11 @@
     // (and refuses script_path) and links the run to the script; with a preset chosen,
     // through the preset's, which adds the preset's environment (never sent to pages).
     let url = "/api/run";
-    if (lib) {
+    if (rerunOf) {
+      url = `/api/runs/${encodeURIComponent(rerunOf.id)}/rerun`;
+      delete payload.script_path; // the original's script
+      if (!payload.env_vars) payload.env_vars = {}; // every line removed: no environment
+    } else if (lib) {
       url = `/api/library/scripts/${encodeURIComponent(lib.script.id)}/run`;
       delete payload.script_path;
       const preset = lib.preset();
@@ -602,6 +610,50 @@
     setupPicker(form, lib);
     setupPresets(form, lib);
     return lib;
+  }
+
+  // -- run again with changes (/?rerun=<run id>) -------------------------------------
+  function setupRerun(form) {
+    const id = params.get("rerun");
+    const note = $("#rerun-note");
+    if (!id || !note) return;
+    const f = form.elements;
+    SO.api("GET", `/api/runs/${encodeURIComponent(id)}`)
+      .then((run) => {
+        rerunOf = run;
+        list.syncUrl();
+        f.script_path.value = run.script_path;
+        f.script_path.readOnly = true;
+        f.args.value = (run.args || []).map(quote).join(" ");
+        f.timeout.value = run.timeout === null || run.timeout === undefined ? "" : String(run.timeout);
+        f.log_level.value = run.log_level || "INFO";
+        f.working_dir.value = run.working_dir || "";
+        f.env_vars.value = Object.entries(run.env_vars || {}).map(([k, v]) => `${k}=${v}`).join("\n");
+        f.monitor_interval.value = String(run.monitor_interval ?? f.monitor_interval.value);
+        f.stream_output.checked = !!run.stream_output;
+        f.enable_history.checked = run.enable_history !== false;
+        f.retry_on_failure.checked = !!run.retry_on_failure;
+        f.retry_on_failure.dispatchEvent(new Event("change"));
+        for (const name of ["retry_max_attempts", "retry_initial_delay", "retry_max_delay", "retry_multiplier", "retry_max_time", "retry_strategy"]) {
+          if (run[name] !== null && run[name] !== undefined) f[name].value = String(run[name]);
+        }
+        if (run.working_dir || Object.keys(run.env_vars || {}).length || run.retry_on_failure) $("#advanced").open = true;
+        $("#rerun-script").textContent = fmt.basename(run.script_path);
+        const link = $("#rerun-link");
+        link.href = `/runs/${run.id}/`;
+        link.textContent = fmt.shortId(run.correlation_id || run.id);
+        note.hidden = false;
+        f.args.focus();
+      })
+      .catch((err) => SO.showFieldErrors(form, { details: { non_field_errors: [`Could not load run ${id}: ${err.message}`] } }));
+    $("#rerun-cancel").addEventListener("click", () => {
+      rerunOf = null;
+      note.hidden = true;
+      f.script_path.readOnly = false;
+      form.reset();
+      list.syncUrl();
+      f.script_path.focus();
+    });
   }
 
   // -- presets: named run options of a library script ---------------------------------

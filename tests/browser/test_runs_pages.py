@@ -496,3 +496,34 @@ def test_presets_are_saved_from_the_form_and_launch_with_their_hidden_environmen
     expect(page.get_by_test_id("preset-select").locator("option")).to_have_count(1)
     assert api.get(f"/api/library/scripts/{script_id}/presets").json()["results"] == []
     no_page_errors(page)
+
+
+def test_run_again_with_changes_prefills_the_form_and_keeps_hidden_values(
+    login: Callable[[str], Page], stack: Stack, api: httpx.Client
+) -> None:
+    token = uuid.uuid4().hex[:8]
+    name = f"again-{token}.sh"
+    write_script(stack, name, 'echo "args=$* token=$TOKEN"\n')
+    first = start_run(api, name, args=["one"], timeout=45, env_vars={"TOKEN": f"t-{token}"})
+    wait_until(lambda: api.get(f"/api/runs/{first['id']}").json()["status"] == "completed", timeout=60)
+
+    page = login("exe")
+    page.get_by_test_id("filter-script").fill(token)
+    row = page.locator(f"#runs-body tr[data-id='{first['id']}']")
+    row.locator("[data-action=rerun]").click()
+    expect(page.get_by_test_id("rerun-note")).to_be_visible()
+    expect(page.get_by_test_id("script-path")).to_have_value(re.compile(rf"{name}$"))
+    expect(page.get_by_test_id("args")).to_have_value("one")
+    expect(page.locator("#launch-form [name=timeout]")).to_have_value("45")
+    expect(page.locator("#launch-form [name=env_vars]")).to_have_value("TOKEN=********")
+
+    page.get_by_test_id("args").fill("two three")
+    page.click("[data-testid=launch]")
+    page.get_by_role("link", name="Watch it live →").click()
+    expect(page.locator("[data-testid=terminal]")).to_contain_text(
+        f"args=two three token=t-{token}", timeout=RUN_TIMEOUT
+    )
+    new_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    fresh = api.get(f"/api/runs/{new_id}").json()
+    assert (fresh["source"], fresh["restarted_from"], fresh["timeout"]) == ("rerun", first["id"], 45)
+    no_page_errors(page)

@@ -562,3 +562,49 @@ def test_restart_of_a_queued_run_cancels_it_first(client: APIClient) -> None:
     assert old.status == RunStatus.CANCELLED
     assert body["restarted_from"] == str(old.pk)
     assert Run.objects.filter(status=RunStatus.QUEUED).count() == 1
+
+
+# -- rerun with changes -------------------------------------------------------------------------
+
+
+def test_a_rerun_copies_the_run_with_the_changes_and_leaves_the_original_alone(
+    client: APIClient, make_script: Any
+) -> None:
+    script = make_script("job.sh", 'echo "$@ $TOKEN $MODE"\n')
+    original = running(
+        script_path=str(script),
+        args=["a"],
+        timeout=30,
+        env_vars={"TOKEN": "s3cret", "MODE": "x"},
+        log_level="DEBUG",
+    )
+    response = client.post(
+        f"/api/runs/{original.pk}/rerun",
+        {"args": ["b", "c"], "env_vars": {"TOKEN": "********", "EXTRA": "1"}},
+        format="json",
+    )
+    assert response.status_code == 202, response.content
+    record = response.json()
+    assert record["source"] == "rerun" and record["restarted_from"] == str(original.pk)
+    assert record["args"] == ["b", "c"] and record["timeout"] == 30 and record["log_level"] == "DEBUG"
+    fresh = Run.objects.get(pk=record["id"])
+    # The environment sent is the whole new one; the masked value kept the original's.
+    assert fresh.env_vars == {"TOKEN": "s3cret", "EXTRA": "1"}
+    original.refresh_from_db()
+    assert original.status == RunStatus.RUNNING  # a rerun never stops the original
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [({"script_path": "/etc/passwd"}, "script_path"), ({"timeout": "soon"}, "timeout"), ([1, 2], "non_field_errors")],
+)
+def test_a_rerun_refuses_what_a_launch_would(client: APIClient, make_script: Any, changes: Any, field: str) -> None:
+    original = RunFactory(script_path=str(make_script("job.sh", "echo hi\n")))
+    body = assert_error(client.post(f"/api/runs/{original.pk}/rerun", changes, format="json"), 400)
+    assert field in body["details"]
+    assert Run.objects.count() == 1
+
+
+def test_a_readonly_caller_cannot_rerun(roots: Path, client_for: Any, make_script: Any) -> None:
+    original = RunFactory(script_path=str(make_script("job.sh", "echo hi\n")))
+    assert client_for(Role.READONLY).post(f"/api/runs/{original.pk}/rerun", {}, format="json").status_code == 403
