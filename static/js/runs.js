@@ -811,6 +811,8 @@
       lib.open(script.id);
     };
     const render = () => {
+      // A newer answer keeps the highlighted script highlighted if it is still listed.
+      const kept = active >= 0 && listbox.children[active] ? listbox.children[active].dataset.scriptId : null;
       SO.clear(listbox);
       items.forEach((script, i) => {
         const last = script.last_run_status || script.last_status;
@@ -825,7 +827,7 @@
         );
       });
       open();
-      active = -1;
+      highlight(kept ? items.findIndex((script) => String(script.id) === kept) : -1);
     };
     const search = () => {
       const mine = ++seq;

@@ -395,6 +395,7 @@ def test_the_script_path_field_searches_the_library_and_opens_the_chosen_scripts
     field = page.get_by_test_id("script-path")
     field.fill(token)
     picker = page.get_by_test_id("script-picker")
+    expect(picker.get_by_role("option")).to_have_count(1)  # what was typed, not the recent list
     option = picker.get_by_role("option").first
     expect(option).to_contain_text(f"sync_{token}.py")
     expect(option).to_contain_text("python")
