@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from core import bus
 
@@ -147,6 +147,7 @@ class FeedRunData(TypedDict):
     output_lines: int
     source: str
     created_by: str | None  # the username
+    error_summary: dict[str, Any] | None
 
 
 class StatsData(TypedDict):

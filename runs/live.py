@@ -376,6 +376,7 @@ FEED_FIELDS = (
     "output_lines",
     "source",
     "created_by__username",
+    "error_summary",
 )
 
 
@@ -398,6 +399,8 @@ def feed_run_data(row: Mapping[str, Any]) -> FeedRunData:
         "output_lines": row["output_lines"],
         "source": row["source"],
         "created_by": row["created_by__username"],
+        # Why it did not succeed (with its reason: a graceful stop reads "stopped").
+        "error_summary": row["error_summary"],
     }
 
 

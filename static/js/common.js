@@ -239,7 +239,15 @@
   SO.runBadges = function runBadges(run) {
     const group = SO.h("span.badge-group");
     group.append(SO.badge("status", run.status, "Run status"));
-    if (run.run_status) group.append(SO.badge("run", run.run_status, "What the runner reported"));
+    if (run.run_status) {
+      // The API says "killed" for any ended-on-request run; a graceful stop (SIGTERM, then
+      // the grace period) reads "stopped", a kill (SIGKILL at once) "killed".
+      const reason = run.error_summary && run.error_summary.reason;
+      const stopped = run.run_status === "killed" && /^(stopped|cancelled) /.test(reason || "");
+      const badge = SO.badge("run", run.run_status, stopped ? `Stopped on request (${reason}): SIGTERM, then SIGKILL after the grace period` : "What the runner reported");
+      if (stopped) badge.lastChild.textContent = "stopped";
+      group.append(badge);
+    }
     if (run.paused && run.status === "running") group.append(SO.badge("flag", "paused", "SIGSTOP: paused"));
     return group;
   };

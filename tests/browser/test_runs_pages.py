@@ -169,7 +169,8 @@ def test_runs_table_updates_live_and_a_ticker_is_paused_stopped_and_restarted(
 
     actions.locator("[data-action=stop]").click()
     expect(page.locator("#run-badges [data-badge=status]")).to_have_text("cancelled", timeout=RUN_TIMEOUT)
-    expect(page.locator("#run-badges [data-badge=run]")).to_have_text("killed")
+    # A graceful stop reads "stopped" (the API's run_status stays "killed").
+    expect(page.locator("#run-badges [data-badge=run]")).to_have_text("stopped")
     expect(actions.locator("[data-action=stop]")).to_be_disabled()
     expect(actions.locator("[data-action=kill]")).to_be_disabled()
     expect(page.locator("[data-testid=timeline] [data-kind=stop_requested]")).to_be_visible()
