@@ -596,9 +596,15 @@ def test_a_rerun_copies_the_run_with_the_changes_and_leaves_the_original_alone(
 
 @pytest.mark.parametrize(
     ("changes", "field"),
-    [({"script_path": "/etc/passwd"}, "script_path"), ({"timeout": "soon"}, "timeout"), ([1, 2], "non_field_errors")],
+    [
+        ({"script_path": "/etc/passwd"}, "script_path"),
+        ({"timeout": "soon"}, "timeout"),
+        ([1, 2], "non_field_errors"),
+    ],
 )
-def test_a_rerun_refuses_what_a_launch_would(client: APIClient, make_script: Any, changes: Any, field: str) -> None:
+def test_a_rerun_refuses_what_a_launch_would(
+    client: APIClient, make_script: Any, changes: Any, field: str
+) -> None:
     original = RunFactory(script_path=str(make_script("job.sh", "echo hi\n")))
     body = assert_error(client.post(f"/api/runs/{original.pk}/rerun", changes, format="json"), 400)
     assert field in body["details"]
@@ -607,4 +613,6 @@ def test_a_rerun_refuses_what_a_launch_would(client: APIClient, make_script: Any
 
 def test_a_readonly_caller_cannot_rerun(roots: Path, client_for: Any, make_script: Any) -> None:
     original = RunFactory(script_path=str(make_script("job.sh", "echo hi\n")))
-    assert client_for(Role.READONLY).post(f"/api/runs/{original.pk}/rerun", {}, format="json").status_code == 403
+    assert (
+        client_for(Role.READONLY).post(f"/api/runs/{original.pk}/rerun", {}, format="json").status_code == 403
+    )
