@@ -43,10 +43,19 @@ def _line_json(line: Line) -> dict[str, Any]:
 
 
 def log_page(
-    run: Run, *, before: int | None, limit: int, stream: str, query: str | None, after: int
+    run: Run,
+    *,
+    before: int | None,
+    limit: int,
+    stream: str,
+    query: str | None,
+    after: int,
+    first_error: bool = False,
 ) -> dict[str, Any]:
     """A page of numbered lines for the viewer: the tail (or lines before ``before``),
-    or, with ``query``, the matching lines after ``after``."""
+    or, with ``query``, the matching lines after ``after``. ``stream``: "all" or stream
+    names joined by commas. ``first_error``: also the first line that looks like trouble
+    (the first stderr line, or an earlier one matching ``SCRIPTOPS_LOG_ERROR_PATTERN``)."""
     reader = LogReader(run.output_dir)
     dropped_bytes, dropped_lines = reader.dropped()
     total = reader.last_line()
@@ -59,6 +68,9 @@ def log_page(
         "truncated": dropped_bytes > 0,
         "stream": stream,
     }
+    if first_error:
+        found = reader.first_error(settings.LOG_ERROR_PATTERN)
+        body["first_error"] = {**_line_json(found[0]), "why": found[1]} if found else None
     if query:
         hits, more = reader.search(query, limit=limit, after=after, stream=stream)
         body.update({"query": query, "lines": [_line_json(x) for x in hits], "has_more": more})

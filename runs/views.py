@@ -131,11 +131,31 @@ class LogsQuerySerializer(serializers.Serializer[Any]):
     after = serializers.IntegerField(min_value=0, default=0, help_text="With q: matches after this line.")
     q = serializers.CharField(required=False, max_length=500, trim_whitespace=False)
     download = serializers.BooleanField(default=False)
+    streams = serializers.CharField(
+        required=False,
+        max_length=40,
+        help_text="Numbered lines only: the streams to show, joined by commas (stdout,stderr,system).",
+    )
+    first_error = serializers.BooleanField(
+        default=False,
+        help_text="Numbered lines only: add `first_error`, the first stderr line or line matching "
+        "SCRIPTOPS_LOG_ERROR_PATTERN.",
+    )
+
+    def validate_streams(self, value: str) -> str:
+        names = [name.strip() for name in value.split(",") if name.strip()]
+        unknown = sorted(set(names) - {"stdout", "stderr", "system"})
+        if not names or unknown:
+            raise serializers.ValidationError("Name one or more of stdout, stderr, system, joined by commas.")
+        return ",".join(dict.fromkeys(names))
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "q" in attrs and not attrs["q"]:
             raise serializers.ValidationError({"q": ["q must not be empty."]})
-        if attrs.get("q") or "before" in attrs:
+        if attrs.get("streams"):
+            attrs["stream"] = attrs["streams"]  # the viewer's filter, applied by the server
+            attrs["format"] = "json"
+        if attrs.get("q") or "before" in attrs or attrs.get("first_error"):
             attrs["format"] = "json"  # numbered lines are the only sensible answer
         if attrs.get("format") == "json":
             attrs["limit"] = min(attrs.get("limit", 500), 5000)
@@ -338,6 +358,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                     stream=params["stream"],
                     query=params.get("q"),
                     after=params["after"],
+                    first_error=params["first_error"],
                 )
             )
         text = log_text(

@@ -8,6 +8,7 @@ django-q2 ORM broker; ``DATABASE_URL`` and ``SCRIPTOPS_REDIS_URL`` scale it out.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -288,6 +289,17 @@ CONTROL_POLL_INTERVAL = env_float("SCRIPTOPS_CONTROL_POLL", default=0.05, minimu
 SCRIPT_PYTHON = env_str("SCRIPTOPS_PYTHON") or sys.executable
 SCRIPT_PATH = env_str("SCRIPTOPS_SCRIPT_PATH") or "/usr/local/bin:/usr/bin:/bin"
 ENV_DENY = env_list(
+# "Jump to first error" in the log viewer: the first stderr line, or an earlier line of
+# stdout matching this (a Python regular expression; checked at start-up).
+_LOG_ERROR_PATTERN = env_str(
+    "SCRIPTOPS_LOG_ERROR_PATTERN", default=r"(?i)\b(error|exception|traceback|fatal|panic)\b"
+)
+try:
+    LOG_ERROR_PATTERN = re.compile(_LOG_ERROR_PATTERN or "$^")
+except re.error as exc:
+    raise ImproperlyConfigured(
+        f"SCRIPTOPS_LOG_ERROR_PATTERN is not a valid regular expression: {exc}"
+    ) from exc
     "SCRIPTOPS_ENV_DENY",
     default=[
         "LD_*",

@@ -407,11 +407,12 @@ class LogReader:
 
     def page(self, *, before: int | None = None, limit: int = 500, stream: str = "all") -> list[Line]:
         """Up to ``limit`` lines numbered below ``before`` (default: the newest), oldest first.
+        ``stream``: "all", one stream name or several joined by commas ("stdout,system").
 
         Reads segments from the newest back and skips whole segments by their first
         line number, so opening a huge log at its tail costs one segment's index.
         """
-        code = None if stream == "all" else STREAM_CODES[stream]
+        codes = stream_codes(stream)
         picked: list[Line] = []
         for seg in reversed(self.segments()):
             first = self._first_line_of(seg)
@@ -420,7 +421,7 @@ class LogReader:
             for rec in reversed(self.records(seg)):
                 if before is not None and rec.line >= before:
                     continue
-                if code is not None and rec.stream != code:
+                if codes is not None and rec.stream not in codes:
                     continue
                 lines = [ln for ln in self._lines_of(rec) if before is None or ln.number < before]
                 picked[:0] = lines[-(limit - len(picked)) :]
@@ -433,12 +434,12 @@ class LogReader:
     ) -> tuple[list[Line], bool]:
         """Lines containing ``query`` (case-insensitive) numbered above ``after``, oldest
         first; also whether more matches follow. Only records that contain a match are
-        decoded, so searching a 50 MB store is a scan of bytes."""
-        code = None if stream == "all" else STREAM_CODES[stream]
+        decoded, so searching a 50 MB store is a scan of bytes. ``stream`` as :meth:`page`."""
+        codes = stream_codes(stream)
         needle = query.lower().encode()
         hits: list[Line] = []
         for rec in self.iter_records(from_line=after + 1):
-            if code is not None and rec.stream != code:
+            if codes is not None and rec.stream not in codes:
                 continue
             if needle not in self.read_record(rec).lower():
                 continue
@@ -449,6 +450,30 @@ class LogReader:
                         return hits, True
                     hits.append(line)
         return hits, False
+
+    def first_error(self, pattern: re.Pattern[str] | None = None) -> tuple[Line, str] | None:
+        """The first line that looks like trouble, and why: the first stderr line
+        (``"stderr"``), or an earlier stdout line matching ``pattern`` (``"pattern"``).
+        Only stdout records whose bytes match are split into lines."""
+        for rec in self.iter_records():
+            if rec.stream == STREAM_CODES["stderr"]:
+                lines = self._lines_of(rec)
+                if lines:
+                    return lines[0], "stderr"
+            elif rec.stream == STREAM_CODES["stdout"] and pattern is not None:
+                if not pattern.search(self.read_record(rec).decode("utf-8", errors="replace")):
+                    continue
+                for line in self._lines_of(rec):
+                    if pattern.search(line.text):
+                        return line, "pattern"
+        return None
+
+
+def stream_codes(stream: str) -> frozenset[str] | None:
+    """The record codes of "all" (None: every stream) or of stream names joined by commas."""
+    if stream == "all":
+        return None
+    return frozenset(STREAM_CODES[name] for name in stream.split(","))
 
 
 def remove_store(directory: Path) -> None:

@@ -285,6 +285,52 @@ def test_logs_are_plain_text_in_arrival_order(client: APIClient, logged_run: Run
     assert response["X-Run-Status"] == "completed"
 
 
+def test_the_viewers_stream_filter_is_applied_by_the_server(client: APIClient) -> None:
+    run = RunFactory()
+    write_output(
+        run,
+        [
+            ("stdout", b"".join(b"out%d\n" % i for i in range(600))),
+            ("system", b"=== attempt 2 of 2 ===\n"),
+            ("stderr", b"err1\nerr2\n"),
+            ("stdout", b"last\n"),
+        ],
+    )
+    url = f"/api/runs/{run.pk}/logs"
+    # The newest page of stderr holds both stderr lines however much stdout came first.
+    errs = client.get(url, {"streams": "stderr", "limit": 50}).json()
+    assert [(x["n"], x["stream"], x["text"]) for x in errs["lines"]] == [
+        (602, "stderr", "err1"),
+        (603, "stderr", "err2"),
+    ]
+    both = client.get(url, {"streams": "stderr,system", "limit": 50}).json()
+    assert [x["text"] for x in both["lines"]] == ["=== attempt 2 of 2 ===", "err1", "err2"]
+    hits = client.get(url, {"streams": "stdout", "q": "out59"}).json()
+    assert [x["text"] for x in hits["lines"]] == ["out59"] + [f"out{i}" for i in range(590, 600)]
+    bad = client.get(url, {"streams": "stdout,nope"})
+    assert_error(bad, 400)
+    assert "streams" in bad.json()["details"]
+
+
+def test_first_error_is_the_first_stderr_line_or_an_earlier_line_matching_the_pattern(
+    client: APIClient,
+) -> None:
+    run = RunFactory()
+    write_output(
+        run, [("stdout", b"starting\nfine\n"), ("stdout", b"ERROR: disk full\n"), ("stderr", b"boom\n")]
+    )
+    first = client.get(f"/api/runs/{run.pk}/logs", {"first_error": "true"}).json()["first_error"]
+    assert (first["n"], first["text"], first["why"]) == (3, "ERROR: disk full", "pattern")
+    quiet = RunFactory()
+    write_output(quiet, [("stdout", b"all good\nno errors so far\n"), ("stderr", b"warning\n")])
+    found = client.get(f"/api/runs/{quiet.pk}/logs", {"first_error": "true"}).json()["first_error"]
+    # The pattern matches whole words: "errors" is not "error"; the stderr line is first.
+    assert (found["n"], found["text"], found["why"]) == (3, "warning", "stderr")
+    clean = RunFactory()
+    write_output(clean, [("stdout", b"ok\n")])
+    assert client.get(f"/api/runs/{clean.pk}/logs", {"first_error": "true"}).json()["first_error"] is None
+
+
 def test_logs_by_stream(client: APIClient, logged_run: Run) -> None:
     out = client.get(f"/api/runs/{logged_run.pk}/logs", {"stream": "stdout"})
     assert out.content == b"out1\nout2\nout3\n"
