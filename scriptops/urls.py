@@ -48,6 +48,7 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("library.urls")),
     path("", include("scheduler.urls")),
     path("", include("analytics.urls")),
+    path("", include("audit.urls")),
 ]
 
 admin.site.site_header = "ScriptOps administration"
@@ -62,6 +63,8 @@ urlpatterns = [
         r"^admin/scriptops/(?P<rest>.*)$",
         RedirectView.as_view(url="/admin/core/%(rest)s", permanent=True, query_string=True),
     ),
+    # Browsers ask for /favicon.ico wherever a page names none (a JSON answer, a file).
+    path("favicon.ico", RedirectView.as_view(url="/static/img/favicon.svg", permanent=True)),
     path("admin/", admin.site.urls),
     path("api-auth/", include("rest_framework.urls")),
     path("api/", include(api_patterns)),
