@@ -37,6 +37,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("analytics-chart", "get"): READ,
     ("analytics-overview", "get"): READ,
     ("analytics-sparklines", "get"): READ,
+    ("analytics-expected", "get"): READ,
     ("analytics-script-summary", "get"): READ,
 }
 
@@ -91,6 +92,7 @@ REQUESTS: dict[str, Callable[[Any], tuple[str, dict[str, Any]]]] = {
     "analytics-chart": lambda c: (f"/api/analytics/chart?{_q(c)}", {}),
     "analytics-overview": lambda c: ("/api/analytics/overview", {}),
     "analytics-sparklines": lambda c: (f"/api/analytics/sparklines?{_q(c)}", {}),
+    "analytics-expected": lambda c: (f"/api/analytics/expected?{_q(c)}", {}),
     "analytics-script-summary": lambda c: (f"/api/analytics/scripts/summary?{_q(c)}", {}),
 }
 METHOD_REQUESTS: dict[tuple[str, str], Callable[[Any], tuple[str, dict[str, Any]]]] = {

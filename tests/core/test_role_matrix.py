@@ -54,6 +54,7 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("run-pause", "post"): (401, 403, 200, 200, 200),
     ("run-resume", "post"): (401, 403, 200, 200, 200),
     ("run-restart", "post"): (401, 403, 202, 202, 202),
+    ("run-rerun", "post"): (401, 403, 202, 202, 202),
     ("run-logs", "get"): (401, 200, 200, 200, 200),
     ("run-events", "get"): (401, 200, 200, 200, 200),
     ("run-attempts", "get"): (401, 200, 200, 200, 200),
@@ -105,6 +106,12 @@ REQUESTS: dict[str, Callable[[Ctx], tuple[str, dict[str, Any]]]] = {
     "health": lambda c: ("/api/health", {}),
     "system-status": lambda c: ("/api/system/status", {}),
     "csrf-token": lambda c: ("/api/csrf_token", {}),
+def _rerunnable(c: Ctx) -> Run:
+    """A finished run of a script that exists (a rerun is checked as a launch is)."""
+    run: Run = RunFactory(script_path=str(c.script))
+    return run
+
+
     "apikey-list": lambda c: ("/api/keys", {"data": {"name": "matrix"}, "format": "json"}),
     "apikey-detail": lambda c: (f"/api/keys/{c.key_id}", {}),
     "schema": lambda c: ("/api/schema/", {}),
@@ -125,6 +132,7 @@ REQUESTS: dict[str, Callable[[Ctx], tuple[str, dict[str, Any]]]] = {
     "run-attempts": lambda c: (f"/api/runs/{c.finished.pk}/attempts", {}),
     "run-samples": lambda c: (f"/api/runs/{c.finished.pk}/samples", {}),
     "run-junit": _junit,
+    "run-rerun": lambda c: (f"/api/runs/{_rerunnable(c).pk}/rerun", {"data": {}, "format": "json"}),
     "run-stream": lambda c: (f"/api/runs/{c.finished.pk}/stream", {}),
     "execute": lambda c: ("/api/execute", {"data": {"script_path": str(c.script)}, "format": "json"}),
 }

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from library.models import FolderRoot, Scan, ScanState, Script, Tag
+from library.models import FolderRoot, Preset, Scan, ScanState, Script, Tag
 from prechecks.models import CheckJob
 
 R = (401, 200, 200, 200, 200)  # read
@@ -22,6 +22,8 @@ W201 = (401, 403, 403, 201, 201)
 W202 = (401, 403, 403, 202, 202)
 A = (401, 403, 403, 403, 200)  # admin
 A201 = (401, 403, 403, 403, 201)
+A204 = (401, 403, 403, 403, 204)
+X201 = (401, 403, 201, 201, 201)  # execute: create (a preset)
 
 # (URL name, method):            anonymous readonly executor user  admin
 MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
@@ -56,6 +58,14 @@ MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
     ("library-check", "post"): W202,
     ("library-check-job", "get"): R,
     ("browse", "get"): R,
+    ("library-picker", "get"): R,
+    ("library-script-presets", "get"): R,
+    ("library-script-presets", "post"): X201,
+    # A shared preset: everyone sees it and may launch it, admins change it.
+    ("library-preset", "get"): R,
+    ("library-preset", "patch"): A,
+    ("library-preset", "delete"): A204,
+    ("library-preset-run", "post"): X,
 }
 
 
@@ -132,7 +142,21 @@ REQUESTS: dict[str, Callable[[Any], tuple[str, dict[str, Any]]]] = {
     "library-check": lambda c: ("/api/library/check", _json({"path": str(c.script), "kinds": ["secret"]})),
     "library-check-job": lambda c: (f"/api/library/checks/{_check_job(c).pk}", {}),
     "browse": lambda c: ("/api/browse", {"data": {"path": str(Path(c.script).parent)}}),
+    "library-picker": lambda c: ("/api/library/picker", {"data": {"q": "ok"}}),
+    "library-script-presets": lambda c: (
+        f"/api/library/scripts/{_script(c).pk}/presets",
+        _json({"name": "mine", "options": {"timeout": 30}}),
+    ),
+    "library-preset": lambda c: (f"/api/library/presets/{_preset(c).pk}", _json({"name": "renamed"})),
+    "library-preset-run": lambda c: (f"/api/library/presets/{_preset(c).pk}/run", _json({})),
 }
+
+
+def _preset(c: Any) -> Preset:
+    preset, _ = Preset.objects.get_or_create(
+        script=_script(c), name="matrix", owner=None, defaults={"options": {}}
+    )
+    return preset
 
 
 def _check_job(c: Any) -> CheckJob:
