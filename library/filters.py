@@ -15,6 +15,7 @@ from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
 
 from library.models import Script, ScriptStatus, Tag
+from library.selectors import CHECK_FILTERS, scripts_by_check
 
 MAX_VALUES = 100
 
@@ -74,6 +75,18 @@ class ScriptFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-fi
         help_text="A tag id or name (any case). Repeatable: scripts with all of the tags.",
     )
     missing = django_filters.BooleanFilter(method="filter_missing", help_text="Missing from disk.")
+    check = django_filters.ChoiceFilter(
+        method="filter_check",
+        choices=[(value, value) for value in CHECK_FILTERS],
+        error_messages={
+            "invalid_choice": "Unknown check filter %(value)s; one of: " + ", ".join(CHECK_FILTERS) + "."
+        },
+        help_text=(
+            "The latest pre-run check: clean (nothing found), findings (anything found), secret "
+            "(a secret found), high (a high or critical finding, secrets included), error (a tool "
+            "gave no answer), not_checked (never checked)."
+        ),
+    )
     duplicates = django_filters.ChoiceFilter(
         method="filter_duplicates",
         choices=[("name", "name"), ("content", "content")],
@@ -82,7 +95,17 @@ class ScriptFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-fi
 
     class Meta:
         model = Script
-        fields = ["language", "status", "root_id", "owner", "environment", "tag", "missing", "duplicates"]
+        fields = [
+            "language",
+            "status",
+            "root_id",
+            "owner",
+            "environment",
+            "tag",
+            "missing",
+            "check",
+            "duplicates",
+        ]
 
     def filter_tag(self, qs: QuerySet[Script], name: str, value: list[str]) -> QuerySet[Script]:
         through = Script.tags.through.objects
@@ -105,6 +128,9 @@ class ScriptFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-fi
         if value is None:
             return qs
         return qs.filter(missing_since__isnull=not value)
+
+    def filter_check(self, qs: QuerySet[Script], name: str, value: str) -> QuerySet[Script]:
+        return scripts_by_check(qs, value) if value else qs
 
     def filter_duplicates(self, qs: QuerySet[Script], name: str, value: str) -> QuerySet[Script]:
         if value == "name":

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
 from core.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound, TooLarge, Unsupported
@@ -16,6 +16,8 @@ from core.paths import path_check
 from library.analysis import is_binary
 from library.models import SCAN_ACTIVE, FolderRoot, Scan, Script, Tag
 from library.services.roots import within
+from prechecks.models import CheckFinding, CheckStatus, LatestCheck
+from prechecks.selectors import NOT_CHECKED
 
 DUPLICATE_KINDS = ("name", "content")
 DUPLICATE_MEMBER_FIELDS = (
@@ -294,3 +296,60 @@ def browse_folder(raw: str, roots: list[Path]) -> dict[str, Any]:
         "total": len(ordered),
         "truncated": len(ordered) > MAX_ITEMS,
     }
+
+
+# -- pre-run check badges (issue 13) ---------------------------------------------------------
+
+#: The values of the scripts list's ``?check=`` filter (documented in the README).
+CHECK_FILTERS = ("clean", "findings", "secret", "high", "error", "not_checked")
+_SEVERITIES_DESC = ("critical", "high", "medium", "low")
+
+
+def _badge(row: dict[str, Any]) -> str:
+    """The label of one latest check, as ``prechecks.selectors.check_badges`` makes it."""
+    if row["secrets"]:
+        return "secret found"
+    if row["result__status"] == CheckStatus.ERROR:
+        tools = ", ".join(sorted({str(e.get("tool", "")) for e in row["result__errors"] or [] if e}))
+        return f"error: {tools}" if tools else "error"
+    for severity in _SEVERITIES_DESC:
+        if row[severity]:
+            return f"{row[severity]} {severity}"
+    return "clean"
+
+
+def script_check_badges(*, paths: list[str]) -> dict[str, str]:
+    """The check badge of each script path of a page ("2 high", "secret found", "clean",
+    "error: bandit", "not checked"), in one query whatever the page's size: the latest
+    check of each path with its findings counted by kind and severity in the same SELECT."""
+    counted = {
+        severity: Count("result__findings", filter=Q(result__findings__severity=severity))
+        for severity in _SEVERITIES_DESC
+    }
+    rows = (
+        LatestCheck.objects.filter(script_path__in=paths)
+        .values("script_path", "result__status", "result__errors")
+        .annotate(secrets=Count("result__findings", filter=Q(result__findings__kind="secret")), **counted)
+    )
+    found = {row["script_path"]: _badge(row) for row in rows}
+    return {path: found.get(path, NOT_CHECKED) for path in paths}
+
+
+def scripts_by_check(scripts: Any, value: str) -> Any:
+    """Scripts (a queryset) whose latest check matches a ``?check=`` value (:data:`CHECK_FILTERS`)."""
+    latest = LatestCheck.objects.filter(script_path=OuterRef("path"))
+    findings = CheckFinding.objects.filter(result_id=OuterRef("result_id"))
+    if value == "not_checked":
+        return scripts.exclude(Exists(latest))
+    if value == "clean":
+        return scripts.filter(Exists(latest.filter(result__status=CheckStatus.CLEAN)))
+    if value == "error":
+        return scripts.filter(Exists(latest.filter(result__status=CheckStatus.ERROR)))
+    if value == "findings":
+        return scripts.filter(Exists(latest.filter(Exists(findings))))
+    if value == "secret":
+        return scripts.filter(Exists(latest.filter(Exists(findings.filter(kind="secret")))))
+    if value == "high":
+        severe = findings.filter(severity__in=("high", "critical"))
+        return scripts.filter(Exists(latest.filter(Exists(severe))))
+    raise InvalidInput("check", f"Unknown check filter {value!r}; one of: {', '.join(CHECK_FILTERS)}.")

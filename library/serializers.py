@@ -15,6 +15,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from library.models import FolderRoot, Scan, Script, ScriptChange, ScriptStatus, Tag
+from library.selectors import script_check_badges
 from library.services import (
     root_create,
     root_update,
@@ -227,6 +228,10 @@ class ScriptSerializer(serializers.ModelSerializer[Script]):
     status = ScriptStatusField(read_only=True)
     missing = serializers.SerializerMethodField(help_text="The file was not found by the last scan.")
     parameters_count = serializers.SerializerMethodField()
+    check = serializers.SerializerMethodField(
+        help_text='The latest pre-run check: "secret found", "2 high", "1 medium", "clean", '
+        '"error: <tools>" (a tool gave no answer) or "not checked".'
+    )
 
     class Meta:
         model = Script
@@ -254,6 +259,7 @@ class ScriptSerializer(serializers.ModelSerializer[Script]):
             "parameters_count",
             # Non-empty when the file does not parse (a Python syntax error): not healthy.
             "parse_error",
+            "check",
         ]
         read_only_fields = fields
 
@@ -273,6 +279,13 @@ class ScriptSerializer(serializers.ModelSerializer[Script]):
 
     def get_parameters_count(self, script: Script) -> int:
         return len(script.parameters) if isinstance(script.parameters, list) else 0
+
+    def get_check(self, script: Script) -> str:
+        # Set for a whole page in one query by the list; one script's page reads its own.
+        badge = getattr(script, "check_badge", None)
+        if badge is None:
+            badge = script_check_badges(paths=[script.path])[script.path]
+        return str(badge)
 
 
 class ScriptLastRunSerializer(serializers.Serializer[Any]):

@@ -32,7 +32,14 @@ from core.permissions import caller, effective_role
 from core.roles import Capability, role_allows
 from library.filters import ScriptFilter, StableOrderingFilter, TagFilter
 from library.models import SCAN_ACTIVE, FolderRoot, Scan, Script, Tag
-from library.selectors import DUPLICATE_KINDS, duplicate_groups, highlight, library_stats, script_content
+from library.selectors import (
+    DUPLICATE_KINDS,
+    duplicate_groups,
+    highlight,
+    library_stats,
+    script_check_badges,
+    script_content,
+)
 from library.serializers import (
     DuplicatesSerializer,
     FolderRootSerializer,
@@ -257,8 +264,10 @@ class ScriptViewSet(
         assert page is not None  # paginated by settings
         root_ids = {script.root_id for script in page}
         names = dict(FolderRoot.objects.filter(pk__in=root_ids).values_list("pk", "name"))
+        badges = script_check_badges(paths=[script.path for script in page])
         for script in page:
             script.root_name = names.get(script.root_id, "")  # type: ignore[attr-defined]  # a per-request annotation the serializer reads, not a model field
+            script.check_badge = badges[script.path]  # type: ignore[attr-defined]  # as root_name
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def _search_page(self, queryset: QuerySet[Script]) -> builtins.list[Script]:

@@ -106,6 +106,38 @@
     if (summary.stderr_snippet) SO.renderAnsi(String(summary.stderr_snippet), snippet);
   }
 
+  // -- pre-run checks (issue 13): the run's ``checks`` block --------------------------
+  function renderChecks() {
+    const checks = run.checks;
+    const card = $("#run-checks");
+    if (!checks) {
+      card.hidden = true;
+      return;
+    }
+    card.hidden = false;
+    const findings = checks.findings || [];
+    const how = checks.cached ? "cached result" : `${fmt.duration((checks.duration_ms || 0) / 1000)}`;
+    $("#checks-summary").textContent = `${(checks.kinds || []).join(", ")} · ${checks.status} · ${findings.length} finding${findings.length === 1 ? "" : "s"} · ${how}`;
+    $("#checks-blocked").hidden = !checks.blocked;
+    $("#checks-reason").textContent = checks.blocked ? checks.reason || "" : "";
+    SO.clear($("#checks-errors")).append(...(checks.errors || []).map((e) => h("div.alert.alert-warn", { role: "note" }, `${e.tool} gave no answer: ${e.message}`)));
+    const rows = findings.map((f) =>
+      h(
+        "tr",
+        { dataset: { kind: f.kind, severity: f.severity }, class: f.blocking ? "finding-blocking" : undefined },
+        h("td", null, f.tool),
+        h("td.mono", null, f.rule_id),
+        h("td", null, h(`span.badge.badge-sev-${f.severity}`, null, f.severity)),
+        h("td.mono", null, `${f.file}${f.line ? `:${f.line}` : ""}`),
+        h("td", null, f.message),
+        h("td", null, f.blocking ? "blocks" : f.accepted ? "accepted risk" : "–"),
+      ),
+    );
+    SO.clear($("#checks-body")).append(...rows);
+    $("#checks-table-wrap").hidden = !rows.length;
+    $("#checks-empty").hidden = rows.length > 0 || (checks.errors || []).length > 0;
+  }
+
   function renderParams() {
     const dl = SO.clear($("#run-params"));
     const add = (label, value, wide) => dl.append(...metaItem(label, value, wide ? { class: "meta-wide" } : null));
@@ -142,6 +174,7 @@
     try {
       run = await SO.api("GET", `/api/runs/${id}`);
       renderHeader();
+      renderChecks();
       renderParams();
       syncBanner();
     } catch (err) {
@@ -614,10 +647,13 @@
           loadAttempts();
         }
         if (run.status === "running" && !term.size()) term.setPlaceholder("Waiting for output…");
+        if (before !== run.status && !ACTIVE()) refreshRun(); // a blocked run ends without starting
         break;
       }
       case "event":
         addEvents([data], false);
+        // The pre-run checks' verdict: the record's ``checks`` block is written with it.
+        if (data.kind === "check_blocked" || data.kind === "check_passed") refreshRun();
         break;
       case "execution_completed":
         finished = true;
@@ -652,7 +688,11 @@
 
   // -- start ---------------------------------------------------------------------------
   renderHeader();
+  renderChecks();
   renderParams();
+  // The page's embedded record has no ``checks`` block (dashboard/pages/runs.py renders the
+  // list-shaped record); the run's own API record has it: read it once when checks were asked.
+  if (!run.checks && (run.enable_code_analysis || run.enable_secret_scanning || run.enable_dependency_scanning)) refreshRun();
   loadEvents();
   loadAttempts();
   loadSamples();

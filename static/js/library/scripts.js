@@ -16,7 +16,7 @@
   };
 
   const list = (L.list = SO.listView({
-    filters: ["search", "language", "status", "tag", "root_id", "ordering", "missing", "duplicates"],
+    filters: ["search", "language", "status", "tag", "root_id", "check", "ordering", "missing", "duplicates"],
     passive: ["ordering"],
     controls: {
       search: $("#f-search"),
@@ -24,6 +24,7 @@
       status: $("#f-status"),
       tag: els.tag,
       root_id: els.root,
+      check: $("#f-check"),
       ordering: $("#f-ordering"),
       missing: $("#f-missing"),
     },
@@ -102,7 +103,7 @@
     for (const tag of (script.tags || []).slice(0, 3)) chips.append(tagChip(tag));
     if ((script.tags || []).length > 3) chips.append(h("span.chip.muted", { title: script.tags.slice(3).map((t) => t.name).join(", ") }, `+${script.tags.length - 3}`));
     tagsCell.append(chips);
-    const statusCell = h("td.col-status", null, h("span.badge-group", null, statusBadge(script.status), script.missing ? missingBadge(script.missing_since) : null, script.parse_error ? parseErrorBadge(script.parse_error) : null));
+    const statusCell = h("td.col-status", null, h("span.badge-group", null, statusBadge(script.status), script.missing ? missingBadge(script.missing_since) : null, script.parse_error ? parseErrorBadge(script.parse_error) : null, L.checkBadge(script.check)));
     const actions = h("span.actions");
     if (can.execute) actions.append(runButton(script, "sm"));
     actions.append(h("a.btn.btn-sm.btn-link", { href: scriptLink(script.id), dataset: { action: "open" }, "aria-label": `Details of ${script.relpath}` }, "Details"));

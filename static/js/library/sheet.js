@@ -170,6 +170,8 @@
         metaItem("Runs", s.run_count !== undefined ? fmt.number(s.run_count) : null),
         metaItem("Last run", lastRun),
       ),
+      h("h3.section-title", null, "Pre-run checks"),
+      h("div.sheet-checks", { id: "sheet-checks", dataset: { testid: "sheet-checks" } }),
       h("h3.section-title", null, "Recent runs"),
       h("div.sheet-trend", { id: "sheet-trend", dataset: { testid: "script-trend" } }),
       h("h3.section-title", null, "Parameters", s.parameters && s.parameters.length ? h("span.muted.small", null, ` ${s.parameters.length} from argparse`) : null),
@@ -183,6 +185,7 @@
     renderSheetTags();
     const opened = sheet.id;
     L.renderTrend($("#sheet-trend", panel), s, () => sheet.id !== opened || !sheet.el.open);
+    L.renderChecks($("#sheet-checks", panel), s, () => sheet.id === opened && sheet.el.open);
   }
 
   /** A message inside the sheet (toasts would sit under the modal's backdrop). */
