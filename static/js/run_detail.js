@@ -33,6 +33,12 @@
     return h("span.muted", null, "–");
   }
 
+  /** The output counter: never behind the lines the terminal has seen. */
+  function outputText() {
+    const lines = Math.max(run.output_lines || 0, term.newest || 0); // (called once the terminal exists)
+    return `${fmt.number(lines)} lines · ${fmt.bytes(run.output_bytes)}`;
+  }
+
   function renderHeader() {
     $("#run-script").textContent = fmt.basename(run.script_path);
     $("#run-path").textContent = fmt.dirname(run.script_path) + "/";
@@ -40,6 +46,9 @@
     SO.clear($("#run-badges")).append(SO.runBadges(run));
     const actions = SO.clear($("#run-actions"));
     actions.append(SO.actionButtons(run, { size: "md", withDelete: true, onDone: afterAction }));
+    if (SO.can.execute) {
+      actions.append(h("a.btn.btn-md.btn-soft", { href: `/?rerun=${run.id}#launch`, dataset: { action: "rerun", testid: "rerun" }, title: "A fresh run with this run's parameters, changed as you like" }, "Run again…"));
+    }
 
     const dl = SO.clear($("#run-meta"));
     const exit =
@@ -52,13 +61,20 @@
       metaItem("Created", h("span", { title: fmt.dateTime(run.created_at) }, fmt.dateTime(run.created_at))),
       metaItem("Started", run.started_at ? fmt.dateTime(run.started_at) : h("span.muted", null, run.status === "queued" ? "waiting for a worker…" : "–")),
       metaItem("Finished", run.finished_at ? fmt.dateTime(run.finished_at) : h("span.muted", null, "–")),
-      metaItem("Duration", runningFor()),
+      metaItem(run.attempts > 1 ? "Run time (all attempts)" : "Duration", runningFor()),
       metaItem("Exit code", exit),
       metaItem("Attempts", run.retry_on_failure ? `${run.attempts} of ${run.retry_max_attempts}` : String(run.attempts)),
       metaItem("By", [run.created_by || "–", h("span.muted", null, ` via ${run.source}`)]),
     ];
+    if (run.attempts > 1 && run.started_at) {
+      // Retries wait between attempts: the wall time is longer than the attempts' sum.
+      const end = run.finished_at ? new Date(run.finished_at) : new Date();
+      const wall = (end - new Date(run.started_at)) / 1000;
+      items.push(metaItem("Wall time", h("span", { "data-testid": "wall-time", title: "From the first attempt's start to the end, waits between attempts included" }, fmt.duration(wall))));
+    }
     if (run.restarted_from) {
-      items.push(metaItem("Restart of", h("a.mono", { href: `/runs/${run.restarted_from}/` }, fmt.shortId(run.restarted_from))));
+      const label = run.source === "rerun" ? "Run again from" : "Restart of";
+      items.push(metaItem(label, h("a.mono", { href: `/runs/${run.restarted_from}/` }, fmt.shortId(run.restarted_from))));
     }
     for (const item of items) dl.append(...item);
     renderError();
@@ -159,7 +175,7 @@
       true,
     );
     add("Host / PID", run.host ? `${run.host} / ${run.pid ?? "–"}` : "–");
-    add("Output", `${fmt.number(run.output_lines)} lines · ${fmt.bytes(run.output_bytes)}`);
+    add("Output", h("span", { id: "meta-output", "data-testid": "output-count" }, outputText()));
     add("CPU time", run.cpu_time === null || run.cpu_time === undefined ? "–" : fmt.duration(run.cpu_time));
     add("Avg CPU", run.avg_cpu === null || run.avg_cpu === undefined ? "–" : `${run.avg_cpu.toFixed(1)} %`);
     add("Peak RSS", fmt.bytes(run.peak_rss));
@@ -182,6 +198,22 @@
     }
   }
 
+  /** The analytics card (server-rendered: how the run compares with usual, gates,
+   *  alerts) of a run that just ended live: recorded in the run's final write, so read
+   *  the page again and take its card. */
+  async function refreshAnalytics() {
+    const slot = $("#run-analytics-slot");
+    if (!slot) return;
+    try {
+      const res = await fetch(location.pathname, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (!res.ok) return;
+      const fresh = new DOMParser().parseFromString(await res.text(), "text/html").querySelector("#run-analytics-slot");
+      if (fresh) slot.replaceChildren(...Array.from(fresh.childNodes).map((node) => document.importNode(node, true)));
+    } catch (err) {
+      // The card appears on the next visit; nothing else depends on it.
+    }
+  }
+
   function gone() {
     SO.toast("This run was deleted.", { kind: "error", link: { href: "/", label: "Back to runs" } });
     if (socket) socket.close();
@@ -201,6 +233,10 @@
     onNeedNewer: (last) => loadNewer(last),
   });
   term.onJumpLatest = () => loadTail({ follow: true });
+  term.onRender = () => {
+    const node = $("#meta-output");
+    if (node) node.textContent = outputText();
+  };
 
   let pagedLogs = true; // false when the server has no JSON/paged logs (then the socket replays everything)
   let dropped = 0;
@@ -208,8 +244,13 @@
   const fromApi = (l) => ({ n: l.n, stream: l.stream, ts: l.ts, text: l.text });
   const fromSocket = (d) => ({ n: d.offset, stream: d.stream, ts: d.timestamp, text: d.content });
 
+  /** The viewer's stream filter, applied by the server: ``streams=`` on every page. */
+  const STREAMS = ["stdout", "stderr", "system"];
+  function streamParam() {
+    return term.streams ? { streams: STREAMS.filter((s) => term.streams.has(s)).join(",") } : {};
+  }
   function logsUrl(extra) {
-    return `/api/runs/${id}/logs?${new URLSearchParams({ format: "json", ...extra })}`;
+    return `/api/runs/${id}/logs?${new URLSearchParams({ format: "json", ...streamParam(), ...extra })}`;
   }
 
   async function fetchPage(extra) {
@@ -329,15 +370,55 @@
     }
   }
 
-  // Stream toggles: CSS hides the lines, nothing is re-fetched.
+  // Stream toggles: the server filters the pages (a big log's stderr is found however
+  // much stdout came before it); live lines of a hidden stream are skipped.
   for (const button of SO.$$("[data-stream-toggle]")) {
     button.addEventListener("click", () => {
       const on = !button.classList.contains("on");
+      const shown = new Set(SO.$$("[data-stream-toggle].on").map((b) => b.dataset.streamToggle));
+      if (on) shown.add(button.dataset.streamToggle);
+      else shown.delete(button.dataset.streamToggle);
+      if (!shown.size) return; // at least one stream stays on
       button.classList.toggle("on", on);
       button.setAttribute("aria-pressed", on ? "true" : "false");
-      $("#term").classList.toggle(`hide-${button.dataset.streamToggle}`, !on);
+      term.streams = shown.size === STREAMS.length ? null : shown;
+      if (pagedLogs) loadTail({ follow: term.follow });
+      else $("#term").classList.toggle(`hide-${button.dataset.streamToggle}`, !on); // no paged logs: hide
     });
   }
+  $("#ts-btn").addEventListener("click", (e) => {
+    const on = !e.currentTarget.classList.contains("on");
+    e.currentTarget.classList.toggle("on", on);
+    e.currentTarget.setAttribute("aria-pressed", on ? "true" : "false");
+    $("#term").classList.toggle("show-ts", on);
+  });
+  // Jump to the first error: the first stderr line, or an earlier line matching the
+  // server's error pattern (SCRIPTOPS_LOG_ERROR_PATTERN).
+  $("#first-error-btn").addEventListener("click", async () => {
+    try {
+      const res = await SO.request("GET", `/api/runs/${id}/logs?${new URLSearchParams({ format: "json", first_error: "true", limit: "1" })}`);
+      if (!res.ok) throw new SO.ApiError(res.status, res.data);
+      const found = res.data && res.data.first_error;
+      if (!found) {
+        SO.toast("No error found: no line on stderr and none matching the error pattern.", { kind: "info" });
+        return;
+      }
+      if (term.streams && !term.streams.has(found.stream)) {
+        // Show every stream again: the line must be visible where it is.
+        for (const b of SO.$$("[data-stream-toggle]")) {
+          b.classList.add("on");
+          b.setAttribute("aria-pressed", "true");
+        }
+        term.streams = null;
+      }
+      await jumpTo(found.n);
+      const row = $(`#term-lines .tl[data-n="${found.n}"]`);
+      if (row) row.classList.add("first-error");
+      SO.toast(`First error: line ${fmt.number(found.n)} (${found.why === "stderr" ? "first stderr line" : "matches the error pattern"}).`, { kind: "info" });
+    } catch (err) {
+      SO.toast(`Could not look for the first error: ${err.message}`, { kind: "error" });
+    }
+  });
   $("#wrap-btn").addEventListener("click", (e) => {
     const on = !e.currentTarget.classList.contains("on");
     e.currentTarget.classList.toggle("on", on);
@@ -666,6 +747,7 @@
         loadAttempts();
         loadSamples();
         loadEvents();
+        refreshAnalytics();
         break;
       case "error":
         if (/deleted/i.test(data.error_message || "")) gone();

@@ -105,6 +105,7 @@
       this.frame = null;
       this.lastScrollTop = 0;
       this.placeholder = "";
+      this.streams = null; // the streams shown (a Set) when the viewer filters them; null: all
       scroller.addEventListener("scroll", () => this.onScroll(), { passive: true });
       followButton.addEventListener("click", () => this.setFollow(!this.follow));
       jump.addEventListener("click", () => this.jumpToLatest());
@@ -122,7 +123,11 @@
       const text = document.createElement("span");
       text.className = "tx";
       renderAnsi(line.text, text);
-      row.append(num, text);
+      // The time each line was read (shown by the Times toggle: ``.term.show-ts``).
+      const ts = document.createElement("span");
+      ts.className = "ts";
+      ts.textContent = line.ts ? SO.fmt.time(line.ts, true) : "";
+      row.append(num, ts, text);
       return row;
     }
 
@@ -152,6 +157,7 @@
     live(line) {
       if (line.n <= this.newest && this.last !== null && line.n <= this.last) return; // already shown
       this.newest = Math.max(this.newest, line.n);
+      if (this.streams && !this.streams.has(line.stream)) return; // filtered out, as the server filters pages
       if (!this.atTail) {
         this.renderEdges();
         return;
@@ -247,6 +253,7 @@
       this.count.textContent = shown
         ? `Lines ${SO.fmt.number(this.first)}–${SO.fmt.number(this.last)} shown · ${SO.fmt.number(this.newest)} total`
         : "";
+      if (this.onRender) this.onRender();
     }
 
     setPlaceholder(text) {
