@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from core.models import ApiKey, User
-from core.services import api_key_create, api_key_revoke
+from core.services import api_key_create, api_key_revoke, api_key_update, user_delete, user_save
 
 
 @admin.register(User)
@@ -15,6 +15,17 @@ class UserAdmin(BaseUserAdmin[User]):
     list_filter = ("role", "is_superuser", "is_active")
     fieldsets = (*(BaseUserAdmin.fieldsets or ()), ("ScriptOps", {"fields": ("role",)}))
     add_fieldsets = (*BaseUserAdmin.add_fieldsets, ("ScriptOps", {"fields": ("role",)}))
+
+    # Through the account services, so each change is in the audit log.
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:  # noqa: FBT001 (Django's signature)
+        user_save(user=obj, created=not change, changed=list(form.changed_data) if change else [])
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        user_delete(user=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        for user in queryset:
+            user_delete(user=user)
 
 
 @admin.register(ApiKey)
@@ -39,7 +50,7 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
 
     def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:  # noqa: FBT001 (Django's signature)
         if change:
-            super().save_model(request, obj, form, change)
+            api_key_update(key=obj, changed=list(form.changed_data))
             return
         issued = api_key_create(user=obj.user, name=obj.name, role=obj.role)
         if obj.expires_at:

@@ -8,6 +8,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, JsonResponse
 
+from core.audit import current_request
 from core.errors import error_body
 from core.principals import csrf_header_alias
 
@@ -72,3 +73,37 @@ class CsrfHeaderAliasMiddleware:
     async def __acall__(self, request: HttpRequest) -> Any:
         csrf_header_alias(request.META)
         return await self.get_response(request)
+
+
+class AuditContextMiddleware:
+    """Keep the request being served in ``core.audit.current_request`` for the audit log.
+
+    Services record who did what without taking the request as an argument: the
+    recorder reads the actor (``request.user``, set by then by the session or DRF's
+    authentication), the client address and the user agent from it. Reset afterwards,
+    so nothing leaks into the next request a thread or task serves.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]):
+        self.get_response = get_response
+        if iscoroutinefunction(self.get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        token = current_request.set(request)
+        try:
+            return self.get_response(request)
+        finally:
+            current_request.reset(token)
+
+    async def __acall__(self, request: HttpRequest) -> Any:
+        token = current_request.set(request)
+        try:
+            return await self.get_response(request)
+        finally:
+            current_request.reset(token)

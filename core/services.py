@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.audit import audit_emit
 from core.models import ApiKey, User, hash_api_key
 from core.roles import Role, lesser_role
 
@@ -36,6 +37,13 @@ def api_key_create(
         key_hash=hash_api_key(raw),
         expires_at=timezone.now() + timedelta(days=expires_days) if expires_days else None,
     )
+    audit_emit(
+        action="api_key.create",
+        object_type="api_key",
+        object_id=key.pk,
+        summary=f"API key {key.name!r} ({key.prefix}…) created for {user.get_username()}, role {key.role}",
+        data={"name": key.name, "owner": user.get_username(), "role": key.role, "prefix": key.prefix},
+    )
     return IssuedKey(key=key, raw=raw)
 
 
@@ -43,6 +51,26 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+        audit_emit(
+            action="api_key.revoke",
+            object_type="api_key",
+            object_id=key.pk,
+            summary=f"API key {key.name!r} ({key.prefix}…) revoked",
+            data={"name": key.name, "prefix": key.prefix, "owner_id": key.user_id},
+        )
+    return key
+
+
+def api_key_update(*, key: ApiKey, changed: list[str]) -> ApiKey:
+    """Save a key edited in the admin (name, role, expiry) and audit the change."""
+    key.save()
+    audit_emit(
+        action="api_key.update",
+        object_type="api_key",
+        object_id=key.pk,
+        summary=f"API key {key.name!r} ({key.prefix}…) changed: {', '.join(sorted(changed)) or 'nothing'}",
+        data={name: str(getattr(key, name, "")) for name in changed if name != "key_hash"},
+    )
     return key
 
 
@@ -87,6 +115,13 @@ def user_ensure(*, username: str, role: str) -> tuple[User, bool]:
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
+        audit_emit(
+            action="user.create",
+            object_type="user",
+            object_id=user.pk,
+            summary=f"User {username} created with role {role}",
+            data={"username": username, "role": role},
+        )
     return user, created
 
 
@@ -103,10 +138,23 @@ def admin_ensure() -> str | None:
         if password and not user.check_password(password):
             user.set_password(password)
             user.save(update_fields=["password"])
+            audit_emit(
+                action="user.password_change",
+                object_type="user",
+                object_id=user.pk,
+                summary="Password of admin set from SCRIPTOPS_ADMIN_PASSWORD",
+            )
         return None
     generated = password is None
     password = password or secrets.token_urlsafe(12)
-    User.objects.create_superuser(username="admin", email="", password=password, role=Role.ADMIN)
+    created = User.objects.create_superuser(username="admin", email="", password=password, role=Role.ADMIN)
+    audit_emit(
+        action="user.create",
+        object_type="user",
+        object_id=created.pk,
+        summary="Superuser admin created",
+        data={"username": "admin", "role": Role.ADMIN, "superuser": True},
+    )
     if not generated:
         return None
     path = Path(settings.DATA_DIR) / "admin-password"
@@ -114,3 +162,48 @@ def admin_ensure() -> str | None:
     with os.fdopen(fd, "w") as fh:
         fh.write(password + "\n")
     return password
+
+
+# Fields whose values the audit log must never hold.
+_SECRET_FIELDS = frozenset({"password", "password1", "password2"})
+
+
+def user_save(*, user: User, created: bool, changed: list[str]) -> User:
+    """Save a user edited in the admin (its form already applied) and audit it: a role,
+    superuser, staff or active flag change is a ``user.role_change``, anything else a
+    ``user.update``; the changed fields' new values (never a password) go in the event."""
+    user.save()
+    values = {name: getattr(user, name, None) for name in changed if name not in _SECRET_FIELDS}
+    values = {
+        name: value if isinstance(value, (str, int, bool, type(None))) else str(value)
+        for name, value in values.items()
+    }
+    privileged = {"role", "is_superuser", "is_staff", "is_active", "groups", "user_permissions"}
+    if created:
+        action, verb = "user.create", "created"
+    elif privileged & set(changed):
+        action, verb = "user.role_change", "changed role or access"
+    else:
+        action, verb = "user.update", "updated"
+    audit_emit(
+        action=action,
+        object_type="user",
+        object_id=user.pk,
+        summary=f"User {user.get_username()} {verb}"
+        + (f" ({', '.join(sorted(changed))})" if changed else ""),
+        data={"username": user.get_username(), "role": user.effective_role, "changed": values},
+    )
+    return user
+
+
+def user_delete(*, user: User) -> None:
+    """Delete a user (its API keys go with it) and audit it; past events keep its name."""
+    pk, username = user.pk, user.get_username()
+    user.delete()
+    audit_emit(
+        action="user.delete",
+        object_type="user",
+        object_id=pk,
+        summary=f"User {username} deleted",
+        data={"username": username},
+    )

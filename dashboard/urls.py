@@ -5,7 +5,7 @@ A trailing slash is optional, as on the API (APPEND_SLASH is off).
 
 from django.urls import URLPattern, URLResolver, re_path
 
-from dashboard.pages import analytics, library, runs, scheduler
+from dashboard.pages import analytics, audit, library, runs, scheduler
 
 urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^$", runs.runs_page, name="runs-page"),
@@ -17,4 +17,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^library/?$", library.library_page, name="library-page"),
     re_path(r"^scheduler/?$", scheduler.scheduler_page, name="scheduler-page"),
     re_path(r"^analytics/?$", analytics.analytics_page, name="analytics-page"),
+    re_path(r"^audit/?$", audit.audit_page, name="audit-page"),
 ]

@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "csp",  # Content-Security-Policy (the header; its template tags are unused)
     # Layers, bottom to top (import-linter keeps them: see pyproject.toml).
     "core",
+    "audit",
     "analytics",
     "prechecks",
     "runs",
@@ -81,6 +82,8 @@ MIDDLEWARE = [
     "core.middleware.CsrfHeaderAliasMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The request being served, for the audit log's actor, address and user agent.
+    "core.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Turns a sign-in that locked its client out into the lockout page (core.lockout).
@@ -241,6 +244,9 @@ AXES_VERBOSE = False
 # --- Brute force: API key guessing (core.key_guard) --------------------------------
 API_KEY_FAILURE_LIMIT = env_int("SCRIPTOPS_API_KEY_FAILURE_LIMIT", default=20, minimum=1)
 API_KEY_FAILURE_WINDOW = env_int("SCRIPTOPS_API_KEY_FAILURE_WINDOW", default=600, minimum=1)
+
+# The audit log (audit app): events older than this many days are deleted daily.
+AUDIT_RETENTION_DAYS = env_int("SCRIPTOPS_AUDIT_RETENTION_DAYS", default=365, minimum=1)
 
 # --- ScriptOps ----------------------------------------------------------------
 REDIS_URL = env_str("SCRIPTOPS_REDIS_URL") or None

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from audit.services import record
 from core.errors import Forbidden, InvalidInput
 from core.models import User
 from library.models import Preset, Script
@@ -114,7 +115,21 @@ def preset_create(
         options=preset_options_clean(script=script, options=options),
         created_by=user,
     )
-    return _saved(preset)
+    _saved(preset)
+    _record(preset, "create", user)
+    return preset
+
+
+def _record(preset: Preset, verb: str, user: User) -> None:
+    # The preset's options are not copied: its environment may hold secrets.
+    record(
+        action=f"preset.{verb}",
+        object_type="preset",
+        object_id=preset.pk,
+        summary=f"Preset {preset.name!r} of {preset.script.path} {verb}d",
+        data={"name": preset.name, "script_id": preset.script_id, "shared": preset.owner_id is None},
+        actor=user if getattr(user, "is_authenticated", False) else None,
+    )
 
 
 def preset_update(
@@ -126,12 +141,15 @@ def preset_update(
         preset.name = _name(name)
     if options is not None:
         preset.options = preset_options_clean(script=preset.script, options=options, stored=preset.options)
-    return _saved(preset)
+    _saved(preset)
+    _record(preset, "update", user)
+    return preset
 
 
 def preset_delete(*, preset: Preset, user: User, is_admin: bool) -> None:
     if not preset_may_change(preset=preset, user=user, is_admin=is_admin):
         raise Forbidden("Only its owner or an admin may delete this preset.")
+    _record(preset, "delete", user)
     preset.delete()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from audit.services import record
 from core.errors import InvalidInput
 from core.models import User
 from core.paths import path_check
@@ -70,9 +71,18 @@ def root_create(
         fields["include_patterns"] = _patterns(include_patterns, "include_patterns")
     if exclude_patterns is not None:
         fields["exclude_patterns"] = _patterns(exclude_patterns, "exclude_patterns")
-    return FolderRoot.objects.create(
+    root = FolderRoot.objects.create(
         created_by=user if getattr(user, "is_authenticated", False) else None, **fields
     )
+    record(
+        action="library_root.create",
+        object_type="library_root",
+        object_id=root.pk,
+        summary=f"Folder root {root.name!r} registered: {root.path}",
+        data=fields,
+        actor=user if getattr(user, "is_authenticated", False) else None,
+    )
+    return root
 
 
 def root_update(*, root: FolderRoot, **changes: Any) -> FolderRoot:
@@ -85,6 +95,13 @@ def root_update(*, root: FolderRoot, **changes: Any) -> FolderRoot:
     for field, value in changes.items():
         setattr(root, field, value)
     root.save(update_fields=list(changes))
+    record(
+        action="library_root.update",
+        object_type="library_root",
+        object_id=root.pk,
+        summary=f"Folder root {root.name!r} changed: {', '.join(sorted(changes)) or 'nothing'}",
+        data={"changes": changes},
+    )
     return root
 
 
@@ -92,5 +109,12 @@ def root_update(*, root: FolderRoot, **changes: Any) -> FolderRoot:
 def root_delete(*, root: FolderRoot) -> int:
     """Remove a root and its scripts from the library (nothing on disk is touched)."""
     count = root.scripts.count()
+    record(
+        action="library_root.delete",
+        object_type="library_root",
+        object_id=root.pk,
+        summary=f"Folder root {root.name!r} removed with its {count} scripts",
+        data={"name": root.name, "path": root.path, "scripts": count},
+    )
     root.delete()
     return count

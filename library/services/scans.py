@@ -35,6 +35,7 @@ from django.db import DatabaseError, IntegrityError, close_old_connections, conn
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from audit.services import record
 from core.models import User
 from library.analysis import EXTENSIONS_BY_LANGUAGE, analyse, language_of, shebang_of
 from library.models import SCAN_ACTIVE, FolderRoot, Scan, ScanState, Script
@@ -108,6 +109,14 @@ def scan_start(*, root: FolderRoot, user: User | None = None) -> tuple[Scan, boo
                 root=root, requested_by=user if getattr(user, "is_authenticated", False) else None
             )
             scan_id = str(scan.pk)
+            record(
+                action="library_root.scan",
+                object_type="library_root",
+                object_id=root.pk,
+                summary=f"Scan of folder root {root.name!r} started",
+                data={"scan_id": scan_id},
+                actor=user if getattr(user, "is_authenticated", False) else None,
+            )
             transaction.on_commit(lambda: _hand_over(scan_id, root.name))
     except IntegrityError:
         active = root.scans.filter(state__in=SCAN_ACTIVE).first()

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import record
 from core.errors import Conflict
 from core.models import User
 from library.models import Script, ScriptChange, ScriptStatus, Tag
@@ -41,7 +42,19 @@ def script_update(*, script: Script, user: User | None = None, **changes: Any) -
     script.updated_at = timezone.now()
     script.save(update_fields=[*diff, "updated_at"])
     ScriptChange.objects.create(script=script, user=user, action="update", changes=diff)
+    record(
+        action="script.update",
+        object_type="script",
+        object_id=script.pk,
+        summary=f"{script.path}: {', '.join(sorted(diff))} changed",
+        data={"path": script.path, "changes": diff},
+        actor=_actor(user),
+    )
     return script
+
+
+def _actor(user: User | None) -> User | None:
+    return user if getattr(user, "is_authenticated", False) else None
 
 
 @transaction.atomic
@@ -51,6 +64,14 @@ def script_tag_attach(*, script: Script, tag: Tag, user: User | None = None) -> 
         return False
     script.tags.add(tag)
     ScriptChange.objects.create(script=script, user=user, action="tag_attached", changes={"tag": tag.name})
+    record(
+        action="script.tag_attach",
+        object_type="script",
+        object_id=script.pk,
+        summary=f"Tag {tag.name!r} attached to {script.path}",
+        data={"path": script.path, "tag": tag.name, "tag_id": tag.pk},
+        actor=_actor(user),
+    )
     return True
 
 
@@ -60,6 +81,14 @@ def script_tag_detach(*, script: Script, tag: Tag, user: User | None = None) -> 
         return False
     script.tags.remove(tag)
     ScriptChange.objects.create(script=script, user=user, action="tag_detached", changes={"tag": tag.name})
+    record(
+        action="script.tag_detach",
+        object_type="script",
+        object_id=script.pk,
+        summary=f"Tag {tag.name!r} detached from {script.path}",
+        data={"path": script.path, "tag": tag.name, "tag_id": tag.pk},
+        actor=_actor(user),
+    )
     return True
 
 
@@ -86,7 +115,15 @@ def tag_create(*, name: str, color: str | None = None, description: str = "") ->
         raise LibraryError("name", f"A tag named {fields['name']!r} already exists (names ignore case).")
     try:
         with transaction.atomic():
-            return Tag.objects.create(**fields)
+            tag = Tag.objects.create(**fields)
+            record(
+                action="tag.create",
+                object_type="tag",
+                object_id=tag.pk,
+                summary=f"Tag {tag.name!r} created",
+                data=fields,
+            )
+            return tag
     except IntegrityError as exc:  # created concurrently
         raise LibraryError("name", f"A tag named {fields['name']!r} already exists.") from exc
 
@@ -98,6 +135,13 @@ def tag_update(*, tag: Tag, **changes: Any) -> Tag:
     for name, value in fields.items():
         setattr(tag, name, value)
     tag.save(update_fields=list(fields))
+    record(
+        action="tag.update",
+        object_type="tag",
+        object_id=tag.pk,
+        summary=f"Tag {tag.name!r} changed: {', '.join(sorted(fields)) or 'nothing'}",
+        data={"changes": fields},
+    )
     return tag
 
 
@@ -108,6 +152,14 @@ def tag_delete(*, tag: Tag, user: User | None = None) -> int:
     ScriptChange.objects.bulk_create(
         ScriptChange(script=s, user=user, action="tag_detached", changes={"tag": tag.name, "deleted": True})
         for s in scripts
+    )
+    record(
+        action="tag.delete",
+        object_type="tag",
+        object_id=tag.pk,
+        summary=f"Tag {tag.name!r} deleted (detached from {len(scripts)} scripts)",
+        data={"name": tag.name, "scripts": len(scripts)},
+        actor=_actor(user),
     )
     tag.delete()
     return len(scripts)

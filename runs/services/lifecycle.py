@@ -25,6 +25,7 @@ from django.utils import timezone
 from django_q.conf import Conf
 
 from analytics.models import RunAnalysis
+from audit.services import record, record_many
 from core.errors import Conflict
 from core.hostid import host_id
 from core.models import User
@@ -107,6 +108,18 @@ def runs_enqueue_many(
             ]
         )
         run_ids = [str(run.pk) for run in runs]
+        action = {"restart": "run.restart", "rerun": "run.rerun"}.get(source, "run.launch")
+        record_many(
+            {
+                "action": action,
+                "object_type": "run",
+                "object_id": run.pk,
+                "summary": f"{action.split('.')[1].capitalize()} {run.script_path} ({source})",
+                "data": {"script_path": run.script_path, "source": source, "restarted_from": restarted},
+                "actor": created_by,
+            }
+            for run in runs
+        )
         if _queue_with_the_rows():
             _queue_tasks(run_ids)
             transaction.on_commit(lambda: _announce(run_ids))
@@ -146,6 +159,7 @@ def run_control(*, run: Run, command: str, user: User | None = None) -> Run:
         raise Conflict(f"Run {run.pk} is already {run.status}.")
     if command in (Control.STOP, Control.KILL, Control.CANCEL):
         if run.status == RunStatus.QUEUED and _finish_unstarted(run, reason=f"{command} by {who}"):
+            _control_record(run, command, user, queued=True)
             return run
     elif run.status != RunStatus.RUNNING:
         raise Conflict(f"Run {run.pk} is not running (status {run.status}); cannot {command}.")
@@ -171,9 +185,22 @@ def run_control(*, run: Run, command: str, user: User | None = None) -> Run:
     }.get(Control(command))
     if kind:
         RunEvent.objects.create(run=run, kind=kind, data={"command": command, "by": who})
+    if updated:
+        _control_record(run, command, user, queued=False)
     run.refresh_from_db()
     run_changed(str(run.pk))
     return run
+
+
+def _control_record(run: Run, command: str, user: User | None, *, queued: bool) -> None:
+    record(
+        action=f"run.{command}",
+        object_type="run",
+        object_id=run.pk,
+        summary=f"{command.capitalize()} {'queued ' if queued else ''}run of {run.script_path}",
+        data={"script_path": run.script_path, "status": run.status},
+        actor=user if getattr(user, "is_authenticated", False) else None,
+    )
 
 
 def run_restart(*, run: Run, user: User | None = None) -> Run:
@@ -202,6 +229,14 @@ def runs_delete(*, ids: Iterable[uuid.UUID]) -> dict[str, Any]:
             raise Conflict(f"Active runs cannot be deleted: {', '.join(active)}.")
         found_ids = [pk for pk, _, _ in found]
         script_paths = {path for _, _, path in found}
+        for pk, status, path in found:
+            record(
+                action="run.delete",
+                object_type="run",
+                object_id=pk,
+                summary=f"Deleted run of {path}",
+                data={"script_path": path, "status": status},
+            )
         Run.objects.filter(pk__in=found_ids).delete()
         # Its analysis goes with the run; its history points stay (analytics' cleanup).
         RunAnalysis.objects.filter(run_id__in=found_ids).delete()

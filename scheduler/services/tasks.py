@@ -16,6 +16,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import record
 from core.errors import Conflict, InvalidInput
 from core.models import User
 from library.models import Script
@@ -376,7 +377,24 @@ def task_create(
         except IntegrityError as exc:  # a concurrent create took the name
             raise _name_taken(exc) from exc
         _apply_relations(task, cleaned)
+        _record(
+            task,
+            "create",
+            f"Scheduled task {task.name!r} created",
+            {"fields": sorted(data), "webhook": bool(raw)},
+        )
     return task, raw
+
+
+def _record(task: ScheduledTask, verb: str, summary: str, data: dict[str, Any] | None = None) -> None:
+    # Names of the changed fields, not their values: a task's environment may hold secrets.
+    record(
+        action=f"scheduled_task.{verb}",
+        object_type="scheduled_task",
+        object_id=task.pk,
+        summary=summary,
+        data={"name": task.name, **(data or {})},
+    )
 
 
 def task_update(*, task: ScheduledTask, now: datetime | None = None, **data: Any) -> ScheduledTask:
@@ -401,6 +419,13 @@ def task_update(*, task: ScheduledTask, now: datetime | None = None, **data: Any
         except IntegrityError as exc:
             raise _name_taken(exc) from exc
         _apply_relations(locked, cleaned)
+        fields = sorted(set(changed) | set(data))
+        _record(
+            locked,
+            "update",
+            f"Scheduled task {locked.name!r} changed: {', '.join(fields) or 'nothing'}",
+            {"changed": fields},
+        )
     return locked
 
 
@@ -413,6 +438,7 @@ def task_delete(*, task: ScheduledTask) -> None:
                 f"{task.name} cannot be deleted: {', '.join(dependents)} depend(s) on it. "
                 "Remove it from their depends_on first."
             )
+        _record(task, "delete", f"Scheduled task {task.name!r} deleted")
         task.delete()
 
 
@@ -420,18 +446,23 @@ def task_enable(*, task: ScheduledTask, now: datetime | None = None) -> Schedule
     """Enable a task; its next due time is counted from now (no burst of missed ticks)."""
     now = now or timezone.now()
     task.enabled = True
-    ScheduledTask.objects.filter(pk=task.pk, enabled=False).update(
+    enabled = ScheduledTask.objects.filter(pk=task.pk, enabled=False).update(
         enabled=True, next_run_at=task.first_run_after(now), updated_at=now
     )
     task.refresh_from_db()
+    if enabled:
+        _record(task, "enable", f"Scheduled task {task.name!r} enabled")
     return task
 
 
 def task_pause(*, task: ScheduledTask, now: datetime | None = None) -> ScheduledTask:
     """Disable a task: no ticks, events, dependency or webhook runs (manual runs still work)."""
     now = now or timezone.now()
+    was_enabled = ScheduledTask.objects.filter(pk=task.pk, enabled=True).exists()
     ScheduledTask.objects.filter(pk=task.pk).update(enabled=False, next_run_at=None, updated_at=now)
     task.refresh_from_db()
+    if was_enabled:
+        _record(task, "disable", f"Scheduled task {task.name!r} disabled")
     return task
 
 
@@ -440,9 +471,13 @@ def task_webhook_rotate(*, task: ScheduledTask) -> str:
     raw = new_token()
     ScheduledTask.objects.filter(pk=task.pk).update(webhook_hash=hash_token(raw), updated_at=timezone.now())
     task.refresh_from_db()
+    _record(task, "webhook_rotate", f"Webhook token of scheduled task {task.name!r} rotated")
     return raw
 
 
 def task_webhook_remove(*, task: ScheduledTask) -> None:
+    had = ScheduledTask.objects.filter(pk=task.pk).exclude(webhook_hash="").exists()
     ScheduledTask.objects.filter(pk=task.pk).update(webhook_hash="", updated_at=timezone.now())
     task.refresh_from_db()
+    if had:
+        _record(task, "webhook_remove", f"Webhook of scheduled task {task.name!r} removed")

@@ -75,7 +75,12 @@ FUNCTION_VIEW_METHODS: dict[str, set[str]] = {
 # MATRIX and REQUESTS as above, and optionally PUBLIC (URL names that need no login, by
 # design), FUNCTION_VIEW_METHODS and METHOD_REQUESTS ({(name, method): request} for a
 # method that needs another request than the name's GET/POST one).
-MATRIX_MODULES = ("tests.library.matrix", "tests.scheduler.matrix", "tests.analytics.matrix")
+MATRIX_MODULES = (
+    "tests.library.matrix",
+    "tests.scheduler.matrix",
+    "tests.analytics.matrix",
+    "tests.audit.matrix",
+)
 PUBLIC = {"health", "csrf-token"}  # csrf-token: seed 003 clients fetch it before signing in
 METHOD_REQUESTS: dict[tuple[str, str], Callable[[Ctx], tuple[str, dict[str, Any]]]] = {}
 
