@@ -25,6 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from audit.services import record
 from core.errors import Forbidden, InvalidInput, NotFound
 from core.models import User
 from core.roles import Role
@@ -396,6 +397,14 @@ def finding_accept(
         script_path=script_path,
         script_sha256=script_sha256,
         defaults={"accepted_by": by, "reason": reason, "accepted_at": timezone.now()},
+    )
+    record(
+        action="precheck.risk_accept",
+        object_type="finding",
+        object_id=fingerprint,
+        summary=f"accepted a pre-check finding as a risk for {script_path or script_sha256[:12]}",
+        data={"script_path": script_path, "script_sha256": script_sha256, "reason": reason},
+        actor=by,
     )
     return risk
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from analytics import selectors, stats
 from analytics.models import Baseline, Benchmark, Point, Series, path_key
+from audit.services import record
 from core.errors import InvalidInput, NotFound
 from core.models import User
 
@@ -81,9 +82,16 @@ def baseline_save(
 
 
 def baseline_delete(*, baseline_id: int) -> None:
+    name = Baseline.objects.filter(pk=baseline_id).values_list("name", flat=True).first()
     deleted, _ = Baseline.objects.filter(pk=baseline_id).delete()
     if not deleted:
         raise NotFound(f"No baseline {baseline_id}.")
+    record(
+        action="analytics.baseline_delete",
+        object_type="baseline",
+        object_id=baseline_id,
+        summary=f"deleted baseline {name}",
+    )
 
 
 def benchmark_create(
@@ -187,6 +195,12 @@ def history_cleanup(*, days: int = 90, batch_size: int = CLEANUP_BATCH) -> int:
         Series.objects.filter(created_at__lt=cutoff).filter(
             ~Exists(Point.objects.filter(series_id=OuterRef("pk")))
         ).delete()
+        record(
+            action="analytics.cleanup",
+            object_type="history",
+            summary=f"deleted {deleted} history points older than {days} days",
+            data={"days": days, "deleted": deleted},
+        )
     return deleted
 
 

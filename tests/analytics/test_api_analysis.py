@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from analytics.models import Baseline
+from audit.models import AuditEvent
 from core.roles import Role
 from tests.analytics.history_helpers import OTHER, SCRIPT, record
 
@@ -272,6 +273,8 @@ def test_saved_baselines_are_listed_and_deleted(writer: APIClient) -> None:
     ]
     missing = writer.delete(f"/api/analytics/baselines/{mine[0]['id']}")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    [event] = AuditEvent.objects.filter(action="analytics.baseline_delete")
+    assert (event.object_id, event.summary) == (str(mine[0]["id"]), "deleted baseline a")
 
 
 def test_no_saved_baselines_is_an_empty_list(api: APIClient) -> None:

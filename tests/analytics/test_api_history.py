@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from analytics.admin import masked_url
 from analytics.models import AlertDelivery, AlertState, Baseline, Benchmark, Point, RunAnalysis, Series
 from analytics.services.history import history_cleanup
+from audit.models import AuditEvent
 from core.roles import Role
 from tests.analytics.history_helpers import OTHER, SCRIPT, record
 from tests.factories import UserFactory
@@ -228,6 +229,9 @@ def test_cleanup_deletes_points_older_than_days_and_the_series_left_empty(client
     assert sorted(Point.objects.values_list("value", flat=True)) == [5.0, 6.0]
     assert list(Series.objects.values_list("metric", flat=True)) == ["duration_seconds"]
     assert admin.delete("/api/analytics/cleanup").json() == {"deleted": 0}
+    # Deleting history is audited, with the caller.
+    events = list(AuditEvent.objects.filter(action="analytics.cleanup").order_by("at"))
+    assert [(e.actor_name, e.data["deleted"]) for e in events] == [("admin-user", 4), ("admin-user", 0)]
 
 
 def test_cleanup_uses_days(client_for: Any) -> None:

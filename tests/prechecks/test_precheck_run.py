@@ -10,6 +10,7 @@ import pytest
 import time_machine
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from core.errors import Forbidden, InvalidInput, NotFound
 from core.roles import Role
 from prechecks.models import AcceptedRisk, CheckFinding, CheckResult, LatestCheck
@@ -161,6 +162,12 @@ def test_an_accepted_risk_no_longer_blocks_but_is_still_reported(risky):
         fingerprint=blocking.fingerprint, by=admin, reason="input is a fixed menu", script_path=str(risky)
     )
     assert (risk.accepted_by, risk.reason) == (admin, "input is a fixed menu")
+    [event] = AuditEvent.objects.filter(action="precheck.risk_accept")  # audited, with who and why
+    assert (event.actor_id, event.object_id, event.data["reason"]) == (
+        admin.pk,
+        blocking.fingerprint,
+        risk.reason,
+    )
     again = precheck_run(path=risky, kinds=frozenset({"code"}), root=None)
     assert not again.blocked
     [accepted] = [f for f in again.findings if f.rule_id == "B602"]
