@@ -28,6 +28,8 @@
     urlExtra: (q) => {
       if (libraryLaunch && libraryLaunch.id) q.set("script_id", libraryLaunch.id);
       if (rerunOf) q.set("rerun", rerunOf.id);
+      const chosen = libraryLaunch && libraryLaunch.preset && libraryLaunch.preset();
+      if (chosen) q.set("preset", chosen.id);
     },
     onPage: (results) => {
       state.order = results.map((r) => r.id);
@@ -598,7 +600,11 @@
           hint.textContent = lib.parameters.length ? "Extra arguments, after the parameters above; split like a shell would." : originalHint;
           f.args.placeholder = lib.parameters.length ? "" : originalPlaceholder;
           box.hidden = false;
-          loadPresets(lib);
+          loadPresets(lib, params.get("preset") || "").then(() => {
+            const preset = lib.preset(); // ?preset= (the library sheet's "Launch with it…")
+            if (preset) applyPreset(form, lib, preset);
+            if (libraryLaunch === lib) list.syncUrl();
+          });
           const first = grid.querySelector("input, select") || $("[data-testid=launch]");
           first.focus();
         })
@@ -723,6 +729,7 @@
       const preset = lib.preset();
       if (preset) applyPreset(form, lib, preset);
       presetChosen(lib);
+      list.syncUrl(); // a reload (or a shared link) keeps the preset
     });
     $("#preset-save-open").addEventListener("click", () => {
       saveBox.hidden = !saveBox.hidden;

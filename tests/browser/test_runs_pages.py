@@ -490,6 +490,16 @@ def test_presets_are_saved_from_the_form_and_launch_with_their_hidden_environmen
         f"count=3 token=secret-{token}", timeout=RUN_TIMEOUT
     )
 
+    # The script's sheet in the library lists it and launches the form filled with it.
+    page.goto(f"/library/#script={script_id}")
+    presets = page.get_by_test_id("sheet-presets")
+    expect(presets).to_contain_text("nightly")
+    expect(presets).to_contain_text("--count 3")
+    presets.get_by_test_id("preset-launch").click()
+    expect(page).to_have_url(re.compile(rf"script_id={script_id}&preset=\d+"))
+    expect(page.get_by_test_id("args")).to_have_value("--count 3")
+    expect(page.get_by_test_id("preset-env")).to_contain_text("TOKEN")
+
     # Deleting asks first.
     page.goto(f"/?script_id={script_id}")
     page.get_by_test_id("preset-select").select_option(label="nightly")

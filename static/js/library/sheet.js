@@ -176,6 +176,8 @@
       h("div.sheet-trend", { id: "sheet-trend", dataset: { testid: "script-trend" } }),
       h("h3.section-title", null, "Parameters", s.parameters && s.parameters.length ? h("span.muted.small", null, ` ${s.parameters.length} from argparse`) : null),
       parametersTable(s),
+      h("h3.section-title", null, "Presets"),
+      h("div.sheet-presets", { id: "sheet-presets", dataset: { testid: "sheet-presets" } }, h("span.muted.small", null, "Loading…")),
     );
 
     const right = h("div.overview-side");
@@ -186,6 +188,41 @@
     const opened = sheet.id;
     L.renderTrend($("#sheet-trend", panel), s, () => sheet.id !== opened || !sheet.el.open);
     L.renderChecks($("#sheet-checks", panel), s, () => sheet.id === opened && sheet.el.open);
+    renderPresets($("#sheet-presets", panel), s);
+  }
+
+  /** The script's presets (yours and the shared ones), each launching the form filled
+   *  with it; they are made and changed in the launch form. */
+  async function renderPresets(box, s) {
+    let presets = [];
+    try {
+      presets = (await SO.api("GET", `/api/library/scripts/${encodeURIComponent(s.id)}/presets`)).results || [];
+    } catch (err) {
+      SO.clear(box).append(h("span.muted.small", null, `Could not load the presets: ${err.message}`));
+      return;
+    }
+    const launch = `/?script_id=${encodeURIComponent(s.id)}`;
+    if (!presets.length) {
+      SO.clear(box).append(
+        h("p.muted.small", null, "No presets yet. ", SO.can.execute ? h("a", { href: launch }, "Open the launch form") : null, SO.can.execute ? " and save one with “Save as preset…”." : null),
+      );
+      return;
+    }
+    const list = h("ul.preset-list");
+    for (const p of presets) {
+      const args = (p.options.args || []).join(" ");
+      list.append(
+        h(
+          "li",
+          { dataset: { preset: String(p.id) } },
+          h("strong", null, p.name),
+          h("span.muted.small", null, p.shared ? " · shared" : " · yours"),
+          args ? h("code.preset-args", null, args) : null,
+          SO.can.execute ? h("a.btn.btn-ghost.btn-sm", { href: `${launch}&preset=${p.id}`, dataset: { testid: "preset-launch" } }, "Launch with it…") : null,
+        ),
+      );
+    }
+    SO.clear(box).append(list);
   }
 
   /** A message inside the sheet (toasts would sit under the modal's backdrop). */
