@@ -28,9 +28,48 @@
   function runningFor() {
     if (run.duration !== null && run.duration !== undefined) return fmt.duration(run.duration);
     if (run.status === "running" && run.started_at) {
-      return h("span.ticking", { dataset: { since: run.started_at } }, fmt.duration((Date.now() - new Date(run.started_at)) / 1000));
+      return h(
+        "span.duration-live",
+        null,
+        h("span.ticking", { dataset: { since: run.started_at } }, fmt.duration((Date.now() - new Date(run.started_at)) / 1000)),
+        h("span.run-progress", { id: "run-progress", dataset: { testid: "run-progress" }, hidden: true }),
+      );
     }
     return h("span.muted", null, "–");
+  }
+
+  // -- progress against the script's usual duration (p50/p95 of its last 30 successes) ----
+  let usual; // undefined: not asked yet; null: not enough history
+  async function loadUsual() {
+    if (usual !== undefined || run.status !== "running") return;
+    try {
+      const found = await SO.api("GET", `/api/analytics/expected?${new URLSearchParams({ script_path: run.script_path })}`);
+      usual = found[run.script_path] || null;
+    } catch (err) {
+      usual = null; // progress is a nicety
+    }
+    paintProgress();
+  }
+  function paintProgress() {
+    const node = $("#run-progress");
+    if (!node) return;
+    if (!usual || !(usual.p50 > 0) || run.status !== "running" || !run.started_at) {
+      node.hidden = true;
+      return;
+    }
+    const elapsed = (Date.now() - new Date(run.started_at)) / 1000;
+    const over = elapsed > usual.p95;
+    const fraction = over ? 1 : Math.min(elapsed / usual.p50, 1);
+    const left = Math.max(usual.p50 - elapsed, 0);
+    const fill = h("span.progress-fill");
+    fill.style.width = `${(fraction * 100).toFixed(1)}%`;
+    node.hidden = false;
+    node.classList.toggle("over", over);
+    SO.clear(node).append(
+      h("span.progress-track", { role: "progressbar", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": String(Math.round(fraction * 100)), "aria-label": `Progress against the usual ${fmt.duration(usual.p50)}` }, fill),
+      h(`span.progress-text${over ? ".over" : ""}`, { title: `usually ${fmt.duration(usual.p50)} (p50 of ${usual.n} successful runs), p95 ${fmt.duration(usual.p95)}` },
+        over ? "running longer than usual" : left < 1 ? "about to finish" : `about ${fmt.duration(left)} left`),
+    );
   }
 
   /** The output counter: never behind the lines the terminal has seen. */
@@ -78,6 +117,10 @@
     }
     for (const item of items) dl.append(...item);
     renderError();
+    if (run.status === "running") {
+      if (usual === undefined) loadUsual();
+      else paintProgress();
+    }
   }
 
   function afterAction(action, result) {
@@ -184,6 +227,7 @@
 
   setInterval(() => {
     for (const node of SO.$$(".ticking[data-since]")) node.textContent = fmt.duration((Date.now() - new Date(node.dataset.since)) / 1000);
+    paintProgress();
   }, 1000);
 
   async function refreshRun() {

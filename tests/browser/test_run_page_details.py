@@ -189,3 +189,20 @@ def test_the_analytics_card_appears_when_a_live_run_ends(
     expect(page.locator("[data-testid=run-analytics]")).to_be_visible()
     expect(page.get_by_test_id("run-usual")).to_be_visible()
     no_page_errors(page)
+
+
+def test_a_running_runs_page_shows_progress_against_its_usual_duration(
+    login: Callable[[str], Page], stack: Stack, api: httpx.Client
+) -> None:
+    write_script(stack, "steady.sh", 'sleep "$1"\n')
+    for _ in range(3):  # what "usual" is: about 1 s
+        finished(api, start_run(api, "steady.sh", args=["1"])["id"])
+    run = start_run(api, "steady.sh", args=["60"])
+    page = login("exe")
+    page.goto(f"/runs/{run['id']}/")
+    progress = page.get_by_test_id("run-progress")
+    expect(progress).to_be_visible(timeout=RUN_TIMEOUT)
+    expect(progress).to_contain_text("running longer than usual", timeout=RUN_TIMEOUT)
+    expect(progress.locator("[role=progressbar]")).to_have_attribute("aria-valuenow", "100")
+    api.post(f"/api/runs/{run['id']}/kill")
+    no_page_errors(page)
