@@ -7,7 +7,7 @@ PORT ?= 8000
 # Parallel test processes (pytest-xdist); the suite is mostly waiting on subprocesses.
 TEST_WORKERS ?= 4
 
-.PHONY: run test lint fmt check bench clean
+.PHONY: run test lint fmt check bench fuzz screenshots clean
 
 $(VENV)/.runtime: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,17 @@ test: lint check
 
 bench: $(VENV)/.dev
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# Hostile input at volume: schemathesis over every API operation as each role and the
+# path-traversal corpus (tests/security/), FUZZ_EXAMPLES per operation; summary in bench/results/.
+FUZZ_EXAMPLES ?= 100
+fuzz: $(VENV)/.dev
+	$(PY) bench/fuzz.py --examples $(FUZZ_EXAMPLES)
+
+# Every dashboard page at 1440 and 390 px, light and dark, driven by the browser tests'
+# tour (tests/browser/test_a11y.py) into test-artifacts/screenshots/ (not committed).
+screenshots: $(VENV)/.dev
+	SCRIPTOPS_SCREENSHOTS=1 $(PY) -m pytest -q -p no:cacheprovider tests/browser/test_a11y.py -k test_screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts

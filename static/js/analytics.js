@@ -94,20 +94,41 @@
     return [xs, ys, trend, anomalies, p50, p95];
   }
 
+  // Chart colours come from the page's theme (static/css/app.css variables); a theme
+  // change redraws the chart with the new ones.
+  let drawn = null;
+  const themeColor = (name, fallback) => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
+  document.addEventListener("so:theme", () => {
+    if (plot && drawn) draw(drawn);
+  });
+
   function draw(data) {
-    const width = Math.max(320, Math.floor(els.chart.clientWidth || 800));
+    drawn = data;
+    // The content box: clientWidth counts the padding, and a chart that wide sticks out
+    // of the card (and scrolls a phone sideways).
+    const box = getComputedStyle(els.chart);
+    const inner = els.chart.clientWidth - parseFloat(box.paddingLeft) - parseFloat(box.paddingRight);
+    const width = Math.max(240, Math.floor(inner || 800));
     const metric = state.metric;
+    const axis = themeColor("--chart-axis", "#6b7587");
+    const grid = themeColor("--chart-grid", "#edf0f5");
+    const line = themeColor("--primary", "#4355e8");
+    const trend = themeColor("--warn", "#a15c00");
+    const anomaly = themeColor("--bad", "#c5283d");
     const opts = {
       width,
       height: 320,
       cursor: { drag: { x: true, y: false, setScale: false } },
       scales: { x: { time: true } },
-      axes: [{}, { values: (u, ticks) => ticks.map((v) => show(metric, v)), size: 70 }],
+      axes: [
+        { stroke: axis, grid: { stroke: grid }, ticks: { stroke: grid } },
+        { values: (u, ticks) => ticks.map((v) => show(metric, v)), size: 70, stroke: axis, grid: { stroke: grid }, ticks: { stroke: grid } },
+      ],
       series: [
         {},
-        { label: metric, stroke: "#4f63ff", width: 1.5, points: { show: true, size: 4 }, value: (u, v) => show(metric, v) },
-        { label: "Trend", stroke: "#e0891b", width: 2, dash: [6, 4], points: { show: false }, value: (u, v) => show(metric, v) },
-        { label: "Anomalies", stroke: "#d6334a", width: 0, paths: () => null, points: { show: true, size: 10, fill: "#d6334a" }, value: (u, v) => show(metric, v) },
+        { label: metric, stroke: line, width: 1.5, points: { show: true, size: 4 }, value: (u, v) => show(metric, v) },
+        { label: "Trend", stroke: trend, width: 2, dash: [6, 4], points: { show: false }, value: (u, v) => show(metric, v) },
+        { label: "Anomalies", stroke: anomaly, width: 0, paths: () => null, points: { show: true, size: 10, fill: anomaly }, value: (u, v) => show(metric, v) },
         { label: "p50", stroke: "rgba(35, 150, 100, 0.7)", width: 1, points: { show: false }, value: (u, v) => show(metric, v) },
         { label: "p95", stroke: "rgba(35, 150, 100, 0.45)", width: 1, dash: [3, 3], points: { show: false }, value: (u, v) => show(metric, v) },
       ],

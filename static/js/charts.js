@@ -34,7 +34,10 @@
     const H = o.height;
     const pad = o.compact ? { l: 2, r: 2, t: 4, b: 2 } : { l: 48, r: 12, t: 24, b: 20 };
     SO.clear(container);
-    const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "chart-svg", role: "img" });
+    // A chart with a title is an image with a name; an untitled sparkline sits next to
+    // the figure it draws, so it is hidden from assistive technology.
+    const named = o.title ? { role: "img" } : { "aria-hidden": "true" };
+    const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, width: W, height: H, class: "chart-svg", ...named });
     if (o.title) root.append(svg("title", {}, o.title));
     container.append(root);
 
@@ -95,7 +98,7 @@
 
     // Hover: a guide and the nearest sample's value.
     const guide = svg("line", { x1: 0, x2: 0, y1: pad.t, y2: pad.t + ih, class: "chart-guide", visibility: "hidden" });
-    const dot = svg("circle", { r: 3.5, fill: o.color, stroke: "#fff", "stroke-width": 1.5, visibility: "hidden" });
+    const dot = svg("circle", { r: 3.5, fill: o.color, stroke: getComputedStyle(document.documentElement).getPropertyValue("--surface").trim() || "#fff", "stroke-width": 1.5, visibility: "hidden" });
     const tip = svg("text", { x: 0, y: pad.t + 12, class: "chart-tip", visibility: "hidden" });
     root.append(guide, dot, tip);
     const overlay = svg("rect", { x: pad.l, y: pad.t, width: iw, height: ih, fill: "transparent" });

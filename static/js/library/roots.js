@@ -95,7 +95,7 @@
     if (can.edit) {
       const scanButton = h(
         "button.btn.btn-sm.btn-secondary",
-        { type: "button", dataset: { action: "scan" }, "aria-label": `Scan ${root.name}` },
+        { type: "button", dataset: { action: "scan" }, "aria-label": `${root.last_scan ? "Rescan" : "Scan"} ${root.name}` },
         root.last_scan ? "Rescan" : "Scan",
       );
       scanButton.addEventListener("click", () => startScan(root, scanButton));

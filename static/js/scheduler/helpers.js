@@ -113,12 +113,13 @@
     return h(`${tag}.countdown`, { dataset: { countdown: iso }, title: fmt.dateTime(iso) }, countdown(iso));
   }
 
-  /** A time as the clock shows it in ``tz`` ("Mon, 06 Jan 2025, 02:30 CET"). */
+  /** A time as the clock shows it in ``tz`` ("Mon, 06 Jan 2025, 02:30 CET (Europe/Paris)"):
+   *  the zone is named, since it may not be the browser's. */
   function inZone(iso, tz) {
     const d = new Date(iso);
     if (Number.isNaN(d.getTime())) return String(iso);
     try {
-      return new Intl.DateTimeFormat("en-GB", {
+      const text = new Intl.DateTimeFormat("en-GB", {
         timeZone: tz || undefined,
         weekday: "short",
         year: "numeric",
@@ -129,6 +130,7 @@
         hourCycle: "h23",
         timeZoneName: "short",
       }).format(d);
+      return tz && !text.includes(tz) ? `${text} (${tz})` : text;
     } catch (err) {
       return fmt.dateTime(d); // an unknown zone name: the browser's own time
     }
