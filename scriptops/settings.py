@@ -289,12 +289,6 @@ SCHEDULER_MISFIRE_GRACE = env_float("SCRIPTOPS_SCHEDULER_MISFIRE_GRACE", default
 SCHEDULER_WEBHOOK_MAX_BYTES = env_int("SCRIPTOPS_WEBHOOK_MAX_BYTES", default=64 * 1024, minimum=1024)
 SCHEDULER_TICK_BATCH = env_int("SCRIPTOPS_SCHEDULER_TICK_BATCH", default=1000, minimum=1)
 HEARTBEAT_TIMEOUT = env_float("SCRIPTOPS_HEARTBEAT_TIMEOUT", default=30.0, minimum=2.0)
-# Tells this machine from others with the same host name (core.hostid); derived when unset.
-HOST_ID = env_str("SCRIPTOPS_HOST_ID", default="") or ""
-CONTROL_POLL_INTERVAL = env_float("SCRIPTOPS_CONTROL_POLL", default=0.05, minimum=0.01)
-SCRIPT_PYTHON = env_str("SCRIPTOPS_PYTHON") or sys.executable
-SCRIPT_PATH = env_str("SCRIPTOPS_SCRIPT_PATH") or "/usr/local/bin:/usr/bin:/bin"
-ENV_DENY = env_list(
 # "Jump to first error" in the log viewer: the first stderr line, or an earlier line of
 # stdout matching this (a Python regular expression; checked at start-up).
 _LOG_ERROR_PATTERN = env_str(
@@ -306,6 +300,12 @@ except re.error as exc:
     raise ImproperlyConfigured(
         f"SCRIPTOPS_LOG_ERROR_PATTERN is not a valid regular expression: {exc}"
     ) from exc
+# Tells this machine from others with the same host name (core.hostid); derived when unset.
+HOST_ID = env_str("SCRIPTOPS_HOST_ID", default="") or ""
+CONTROL_POLL_INTERVAL = env_float("SCRIPTOPS_CONTROL_POLL", default=0.05, minimum=0.01)
+SCRIPT_PYTHON = env_str("SCRIPTOPS_PYTHON") or sys.executable
+SCRIPT_PATH = env_str("SCRIPTOPS_SCRIPT_PATH") or "/usr/local/bin:/usr/bin:/bin"
+ENV_DENY = env_list(
     "SCRIPTOPS_ENV_DENY",
     default=[
         "LD_*",
@@ -372,6 +372,12 @@ REST_FRAMEWORK = {
         "core.authentication.ApiKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["core.permissions.RolePermission"],
+    # DRF's parsers, with the JSON body bounded by DATA_UPLOAD_MAX_MEMORY_SIZE (413).
+    "DEFAULT_PARSER_CLASSES": [
+        "core.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",

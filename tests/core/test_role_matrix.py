@@ -106,17 +106,17 @@ def _junit(c: Ctx) -> tuple[str, dict[str, Any]]:
     return (f"/api/runs/{c.finished.pk}/junit", {})
 
 
-# How to call each endpoint so that an allowed caller gets the expected success status.
-REQUESTS: dict[str, Callable[[Ctx], tuple[str, dict[str, Any]]]] = {
-    "health": lambda c: ("/api/health", {}),
-    "system-status": lambda c: ("/api/system/status", {}),
-    "csrf-token": lambda c: ("/api/csrf_token", {}),
 def _rerunnable(c: Ctx) -> Run:
     """A finished run of a script that exists (a rerun is checked as a launch is)."""
     run: Run = RunFactory(script_path=str(c.script))
     return run
 
 
+# How to call each endpoint so that an allowed caller gets the expected success status.
+REQUESTS: dict[str, Callable[[Ctx], tuple[str, dict[str, Any]]]] = {
+    "health": lambda c: ("/api/health", {}),
+    "system-status": lambda c: ("/api/system/status", {}),
+    "csrf-token": lambda c: ("/api/csrf_token", {}),
     "apikey-list": lambda c: ("/api/keys", {"data": {"name": "matrix"}, "format": "json"}),
     "apikey-detail": lambda c: (f"/api/keys/{c.key_id}", {}),
     "schema": lambda c: ("/api/schema/", {}),
@@ -132,12 +132,12 @@ def _rerunnable(c: Ctx) -> Run:
     "run-pause": lambda c: (f"/api/runs/{c.running.pk}/pause", {}),
     "run-resume": lambda c: (f"/api/runs/{c.paused.pk}/resume", {}),
     "run-restart": lambda c: (f"/api/runs/{c.finished.pk}/restart", {}),
+    "run-rerun": lambda c: (f"/api/runs/{_rerunnable(c).pk}/rerun", {"data": {}, "format": "json"}),
     "run-logs": lambda c: (f"/api/runs/{c.finished.pk}/logs", {}),
     "run-events": lambda c: (f"/api/runs/{c.finished.pk}/events", {}),
     "run-attempts": lambda c: (f"/api/runs/{c.finished.pk}/attempts", {}),
     "run-samples": lambda c: (f"/api/runs/{c.finished.pk}/samples", {}),
     "run-junit": _junit,
-    "run-rerun": lambda c: (f"/api/runs/{_rerunnable(c).pk}/rerun", {"data": {}, "format": "json"}),
     "run-stream": lambda c: (f"/api/runs/{c.finished.pk}/stream", {}),
     "execute": lambda c: ("/api/execute", {"data": {"script_path": str(c.script)}, "format": "json"}),
 }
