@@ -55,6 +55,7 @@ SECTIONS = (
     "analytics",
     "prechecks",
     "scale",
+    "fuzz",
 )
 
 
@@ -352,6 +353,23 @@ def _measure(
             return measure_prechecks(quick=args.quick)
 
         guarded(res, "prechecks", errors, prechecks)
+
+    if "fuzz" in args.only:
+        # Schemathesis per role and the path-traversal corpus, at volume: bench/fuzz.py.
+        print("hostile input (bench/fuzz.py)", flush=True)
+
+        def fuzz() -> dict[str, Any]:
+            from bench.fuzz import measure_fuzz
+
+            result = measure_fuzz(quick=args.quick)
+            if "error" in result:
+                errors.append(f"fuzz: {result['error'][:500]}")
+            for tool in ("schemathesis", "path_traversal"):
+                if (result.get(tool) or {}).get("server_errors"):
+                    errors.append(f"fuzz: {tool} got {result[tool]['server_errors']} 5xx answers")
+            return result
+
+        guarded(res, "fuzz", errors, fuzz)
 
     if "scale" in args.only:
         # 20/200/1,000 scripts at once followed over websockets, trivial runs, 50 MiB: bench/scale.py.

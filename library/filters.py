@@ -54,10 +54,18 @@ class MultiValueFilter(django_filters.Filter):  # type: ignore[misc]  # django-f
         return qs.filter(**{f"{self.field_name}__in": value})
 
 
+def _int64(value: str) -> int:
+    """An integer a database column can hold: SQLite raises OverflowError (a 500) past 64 bits."""
+    number = int(value)
+    if not -(2**63) <= number < 2**63:
+        raise ValueError(f"{value} is out of range")
+    return number
+
+
 @extend_schema_field({"type": "array", "items": {"type": "integer"}})
 class MultiIntFilter(MultiValueFilter):
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(coerce=int, **kwargs)
+        super().__init__(coerce=_int64, **kwargs)
 
 
 class ScriptFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filter ships no type information

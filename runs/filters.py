@@ -19,7 +19,10 @@ class RunFilter(django_filters.FilterSet):  # type: ignore[misc]  # django-filte
     correlation_id = django_filters.UUIDFilter()
     source = django_filters.CharFilter()
     paused = django_filters.BooleanFilter()
-    script = django_filters.NumberFilter(field_name="script_id", help_text="Library script id.")
+    # Bounded to a 64-bit integer: SQLite raises OverflowError (a 500) on a larger one.
+    script = django_filters.NumberFilter(
+        field_name="script_id", help_text="Library script id.", min_value=-(2**63), max_value=2**63 - 1
+    )
     latest_per_script = django_filters.ChoiceFilter(  # a typo is a 400, not "no filter"
         choices=(("true", "true"), ("false", "false")),
         method="filter_latest_per_script",
