@@ -125,3 +125,18 @@ def audit_prune(*, now: Any = None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=settings.AUDIT_RETENTION_DAYS)
     old = AuditEvent.objects.filter(at__lt=cutoff)
     return int(old._raw_delete(router.db_for_write(AuditEvent)))
+
+
+PRUNE_SCHEDULE = "scriptops.audit.prune"
+
+
+def prune_schedule_ensure() -> None:
+    """The daily retention cleanup's django-q2 ``Schedule`` exists (created by migration
+    0002; ensured again by every runner at start-up, as the scheduler's fallback tick is,
+    so a database whose rows were flushed or restored without it still prunes)."""
+    from django_q.models import Schedule
+
+    Schedule.objects.get_or_create(
+        name=PRUNE_SCHEDULE,
+        defaults={"func": "audit.tasks.prune", "schedule_type": Schedule.DAILY, "repeats": -1},
+    )

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent, AuditRefused
-from audit.services import audit_prune, record
+from audit.services import audit_prune, prune_schedule_ensure, record
 from audit.tasks import prune
 from core.roles import Role
 from tests.factories import UserFactory
@@ -62,7 +62,12 @@ def test_the_retention_cleanup_deletes_only_older_events(settings) -> None:
 def test_the_cleanup_is_scheduled_daily() -> None:
     from django_q.models import Schedule
 
-    schedule = Schedule.objects.get(name="scriptops.audit.prune")
+    # Migration 0002 creates it; a transactional test elsewhere may have flushed the
+    # table since, which is what every runner's start-up ensure is for.
+    Schedule.objects.filter(name="scriptops.audit.prune").delete()
+    prune_schedule_ensure()
+    prune_schedule_ensure()  # idempotent
+    [schedule] = Schedule.objects.filter(name="scriptops.audit.prune")
     assert (schedule.func, schedule.schedule_type, schedule.repeats) == (
         "audit.tasks.prune",
         Schedule.DAILY,

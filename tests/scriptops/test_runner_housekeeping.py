@@ -31,7 +31,12 @@ def test_the_uploads_sweep_runs_with_the_run_dirs_sweep_and_survives_its_failure
             stop.set()
 
     monkeypatch.setattr(runner_command, "SWEEP_INTERVAL", 0.0)
-    for name in ("fallback_schedule_ensure", "run_reap_orphans", "runs_start_all_waiting"):
+    for name in (
+        "fallback_schedule_ensure",
+        "prune_schedule_ensure",
+        "run_reap_orphans",
+        "runs_start_all_waiting",
+    ):
         monkeypatch.setattr(runner_command, name, record(name))
     monkeypatch.setattr(runner_command, "run_dirs_sweep", record("run_dirs_sweep", fail=True))
     monkeypatch.setattr(runner_command, "uploads_sweep", record("uploads_sweep"))
@@ -46,5 +51,6 @@ def test_the_uploads_sweep_runs_with_the_run_dirs_sweep_and_survives_its_failure
 
     assert not keeper.is_alive()
     assert calls.count("run_dirs_sweep") == calls.count("uploads_sweep") == 2
+    assert calls.count("prune_schedule_ensure") == 1  # at start-up, with the fallback schedule
     first = calls.index("run_dirs_sweep")
     assert calls[first : first + 2] == ["run_dirs_sweep", "uploads_sweep"]

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections, connection
 
+from audit.services import prune_schedule_ensure
 from runs.host import RunHost
 from runs.services import run_dirs_sweep, run_reap_orphans
 from runs.services.concurrency import runs_start_all_waiting
@@ -50,6 +51,7 @@ def housekeeping(stop: threading.Event, *, reap_interval: float, tick_interval: 
             close_old_connections()  # a broken connection is replaced next time
 
     guarded("the fallback schedule", fallback_schedule_ensure)
+    guarded("the audit log's retention schedule", prune_schedule_ensure)
     next_reap = 0.0
     next_sweep = time.monotonic() + SWEEP_INTERVAL
     try:
