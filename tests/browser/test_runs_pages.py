@@ -326,6 +326,11 @@ def test_runs_table_filters_selects_and_shows_progress_arguments_and_the_task(
     )
     # Only the actions that apply: a running row can be stopped, a finished one only restarted.
     expect(row.locator("[data-action=stop]")).to_be_visible()
+    # Restarting a live run ends it: the first click only asks.
+    restart = row.locator("[data-action=restart]")
+    restart.click()
+    expect(restart).to_have_text("End it and restart?")
+    assert api.get(f"/api/runs/{live['id']}").json()["status"] == "running"
     finished = body.locator(f"tr[data-id='{done[0]['id']}']")
     expect(finished.locator("[data-action=restart]")).to_be_visible()
     expect(finished.locator("[data-action=stop], [data-action=kill], [data-action=pause]")).to_have_count(0)
