@@ -261,9 +261,9 @@ def export_series(filters: HistoryFilter) -> dict[int, tuple[str, str]]:
 
 
 class _IsoText(Func):
-    """A time as the API writes it (``2025-01-02T03:04:05.678901Z``), made by the
-    database from the text it stores (SQLite ``2025-01-02 03:04:05.678901``, PostgreSQL
-    ``... +00`` on the UTC connection Django opens): no Python per row."""
+    """A time as the API writes it (``2025-01-02T03:04:05.678901Z``, as Python's
+    isoformat), made by the database: from the text SQLite stores, with ``to_char`` on
+    PostgreSQL. No Python per row."""
 
     output_field = TextField()
 
@@ -273,7 +273,14 @@ class _IsoText(Func):
         )
 
     def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        template = "replace(replace(CAST(%(expressions)s AS text), ' ', 'T'), '+00', 'Z')"
+        # Six digits of microseconds, none when they are all zero: as Python's isoformat
+        # (PostgreSQL's own text form trims trailing zeros: .72857 for .728570).
+        utc = "(%(expressions)s AT TIME ZONE 'UTC')"
+        template = (
+            f"CASE WHEN to_char({utc}, 'US') = '000000' "
+            f"""THEN to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"') """
+            f"""ELSE to_char({utc}, 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') END"""
+        )
         return self.as_sql(compiler, connection, template=template, **extra)
 
 

@@ -82,6 +82,8 @@ def _name(raw: Any) -> str:
     name = raw.strip() if isinstance(raw, str) else ""
     if not name:
         raise InvalidInput("name", "Give the preset a name.")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InvalidInput("name", "A preset's name cannot hold control characters (NUL, newlines…).")
     if len(name) > NAME_MAX:
         raise InvalidInput("name", f"At most {NAME_MAX} characters.")
     return name

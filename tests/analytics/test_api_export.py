@@ -210,3 +210,18 @@ def test_under_asgi_the_export_is_pulled_one_chunk_at_a_time(monkeypatch: pytest
     assert rows[0] == list(EXPORT_HEADER) and [float(r[-1]) for r in rows[1:]] == [
         float(v) for v in range(count)
     ]
+
+
+@pytest.mark.parametrize("microsecond", [0, 728570, 1, 999999])
+def test_exported_times_read_as_the_api_writes_them_whatever_the_microseconds(
+    api: APIClient, microsecond: int
+) -> None:
+    """Six digits of microseconds, none when they are zero (Python's isoformat) — on
+    PostgreSQL, whose own text form of a time trims trailing zeros, too."""
+    at = (timezone.now() - timedelta(hours=1)).replace(microsecond=microsecond)
+    [point] = record([1.0], start=at)
+    rows = csv_rows(api.get("/api/analytics/export", {"format": "csv"}))
+    expected = point.recorded_at.isoformat().replace("+00:00", "Z")
+    assert rows[1][0] == expected
+    body = json.loads(b"".join(chunks(api.get("/api/analytics/export", {"format": "json"}))))
+    assert body[0]["recorded_at"] == expected
