@@ -17,22 +17,13 @@ from audit.services import record
 from core.errors import Forbidden, InvalidInput
 from core.models import User
 from library.models import Preset, Script
+from runs.models import ANALYTICS_OPTION_FIELDS, PRECHECK_OPTION_FIELDS, RUN_OPTION_FIELDS
 from runs.request import launch_check, run_request_clean
 
-# The run request fields a preset may hold (not the script, not analytics or checks).
+# The run request fields a preset may hold: the run options, not the analytics or
+# pre-check ones (those belong to a run or a task), plus how the output is handled.
 PRESET_FIELDS = (
-    "args",
-    "env_vars",
-    "timeout",
-    "log_level",
-    "working_dir",
-    "retry_on_failure",
-    "retry_max_attempts",
-    "retry_strategy",
-    "retry_initial_delay",
-    "retry_max_delay",
-    "retry_multiplier",
-    "retry_max_time",
+    *(name for name in RUN_OPTION_FIELDS if name not in (*ANALYTICS_OPTION_FIELDS, *PRECHECK_OPTION_FIELDS)),
     "stream_output",
     "monitor_interval",
     "enable_history",
