@@ -121,6 +121,7 @@ _default_db = f"sqlite:///{DATA_DIR / 'scriptops.sqlite3'}"
 # per task and per broker poll measurably slowed bursts of launches.
 DATABASES = {"default": dj_database_url.parse(env_str("DATABASE_URL") or _default_db, conn_max_age=60)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["ENGINE"] = "core.db.sqlite3"  # writers queue fairly (see there)
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 30,
         "transaction_mode": "IMMEDIATE",

@@ -33,7 +33,7 @@ if REDIS_URL:
         }
     }
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # A database file (on memory-backed /dev/shm when there is one) instead of SQLite's
     # in-memory shared-cache database: tests whose threads write at once (the runner
     # host's) then share it the way processes do in production (WAL, busy timeout),

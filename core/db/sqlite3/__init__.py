@@ -1,0 +1,1 @@
+"""SQLite with fair writers (see ``base``)."""
