@@ -72,7 +72,7 @@ from bench.util import percentile, redis_reachable, running_stack, warm_up  # no
 from tests.stack import Stack  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-WORKERS = 4  # SCRIPTOPS_WORKERS' default: the product as configured
+WORKERS = 2  # SCRIPTOPS_WORKERS' default (scriptops/settings.py): the product as configured
 MAX_OUTPUT_BYTES = 128 * 1024 * 1024
 MIB = 1024 * 1024
 THROUGHPUT_BYTES = 50 * MIB
