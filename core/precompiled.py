@@ -1,17 +1,21 @@
-"""Statements compiled once from querysets, for checks made many times a second.
+"""Statements compiled once from querysets, for checks and reads made many times a second.
 
 Building a queryset and compiling it costs Django far more than the indexed read it
 becomes (a runner's control poll and scheduler tick, 10 to 20 times a second, almost always
 finding nothing). :func:`exists_statement` compiles the ``EXISTS`` of some querysets
 once; the caller keeps the SQL and its parameters and executes them each time.
+:func:`values_statement` does the same for a ``.values()`` read with parameters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
+from django.db.models.sql.compiler import SQLCompiler
 
 
 def exists_statement(querysets: Sequence[QuerySet[Any]], *, using: str) -> tuple[str, list[Any]]:
@@ -23,3 +27,52 @@ def exists_statement(querysets: Sequence[QuerySet[Any]], *, using: str) -> tuple
         parts.append(f"EXISTS({sql})")
         params.extend(part_params)
     return f"SELECT {', '.join(parts)}", params
+
+
+@dataclass(frozen=True)
+class ValuesStatement:
+    """A ``.values()`` queryset compiled once for one connection: its SQL, its parameters
+    (some of them slots the caller fills each time) and the converters Django applies to
+    the columns (dates from SQLite's text, JSON, …), so the rows are what ``.values()``
+    gives, for a fraction of the cost (a run's state read: ~1 ms through the ORM, ~0.07 ms
+    like this)."""
+
+    sql: str
+    params: tuple[Any, ...]
+    slots: Mapping[str, int]
+    names: tuple[str, ...]
+    compiler: SQLCompiler
+    converters: dict[int, Any]
+
+    def rows(self, **values: Any) -> list[dict[str, Any]]:
+        """The rows for these slot values (already prepared for the database, as
+        ``Field.get_db_prep_value`` prepares them)."""
+        params = list(self.params)
+        for name, value in values.items():
+            params[self.slots[name]] = value
+        with self.compiler.connection.cursor() as cursor:
+            cursor.execute(self.sql, params)
+            fetched: Iterable[Any] = cursor.fetchall()
+        if self.converters:
+            fetched = self.compiler.apply_converters(fetched, self.converters)
+        return [dict(zip(self.names, row, strict=True)) for row in fetched]
+
+
+def values_statement(
+    queryset: QuerySet[Any], *, connection: BaseDatabaseWrapper, slots: Mapping[str, Any]
+) -> ValuesStatement:
+    """Compile ``queryset`` (a ``.values()`` queryset) for ``connection``. ``slots``: a
+    name for each parameter to fill later, with the database value the queryset was built
+    with (each must appear exactly once among the compiled parameters)."""
+    compiler = queryset.query.get_compiler(connection=connection)
+    sql, params = compiler.as_sql()
+    positions: dict[str, int] = {}
+    for name, sample in slots.items():
+        found = [i for i, param in enumerate(params) if param == sample]
+        if len(found) != 1:
+            raise ValueError(f"slot {name!r}: its sample value is parameter {found} of {list(params)}")
+        positions[name] = found[0]
+    query = queryset.query
+    names = (*query.extra_select, *query.values_select, *query.annotation_select)
+    converters = compiler.get_converters([column for column, _, _ in compiler.select])
+    return ValuesStatement(sql, tuple(params), positions, names, compiler, converters)

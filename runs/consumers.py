@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
@@ -43,7 +44,7 @@ from runs.events import (
     subscribed_message,
     unsubscribed_message,
 )
-from runs.live import STATUS_FIELDS, RunsFeed, RunWatch, status_data
+from runs.live import STATUS_FIELDS, RunsFeed, RunWatch, run_exists, status_data
 from runs.models import Run
 
 CLOSE_UNAUTHENTICATED = 4401
@@ -59,11 +60,9 @@ CLOSE_GRACE = 30.0
 
 @database_sync_to_async  # type: ignore[misc]  # channels ships no type information
 def _get_run(run_id: str) -> Run | None:
-    """The run (only its id: a watch needs no more, and it reads the rest itself)."""
-    try:
-        return Run.objects.filter(pk=run_id).only("pk").first()
-    except Exception:  # noqa: BLE001 - a malformed id is simply "not found"
-        return None
+    """The run, if there is one (unsaved: only its id, a watch needs no more and reads the
+    rest itself); a malformed id is simply "not found"."""
+    return Run(pk=uuid.UUID(run_id)) if run_exists(run_id) else None
 
 
 # A paused writer looks at the transport's buffer this often, and goes on below this.

@@ -12,15 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple
 
 from asgiref.sync import sync_to_async
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Max
 
 from core import bus
+from core.precompiled import ValuesStatement, values_statement
 from runs import events as ev
 from runs.events import (
     RUNS_CHANNEL,
@@ -224,6 +228,58 @@ class FallbackPoller:
                 watch.wakeups.poke(ev.STATE)
 
 
+# The sample values the state statements are compiled with (any: they are slots).
+_SAMPLE_RUN = uuid.UUID("5c819701-0000-4000-8000-000000000001")
+_SAMPLE_AFTER = 5_819_701_000_001
+_STATE_STATEMENTS = "_scriptops_run_state_statements"
+
+
+def _state_statements(connection: BaseDatabaseWrapper) -> tuple[ValuesStatement, ValuesStatement]:
+    """The two reads of :func:`read_state`, compiled once per connection (each thread
+    has its own): read on every state wake-up of every socket, they cost ~1 ms through
+    the ORM and ~0.07 ms like this."""
+    cached: tuple[ValuesStatement, ValuesStatement] | None = getattr(connection, _STATE_STATEMENTS, None)
+    if cached is None:
+        run = Run._meta.pk.get_db_prep_value(_SAMPLE_RUN, connection)
+        cached = (
+            values_statement(
+                Run.objects.filter(pk=_SAMPLE_RUN).values(*STATUS_FIELDS),
+                connection=connection,
+                slots={"run": run},
+            ),
+            values_statement(
+                RunEvent.objects.filter(run_id=_SAMPLE_RUN, id__gt=_SAMPLE_AFTER)
+                .order_by("id")
+                .values("id", "kind", "timestamp", "data"),
+                connection=connection,
+                slots={"run": run, "after": _SAMPLE_AFTER},
+            ),
+        )
+        setattr(connection, _STATE_STATEMENTS, cached)
+    return cached
+
+
+def read_state(run_id: str, *, after_event: int = 0) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """A run's ``STATUS_FIELDS`` (None: no such run) and its events after ``after_event``,
+    as ``.values()`` gives them."""
+    conn = connections[Run.objects.db]
+    row_statement, events_statement = _state_statements(conn)
+    run = Run._meta.pk.get_db_prep_value(uuid.UUID(run_id), conn)
+    rows = row_statement.rows(run=run)
+    return (rows[0] if rows else None), events_statement.rows(run=run, after=after_event)
+
+
+def run_exists(run_id: str) -> bool:
+    """Is there a run with this id (a malformed id: no)? One precompiled read."""
+    try:
+        pk = uuid.UUID(run_id)
+    except ValueError:
+        return False
+    conn = connections[Run.objects.db]
+    row_statement, _ = _state_statements(conn)
+    return bool(row_statement.rows(run=Run._meta.pk.get_db_prep_value(pk, conn)))
+
+
 class RunWatch:
     """Messages for one run, from line ``after`` on, until it has finished.
 
@@ -256,14 +312,7 @@ class RunWatch:
 
     @sync_to_async
     def _read_state(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
-        row = Run.objects.filter(pk=self.run_id).values(*STATUS_FIELDS).first()
-        events: list[dict[str, Any]] = [
-            dict(e)
-            for e in RunEvent.objects.filter(run_id=self.run_id, id__gt=self._last_event_id)
-            .order_by("id")
-            .values("id", "kind", "timestamp", "data")
-        ]
-        return row, events
+        return read_state(self.run_id, after_event=self._last_event_id)
 
     def _line_messages(self, lines: list[Line]) -> list[Message]:
         return [log_entry_message(line_data(self.run_id, line)) for line in lines]
