@@ -172,6 +172,43 @@ def test_heavy_interleaved_stdout_and_stderr_do_not_deadlock(
     assert all(data.endswith(b"\n") for _, data, _ in reporter.chunks)
 
 
+def test_a_pipe_is_read_in_small_reads_until_it_floods_then_in_large_ones(
+    make_script: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+):
+    """os.read allocates what it asks for: a trickle is read SMALL_READ at a time, a
+    flood READ_SIZE at a time, and a trickle after a flood small again; every byte arrives."""
+    asked: list[int] = []
+    real_read = os.read
+
+    def read(fd: int, size: int) -> bytes:
+        if size in (engine.SMALL_READ, engine.READ_SIZE):  # not subprocess's own reads
+            asked.append(size)
+        return real_read(fd, size)
+
+    monkeypatch.setattr(engine.os, "read", read)
+    script = make_script(
+        "flood.py",
+        """
+        import sys, time
+        out = sys.stdout.buffer
+        out.write(b"first\\n"); out.flush(); time.sleep(0.3)
+        out.write(b"".join(b"%08d %s\\n" % (i, b"x" * 90) for i in range(60_000))); out.flush()
+        time.sleep(0.3)
+        out.write(b"last\\n"); out.flush()
+        """,
+    )
+    reporter = RecordingReporter()
+
+    outcome = run_to_end(make_supervisor(python(script), cwd=str(script.parent), reporter=reporter))
+
+    assert outcome.run_status == "success"
+    flood = b"".join(b"%08d %s\n" % (i, b"x" * 90) for i in range(60_000))
+    assert reporter.text("stdout").encode() == b"first\n" + flood + b"last\n"
+    assert asked[0] == engine.SMALL_READ
+    assert engine.READ_SIZE in asked  # the flood (6 MB) filled small reads
+    assert asked[-1] == engine.SMALL_READ  # "last" and the end of the pipe: small again
+
+
 def test_partial_line_without_newline_is_flushed_while_running_and_at_exit(
     make_script: Callable[..., Path],
 ):
