@@ -244,3 +244,20 @@ def test_stream_offsets_count_only_their_own_bytes(tmp_path: Path, stream: str):
     assert rec.soff == {"stdout": 11, "stderr": 21, "system": 31}[stream]
     assert rec.off == 11 + 21 + 31
     assert LogReader(tmp_path).read_bytes(stream=stream, offset=rec.soff) == (b"next\n", rec.soff + 5)
+
+
+def test_local_files_read_the_interfaces_contract(tmp_path: Path) -> None:
+    from runs.logstore.files import LocalFiles
+
+    (tmp_path / "seg-000001.out").write_bytes(b"0123456789")
+    files = LocalFiles(tmp_path)
+    assert files.read("seg-000001.out") == b"0123456789"
+    assert files.read("seg-000001.out", 4) == b"456789"
+    assert files.read("seg-000001.out", 4, 3) == b"456"
+    assert files.read("seg-000001.out", 8, 100) == b"89"  # short at the end
+    assert files.read("seg-000001.out", 10) == b"" and files.read("seg-000001.out", 50, 5) == b""
+    assert files.size("seg-000001.out") == 10 and files.size("nope") is None
+    assert sorted(files.names()) == ["seg-000001.out"]
+    with pytest.raises(FileNotFoundError):
+        files.read("seg-000002.out")
+    assert LocalFiles(tmp_path / "gone").names() == []
