@@ -40,8 +40,10 @@ DEBUG = env_bool("SCRIPTOPS_DEBUG", default=False)
 ALLOWED_HOSTS = env_list("SCRIPTOPS_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("SCRIPTOPS_CSRF_TRUSTED_ORIGINS", default=[])
 
+# Not "daphne": its app exists for `runserver` (unused here: `serve` starts daphne itself)
+# and imports Twisted's reactor and autobahn at start-up, ~25 MB in every process — the
+# runner and the django-q2 workers never serve HTTP.
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
