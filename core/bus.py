@@ -184,9 +184,11 @@ class _Dir:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         self.short = len(str(path)) + 32 < _MAX_SUN_PATH  # + a socket's name
+        # Joined as strings: this is on every wake-up's path (a pathlib join cost more than the send).
+        self._prefix = os.path.join(str(path), "") if self.short else f"/proc/self/fd/{self.fd}/"
 
     def address(self, name: str) -> str:
-        return str(self.path / name) if self.short else f"/proc/self/fd/{self.fd}/{name}"
+        return self._prefix + name
 
 
 class UnixPublisher:
