@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
 from collections.abc import Callable
@@ -88,6 +89,20 @@ Deferred = Callable[[Callable[[], object]], None]
 
 def _now_call(work: Callable[[], object]) -> None:
     work()
+
+
+def sample_line(sample: Sample, *, attempt: int) -> str:
+    """A sample as a line of the run's samples file: what ``json.dumps`` writes for it,
+    without its machinery (a runner writes a sample of each of its runs several times a
+    second); ``json.dumps`` itself only for a non-finite number."""
+    ts, cpu = round(sample.ts, 3), sample.cpu_percent
+    if not (math.isfinite(ts) and math.isfinite(cpu)):
+        row = {"ts": ts, "cpu": cpu, "rss": sample.rss, "children": sample.children, "attempt": attempt}
+        return json.dumps(row) + "\n"
+    return (
+        f'{{"ts": {float(ts)!r}, "cpu": {float(cpu)!r}, "rss": {int(sample.rss)}, '
+        f'"children": {int(sample.children)}, "attempt": {int(attempt)}}}\n'
+    )
 
 
 class DbReporter:
@@ -185,10 +200,7 @@ class DbReporter:
                 output_logger.log(level, "[%s %s] %s", self.run.pk, stream, line)
 
     def sample(self, sample: Sample) -> None:
-        row = {"ts": round(sample.ts, 3), "cpu": sample.cpu_percent, "rss": sample.rss}
-        row["children"] = sample.children
-        row["attempt"] = self.attempt
-        os.write(self._samples_fd, (json.dumps(row) + "\n").encode())
+        os.write(self._samples_fd, sample_line(sample, attempt=self.attempt).encode())
 
     def event(self, kind: str, data: dict[str, object]) -> None:
         def write() -> None:
