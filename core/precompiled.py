@@ -9,9 +9,9 @@ once; the caller keeps the SQL and its parameters and executes them each time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
@@ -56,6 +56,24 @@ class ValuesStatement:
         if self.converters:
             fetched = self.compiler.apply_converters(fetched, self.converters)
         return [dict(zip(self.names, row, strict=True)) for row in fetched]
+
+
+T = TypeVar("T")
+
+
+def per_connection(connection: BaseDatabaseWrapper, key: str, build: Callable[[BaseDatabaseWrapper], T]) -> T:
+    """``build(connection)``, made once per connection (each thread has its own) and
+    kept on it under ``key``: where compiled statements live."""
+    # getattr/setattr, not __dict__: django.db.connection is a proxy that hands attributes
+    # on to the current thread's connection (its own __dict__ would be shared by threads).
+    kept: dict[str, Any] | None = getattr(connection, "_scriptops_compiled", None)
+    if kept is None:
+        kept = {}
+        setattr(connection, "_scriptops_compiled", kept)  # noqa: B010 - see above
+    if key not in kept:
+        kept[key] = build(connection)
+    found: T = kept[key]
+    return found
 
 
 def values_statement(

@@ -23,8 +23,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 
-from core.precompiled import ValuesStatement, values_statement
+from core.precompiled import ValuesStatement, per_connection, values_statement
 from library.models import Script
 from runs.request import FieldProblems, Problem, RunRequest
 
@@ -143,21 +144,20 @@ def _loose(path: str) -> bool:
 
 
 _SAMPLE_NAME = "scriptops-sample-name"
-_BY_NAME = "_scriptops_scripts_by_name"
+
+
+def _compile_by_name(connection: BaseDatabaseWrapper) -> ValuesStatement:
+    return values_statement(
+        Script.objects.filter(name=_SAMPLE_NAME).values("path", "parameters"),
+        connection=connection,
+        slots={"name": _SAMPLE_NAME},
+    )
 
 
 def _scripts_named(name: str) -> list[tuple[str, Any]]:
     """(path, parameters) of the library's scripts called ``name``: a statement compiled
     once per connection (every launch asks; the ORM spent ~0.4 ms compiling it)."""
-    conn = connections[Script.objects.db]
-    statement: ValuesStatement | None = getattr(conn, _BY_NAME, None)
-    if statement is None:
-        statement = values_statement(
-            Script.objects.filter(name=_SAMPLE_NAME).values("path", "parameters"),
-            connection=conn,
-            slots={"name": _SAMPLE_NAME},
-        )
-        setattr(conn, _BY_NAME, statement)
+    statement = per_connection(connections[Script.objects.db], "library.scripts_by_name", _compile_by_name)
     return [(row["path"], row["parameters"]) for row in statement.rows(name=name)]
 
 

@@ -110,3 +110,29 @@ def test_run_exists() -> None:
     assert run_exists(str(uuid.uuid4())) is False
     for malformed in ("", "nope", "1; DROP TABLE runs_run", "é" * 40):
         assert run_exists(malformed) is False
+
+
+def test_per_connection_builds_once_for_each_connection() -> None:
+    from core.precompiled import per_connection
+
+    built: list[object] = []
+
+    def build(conn: object) -> object:
+        built.append(conn)
+        return object()
+
+    first = per_connection(connection, "tests.per_connection", build)
+    assert per_connection(connection, "tests.per_connection", build) is first
+    other: list[object] = []
+
+    def in_thread() -> None:
+        try:
+            other.append(per_connection(connection, "tests.per_connection", build))
+        finally:
+            connection.close()
+
+    t = threading.Thread(target=in_thread)
+    t.start()
+    t.join(10)
+    assert other and other[0] is not first  # another thread: its own connection, its own build
+    assert len(built) == 2
