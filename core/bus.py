@@ -45,6 +45,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from core.aio import wait_at_most
+
 logger = logging.getLogger(__name__)
 
 # AF_UNIX paths longer than this cannot be bound or addressed directly: go through
@@ -114,8 +116,7 @@ class Subscription:
     async def wait(self, timeout: float) -> set[str]:
         """The payloads received so far, waiting up to ``timeout`` seconds for one."""
         if not self._pending and timeout > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._event.wait(), timeout)
+            await wait_at_most(self._event.wait(), timeout)
         return self.take()
 
 
@@ -375,8 +376,7 @@ class RedisReceiver:
                 self.waiting.setdefault(channel, []).append((loop, future))
                 futures.append(future)
         self.requests.put(("subscribe", channels))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.gather(*futures), _REDIS_SUBSCRIBE_WAIT)
+        await wait_at_most(asyncio.gather(*futures), _REDIS_SUBSCRIBE_WAIT)
 
     def unsubscribe(self, channels: list[str]) -> None:
         if channels:

@@ -31,6 +31,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from core.aio import wait_at_most
 from core.flow import transport_buffered
 from core.roles import Capability, role_allows
 from runs.events import (
@@ -89,8 +90,7 @@ class WriteGate:
         1 MiB messages: the socket drained, the gate stayed shut), so the buffer itself is
         also looked at: below ``GATE_LOW`` bytes the gate opens whatever Twisted said."""
         while not self.open.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.open.wait(), GATE_RECHECK)
+            await wait_at_most(self.open.wait(), GATE_RECHECK)
             buffered = self.buffered()
             if buffered is None or buffered < GATE_LOW:
                 self.open.set()
