@@ -33,6 +33,7 @@ from core.models import User
 from core.principals import CsrfRefused, InvalidApiKey, Principal, csrf_failure, principal_from
 from core.roles import Capability, role_allows
 from runs.events import (
+    Message,
     SseFrame,
     sse_error,
     sse_exit,
@@ -102,14 +103,21 @@ async def _sse_stream(
     watch = RunWatch(run, after=after, batch=batch)
     stream = watch.messages(include_events=False)
     finished = False
+    # The next message, awaited across keep-alives: a timeout must not cancel it (a
+    # cancelled ``__anext__`` ends the generator, and the stream with it).
+    pending: asyncio.Future[Message] | None = None
     try:
         yield b": connected\n\n"
         while True:
-            try:
-                item = await asyncio.wait_for(stream.__anext__(), KEEPALIVE)
-            except TimeoutError:
+            if pending is None:
+                pending = asyncio.ensure_future(stream.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE)
+            if not done:
                 yield b": keep-alive\n\n"
                 continue
+            arrived, pending = pending, None
+            try:
+                item = arrived.result()
             except StopAsyncIteration:
                 break
             if item["type"] == "log_batch":
@@ -124,6 +132,10 @@ async def _sse_stream(
             elif item["type"] == "error":
                 yield _sse(sse_error(item["data"]))
     finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
         with contextlib.suppress(BaseException):
             await stream.aclose()
         if not finished and on_close is not None:

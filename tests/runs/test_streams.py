@@ -405,6 +405,27 @@ async def test_stream_follows_a_live_run(roots: Path, reader_key: str) -> None:
 
 
 @run_async
+async def test_a_quiet_run_gets_keep_alives_and_the_stream_goes_on(
+    roots: Path, reader_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A keep-alive once used to cancel the pending read of the next message, which ended
+    # the stream (without its exit frame) at the first 15 s of silence.
+    monkeypatch.setattr("runs.streams.KEEPALIVE", 0.05)
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run)
+    response = await Sse("GET", f"/api/runs/{run.pk}/stream", headers=bearer(reader_key)).start()
+    while response.buffer.count(b": keep-alive") < 3:
+        assert not response.finished, response.buffer
+        await response.chunk()
+    await asyncio.to_thread(sim.write, "after the silence")
+    await sim.finish(exit_code=0)
+    frames = await response.frames_until(is_kind("exit"))
+    assert [e["content"] for e in entries(frames)] == ["after the silence"]
+    await response.read_all()
+    assert response.finished
+
+
+@run_async
 async def test_stream_with_a_session(roots: Path) -> None:
     def login() -> str:
         client = Client()
