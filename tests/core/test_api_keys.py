@@ -10,9 +10,9 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from core.models import ApiKey, hash_api_key
+from core.models import ApiKey, User, hash_api_key
 from core.roles import Role
-from core.services import api_key_create
+from core.services import _key_with_user, api_key_create
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -95,6 +95,24 @@ def test_use_is_recorded_on_the_key(reader_key) -> None:
     _bearer(reader_key.raw).get("/api/runs")
     reader_key.key.refresh_from_db()
     assert reader_key.key.last_used_at is not None
+
+
+def test_the_compiled_lookup_loads_the_key_and_its_user_as_the_orm_does(reader_key) -> None:
+    # One joined statement compiled per connection, instances made with from_db: every
+    # field of both must be what the ORM reads (dates converted, the FK set, nothing deferred).
+    ApiKey.objects.filter(pk=reader_key.key.pk).update(
+        last_used_at=timezone.now() - timedelta(hours=2), expires_at=timezone.now() + timedelta(days=3)
+    )
+    found = _key_with_user(hash_api_key(reader_key.raw))
+    expected = ApiKey.objects.select_related("user").get(pk=reader_key.key.pk)
+    assert found is not None
+    for model, got, want in ((ApiKey, found, expected), (User, found.user, expected.user)):
+        for field in model._meta.concrete_fields:
+            assert getattr(got, field.attname) == getattr(want, field.attname), field.attname
+        assert not got.get_deferred_fields()
+        assert got._state.adding is False
+    assert found.user.username == "reader"
+    assert _key_with_user(hash_api_key("sops_someone-elses")) is None
 
 
 def test_key_is_stored_only_as_sha256(reader_key) -> None:
