@@ -12,14 +12,34 @@ PostgreSQL, the single writer on SQLite).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from time import sleep
 
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.models import OrmQ
+
+from core.precompiled import ValuesStatement, per_connection, values_statement
+
+# The sample values the waiting-tasks statement is compiled with (any: they are slots).
+_SAMPLE_QUEUE = "scriptops-sample-queue"
+_SAMPLE_TIME = datetime(2001, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
+_LOCK = OrmQ._meta.get_field("lock")
+
+
+def _compile_waiting(limit: int, conn: BaseDatabaseWrapper) -> ValuesStatement:
+    return values_statement(
+        OrmQ.objects.using(conn.alias)
+        .filter(key=_SAMPLE_QUEUE, lock__lt=_SAMPLE_TIME)
+        .order_by("id")
+        .values("id")[:limit],
+        connection=conn,
+        slots={"key": _SAMPLE_QUEUE, "lock": _LOCK.get_db_prep_value(_SAMPLE_TIME, conn)},
+    )
 
 
 class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type information
@@ -28,13 +48,7 @@ class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type info
     bulk: int | None = None
 
     def dequeue(self) -> list[tuple[int, str]] | None:
-        waiting = (
-            self.get_connection()
-            .filter(key=self.list_key, lock__lt=timezone.now())
-            .order_by("id")
-            .values_list("id", flat=True)[: self.bulk or Conf.BULK]
-        )
-        ids = list(waiting)
+        ids = self.waiting(self.bulk or Conf.BULK)
         if not ids:
             sleep(Conf.POLL)  # an empty queue: spare the CPU
             return None
@@ -60,13 +74,13 @@ class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type info
 
     def waiting(self, limit: int) -> list[int]:
         """Ids of up to ``limit`` tasks ready to be taken, read without a transaction (an
-        idle queue costs no write lock)."""
-        return list(
-            self.get_connection()
-            .filter(key=self.list_key, lock__lt=timezone.now())
-            .order_by("id")
-            .values_list("id", flat=True)[:limit]
-        )
+        idle queue costs no write lock). Asked on every tick of every consumer and almost
+        always empty: a statement compiled once per connection and limit (the ORM spent
+        ~0.4 ms building it each time)."""
+        conn = connections[Conf.ORM]
+        statement = per_connection(conn, f"core.broker.waiting.{limit}", partial(_compile_waiting, limit))
+        lock = _LOCK.get_db_prep_value(timezone.now(), conn)
+        return [row["id"] for row in statement.rows(key=self.list_key, lock=lock)]
 
     def take(self, ids: list[int]) -> list[tuple[int, str]]:
         """Inside the caller's transaction: lock these tasks (rows another consumer took

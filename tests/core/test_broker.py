@@ -55,3 +55,19 @@ def test_tasks_locked_elsewhere_and_other_queues_are_left_alone(broker: Database
     assert broker.dequeue() == [(mine, "mine")]
     assert broker.dequeue() is None
     assert broker.queue_size() == 0 and broker.lock_size() == 2
+
+
+def test_waiting_lists_ready_tasks_oldest_first_up_to_the_limit(broker: DatabaseBroker) -> None:
+    # A statement compiled once per connection and limit, its queue and time filled in
+    # each call: each limit, queue and lock must still be honoured.
+    ids = [broker.enqueue(f"payload-{i}") for i in range(5)]
+    OrmQ.objects.filter(pk=ids[1]).update(lock=timezone.now() + timedelta(minutes=5))
+    DatabaseBroker(list_key="another-queue").enqueue("theirs")
+
+    assert broker.waiting(2) == [ids[0], ids[2]]
+    assert broker.waiting(10) == [ids[0], *ids[2:]]
+    assert broker.waiting(2) == [ids[0], ids[2]]
+    assert DatabaseBroker(list_key="empty-queue").waiting(10) == []
+    # Ready again once its lock has passed.
+    OrmQ.objects.filter(pk=ids[1]).update(lock=timezone.now() - timedelta(seconds=1))
+    assert broker.waiting(10) == ids
