@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
@@ -24,6 +25,25 @@ def _fresh_cache() -> None:
     from django.core.cache import caches
 
     caches["default"].clear()
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's, plus: on PostgreSQL, the connections this process's other threads
+    still hold (a view's worker thread, the output store's shipper within its idle second)
+    are ended before the test database is dropped. Django closes only the current
+    thread's; PostgreSQL refuses to drop a database in use ("being accessed by other
+    users") and the database was left behind."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture
