@@ -653,12 +653,21 @@ async def scale_phase(stack: Stack, script: Path, *, n: int, seconds: int, inter
             steady.update(sampler.stop())
 
     running_wall: list[float] = []
+    # CPU from the first POST until all are running: ScriptOps's processes and this client
+    # (on a 2-core machine their sum over 2 is the least the ramp can take).
+    ramp = ScriptOpsProcesses(stack.proc.pid)
+    ramp.open_window()
+    ramp_cpu: dict[str, float] = {}
 
     def when_all_running() -> None:
         running_wall.append(time.time())
+        ramp.sample()
+        ramp_cpu["server"] = ramp.cpu_seconds()
+        ramp_cpu["client"] = _own_cpu() - me0_cpu
         sampler.start()
 
     me0 = resource.getrusage(resource.RUSAGE_SELF)
+    me0_cpu = _own_cpu()
     try:
         t0, all_running = await _gather(
             f"N={n}",
@@ -689,6 +698,8 @@ async def scale_phase(stack: Stack, script: Path, *, n: int, seconds: int, inter
         "n": n,
         "seconds": seconds,
         "all_running_s": round(all_running - t0, 3) if all_running else None,
+        "ramp_server_cpu_s": round(ramp_cpu["server"], 2) if ramp_cpu else None,
+        "ramp_client_cpu_s": round(ramp_cpu["client"], 2) if ramp_cpu else None,
         "all_completed_s": round(max(done) - t0, 2) if len(done) == n else None,
         "steady": steady,
         "line_to_ws": _ms_summary([d for r in recs for d in r.delays], 50, 99),
@@ -710,6 +721,12 @@ async def scale_phase(stack: Stack, script: Path, *, n: int, seconds: int, inter
         # This process (client and sampler): if it nears 100 % of a core, it is the bottleneck.
         "client_cpu_s": round(me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime, 2),
     }
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this process (the client, its threads included) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def direct_phase(script: Path, *, n: int, seconds: int) -> dict[str, Any]:
@@ -758,8 +775,14 @@ async def trivial_phase(stack: Stack, script: Path, *, samples: int) -> dict[str
             assert rec.completed_at is not None
             one.append(rec.completed_at - rec.posted_at)
         bursts: list[float] = []
+        server_cpu: list[float] = []
+        client_cpu: list[float] = []
+        assert stack.proc is not None
+        procs = ScriptOpsProcesses(stack.proc.pid)
         for i in range(BURST_REPEATS):
             recs = [Followed() for _ in range(BURST_RUNS)]
+            procs.open_window()
+            before = _own_cpu()
             t0, _ = await _gather(
                 f"{BURST_RUNS} at once ({i})",
                 [client.run(script, [], r, _no_line) for r in recs],
@@ -768,6 +791,9 @@ async def trivial_phase(stack: Stack, script: Path, *, samples: int) -> dict[str
                 done_within=120,
             )
             bursts.append(max(r.completed_at or 0.0 for r in recs) - t0)
+            client_cpu.append(_own_cpu() - before)
+            procs.sample()
+            server_cpu.append(procs.cpu_seconds())
             if any(r.status != "completed" for r in recs):
                 raise PhaseFailed(f"{BURST_RUNS} at once: statuses {[r.status for r in recs]}")
     finally:
@@ -778,6 +804,9 @@ async def trivial_phase(stack: Stack, script: Path, *, samples: int) -> dict[str
             "runs": BURST_RUNS,
             "median_ms": round(statistics.median(bursts) * 1000, 1),
             "samples_ms": [round(b * 1000, 1) for b in bursts],
+            # CPU a burst took (median): ScriptOps's processes, and this client's.
+            "server_cpu_ms": round(statistics.median(server_cpu) * 1000, 1),
+            "client_cpu_ms": round(statistics.median(client_cpu) * 1000, 1),
         },
     }
 
@@ -978,6 +1007,10 @@ def scale_figures(res: dict[str, Any]) -> list[dict[str, Any]]:
             rows = [
                 ("all_running_s", "first POST -> all running", (r or {}).get("all_running_s"), "s",
                  d.get("all_running_s"), "direct spawn", t.get("n200_all_running_s"), "<"),
+                ("ramp_server_cpu_s", "ScriptOps CPU from first POST to all running",
+                 (r or {}).get("ramp_server_cpu_s"), "s", None, "", None, "<"),
+                ("ramp_client_cpu_s", "the bench client's CPU from first POST to all running",
+                 (r or {}).get("ramp_client_cpu_s"), "s", None, "", None, "<"),
                 ("pss_max_mb", "PSS max, steady", steady.get("pss_max_mb"), "MB",
                  dsteady.get("pss_max_mb"), "direct spawner", t.get("n200_pss_mb"), "<"),
                 ("pss_mean_mb", "PSS mean, steady", steady.get("pss_mean_mb"), "MB",
@@ -1045,6 +1078,16 @@ def scale_figures(res: dict[str, Any]) -> list[dict[str, Any]]:
                 note=tnote,
             )
         )
+        for who, text in (("server", "ScriptOps CPU"), ("client", "the bench client's CPU")):
+            out.append(
+                figure(
+                    f"scale_{cfg}_burst20_{who}_cpu_ms",
+                    f"trivial run {name}: 20 at once, {text} per burst (median)",
+                    burst.get(f"{who}_cpu_ms"),
+                    "ms",
+                    note=tnote,
+                )
+            )
         for key, form in (("throughput", "log_entry per line"), ("throughput_batch", "log_batch")):
             tp = _ok(part.get(key)) or {}
             tpnote = "" if tp else str((part.get(key) or {}).get("error", ""))
