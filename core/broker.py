@@ -77,7 +77,7 @@ class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type info
         idle queue costs no write lock). Asked on every tick of every consumer and almost
         always empty: a statement compiled once per connection and limit (the ORM spent
         ~0.4 ms building it each time)."""
-        conn = connections[Conf.ORM]
+        conn = connections[self.get_connection().db]
         statement = per_connection(conn, f"core.broker.waiting.{limit}", partial(_compile_waiting, limit))
         lock = _LOCK.get_db_prep_value(timezone.now(), conn)
         return [row["id"] for row in statement.rows(key=self.list_key, lock=lock)]
