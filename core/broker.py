@@ -75,8 +75,8 @@ class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type info
     def waiting(self, limit: int) -> list[int]:
         """Ids of up to ``limit`` tasks ready to be taken, read without a transaction (an
         idle queue costs no write lock). Asked on every tick of every consumer and almost
-        always empty: a statement compiled once per connection and limit (the ORM spent
-        ~0.4 ms building it each time)."""
+        always empty: a statement compiled once per connection and limit (~0.02 ms a read,
+        ~0.24 ms through the ORM, in a loop on SQLite)."""
         conn = connections[self.get_connection().db]
         statement = per_connection(conn, f"core.broker.waiting.{limit}", partial(_compile_waiting, limit))
         lock = _LOCK.get_db_prep_value(timezone.now(), conn)

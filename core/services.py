@@ -97,7 +97,7 @@ def _key_with_user(key_hash: str) -> ApiKey | None:
     Runs on every API request and websocket connect, so one indexed join compiled once
     per connection, the instances made with ``from_db`` (like a queryset's rows): the
     ``select_related`` queryset cost ~1 ms of Python per request, two ``raw()`` lookups
-    ~0.3 ms, this ~0.1 ms.
+    ~0.17 ms, this ~0.06 ms (in a loop on SQLite).
     """
     conn = connections[ApiKey.objects.db]
     statement = per_connection(conn, "core.api_key_with_user", _compile_key_lookup)
