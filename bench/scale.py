@@ -663,11 +663,10 @@ async def scale_phase(stack: Stack, script: Path, *, n: int, seconds: int, inter
         running_wall.append(time.time())
         ramp.sample()
         ramp_cpu["server"] = ramp.cpu_seconds()
-        ramp_cpu["client"] = _own_cpu() - me0_cpu
+        ramp_cpu["client"] = _own_cpu() - client0
         sampler.start()
 
-    me0 = resource.getrusage(resource.RUSAGE_SELF)
-    me0_cpu = _own_cpu()
+    client0 = _own_cpu()
     try:
         t0, all_running = await _gather(
             f"N={n}",
@@ -682,7 +681,7 @@ async def scale_phase(stack: Stack, script: Path, *, n: int, seconds: int, inter
     finally:
         end_steady()
         await client.close()
-    me1 = resource.getrusage(resource.RUSAGE_SELF)
+    client_cpu = _own_cpu() - client0
     expected = list(range(1, seconds + 1))
     intact = [r.lines == expected for r in recs]
     problems = [
@@ -719,7 +718,7 @@ async def scale_phase(stack: Stack, script: Path, *, n: int, seconds: int, inter
         "problems": problems,
         "statuses": statuses,
         # This process (client and sampler): if it nears 100 % of a core, it is the bottleneck.
-        "client_cpu_s": round(me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime, 2),
+        "client_cpu_s": round(client_cpu, 2),
     }
 
 
@@ -824,7 +823,7 @@ async def throughput_phase(stack: Stack, script: Path, *, total: int, batch: boo
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    me0 = resource.getrusage(resource.RUSAGE_SELF)
+    client0 = _own_cpu()
     try:
         async with httpx.AsyncClient(
             base_url=stack.url, headers={"Authorization": f"Bearer {stack.key}"}, timeout=60
@@ -841,7 +840,7 @@ async def throughput_phase(stack: Stack, script: Path, *, total: int, batch: boo
         watcher.join()
     procs.scan()
     procs.sample()
-    me1 = resource.getrusage(resource.RUSAGE_SELF)
+    client_cpu = _own_cpu() - client0
     assert rec.completed_at is not None
     wall = rec.completed_at - posted_at
     lines = total // LINE_BYTES
@@ -858,7 +857,7 @@ async def throughput_phase(stack: Stack, script: Path, *, total: int, batch: boo
         "server_cpu_s": round(cpu, 2),
         "server_cpu_s_per_mib": round(cpu / (total / MIB), 3),
         # This process: if it nears the wall time, the client was the bottleneck.
-        "client_cpu_s": round(me1.ru_utime + me1.ru_stime - me0.ru_utime - me0.ru_stime, 2),
+        "client_cpu_s": round(client_cpu, 2),
         "process_list": procs.describe(),
     }
 
