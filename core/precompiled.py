@@ -5,6 +5,9 @@ becomes (a runner's control poll and scheduler tick, 10 to 20 times a second, al
 finding nothing). :func:`exists_statement` compiles the ``EXISTS`` of some querysets
 once; the caller keeps the SQL and its parameters and executes them each time.
 :func:`values_statement` does the same for a ``.values()`` read with parameters.
+:func:`inserts_prepared` compiles the INSERTs of new objects *before* the write
+transaction that runs them: SQLite has one writer, and Python's work done while holding
+the write lock makes every other writer wait.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import QuerySet
+from django.db.models import AutoField, Model, QuerySet
+from django.db.models.sql import InsertQuery
 from django.db.models.sql.compiler import SQLCompiler
 
 
@@ -94,3 +99,57 @@ def values_statement(
     names = (*query.extra_select, *query.values_select, *query.annotation_select)
     converters = compiler.get_converters([column for column, _, _ in compiler.select])
     return ValuesStatement(sql, tuple(params), positions, names, compiler, converters)
+
+
+@dataclass(frozen=True)
+class PreparedInserts:
+    """INSERT statements compiled by :func:`inserts_prepared`, run by :meth:`execute`."""
+
+    statements: tuple[tuple[str, str, tuple[Any, ...]], ...]  # (alias, sql, params)
+    saved: tuple[tuple[str, Model], ...]  # (alias, object) marked saved once executed
+
+    def execute(self) -> None:
+        """Run the statements (inside the caller's transaction) and mark the objects
+        that have a primary key saved, as ``bulk_create`` does."""
+        for alias, sql, params in self.statements:
+            with connections[alias].cursor() as cursor:
+                cursor.execute(sql, params)
+        for alias, obj in self.saved:
+            obj._state.adding = False
+            obj._state.db = alias
+
+
+def inserts_prepared(groups: Iterable[Sequence[Model]]) -> PreparedInserts:
+    """The INSERTs that ``bulk_create`` would run for each group of new objects (one
+    model per group), compiled now: field defaults, ``auto_now_add`` values and related
+    ids are filled in, values prepared for the database, batched as ``bulk_create``
+    batches. Objects whose primary key the database assigns (an ``AutoField``) do not
+    get it back: use this only where nobody reads it (``bulk_create`` otherwise)."""
+    statements: list[tuple[str, str, tuple[Any, ...]]] = []
+    saved: list[tuple[str, Model]] = []
+    for objs in groups:
+        if not objs:
+            continue
+        model = type(objs[0])
+        alias = router.db_for_write(model)
+        connection = connections[alias]
+        opts = model._meta
+        for obj in objs:
+            obj._prepare_related_fields_for_save(operation_name="inserts_prepared")  # type: ignore[attr-defined]  # what bulk_create calls; not in django-stubs
+            if obj.pk is None and opts.pk.has_default():
+                obj.pk = opts.pk.get_default()
+        fields = [f for f in opts.concrete_fields if not f.generated]
+        with_pk = [obj for obj in objs if obj.pk is not None]
+        without_pk = [obj for obj in objs if obj.pk is None]
+        for part, part_fields in (
+            (with_pk, fields),
+            (without_pk, [f for f in fields if not isinstance(f, AutoField)]),
+        ):
+            size = max(connection.ops.bulk_batch_size(part_fields, part), 1)
+            for start in range(0, len(part), size):
+                query = InsertQuery(model)
+                query.insert_values(part_fields, part[start : start + size], raw=False)
+                for sql, params in query.get_compiler(connection=connection).as_sql():
+                    statements.append((alias, sql, tuple(params)))
+        saved.extend((alias, obj) for obj in with_pk)
+    return PreparedInserts(tuple(statements), tuple(saved))

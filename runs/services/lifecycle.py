@@ -25,17 +25,19 @@ from django.utils import timezone
 from django_q.conf import Conf
 
 from analytics.models import RunAnalysis
-from audit.services import record, record_many
+from audit.services import events_unsaved, record
+from core import bus
 from core.errors import Conflict
 from core.hostid import host_id
 from core.models import User
+from core.precompiled import inserts_prepared
 from prechecks.models import RunCheck
 from runs.engine import kill_process_tree
 from runs.events import run_changed
 from runs.logstore import remove_store
 from runs.models import ACTIVE, TERMINAL, Control, EventKind, Run, RunEvent, RunStatus
 from runs.services.concurrency import gate_ensure, runs_start_waiting
-from runs.services.queue import runs_queue
+from runs.services.queue import QUEUED_CHANNEL, runs_queue, runs_queue_rows
 from runs.services.uploads import uploads_forget
 
 logger = logging.getLogger(__name__)
@@ -93,35 +95,38 @@ def runs_enqueue_many(
     for key in sorted({params.get("concurrency_key") or "" for params in requests}):
         gate_ensure(key=key)
     created_by = user if getattr(user, "is_authenticated", False) else None
+    # Every row is built and its INSERT compiled before the write transaction: SQLite has
+    # one writer, and the launches of a storm, the runner's claims and its finishes all
+    # wait for it (the transaction holds it ~0.3 ms instead of the whole ORM's work).
+    runs = [
+        Run(**params, source=source, created_by=created_by, restarted_from=restarted_from)
+        for params in requests
+    ]
+    restarted = str(restarted_from.pk) if restarted_from else None
+    events = [
+        RunEvent(run=run, kind=EventKind.QUEUED, data={"source": source, "restarted_from": restarted})
+        for run in runs
+    ]
+    run_ids = [str(run.pk) for run in runs]
+    action = {"restart": "run.restart", "rerun": "run.rerun"}.get(source, "run.launch")
+    audits = events_unsaved(
+        {
+            "action": action,
+            "object_type": "run",
+            "object_id": run.pk,
+            "summary": f"{action.split('.')[1].capitalize()} {run.script_path} ({source})",
+            "data": {"script_path": run.script_path, "source": source, "restarted_from": restarted},
+            "actor": created_by,
+        }
+        for run in runs
+    )
+    with_the_rows = _queue_with_the_rows()
+    queued = runs_queue_rows(run_ids) if with_the_rows else []
+    inserts = inserts_prepared([runs, events, audits, queued])
     with transaction.atomic():
-        runs = Run.objects.bulk_create(
-            [
-                Run(**params, source=source, created_by=created_by, restarted_from=restarted_from)
-                for params in requests
-            ]
-        )
-        restarted = str(restarted_from.pk) if restarted_from else None
-        RunEvent.objects.bulk_create(
-            [
-                RunEvent(run=run, kind=EventKind.QUEUED, data={"source": source, "restarted_from": restarted})
-                for run in runs
-            ]
-        )
-        run_ids = [str(run.pk) for run in runs]
-        action = {"restart": "run.restart", "rerun": "run.rerun"}.get(source, "run.launch")
-        record_many(
-            {
-                "action": action,
-                "object_type": "run",
-                "object_id": run.pk,
-                "summary": f"{action.split('.')[1].capitalize()} {run.script_path} ({source})",
-                "data": {"script_path": run.script_path, "source": source, "restarted_from": restarted},
-                "actor": created_by,
-            }
-            for run in runs
-        )
-        if _queue_with_the_rows():
-            _queue_tasks(run_ids)
+        inserts.execute()
+        if with_the_rows:
+            transaction.on_commit(lambda: bus.publish(QUEUED_CHANNEL, "q"))
             transaction.on_commit(lambda: _announce(run_ids))
         else:
             # on_commit (of the caller's transaction, if any): no worker may look for a

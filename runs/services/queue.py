@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django_q.brokers import Broker, get_broker
+from django_q.conf import Conf
+from django_q.models import OrmQ
 from django_q.tasks import async_task
 
 from core import bus
@@ -31,6 +34,30 @@ def runs_broker() -> Broker:
     if _broker is None:
         _broker = get_broker(settings.RUNS_QUEUE)
     return _broker
+
+
+class _Packs:
+    """Stands for the broker in ``async_task``: keeps the signed packages it is given."""
+
+    def __init__(self, list_key: str):
+        self.list_key = list_key
+        self.packs: list[str] = []
+
+    def enqueue(self, pack: str) -> None:
+        self.packs.append(pack)
+
+
+def runs_queue_rows(run_ids: list[str]) -> list[OrmQ]:
+    """The database broker's queue rows for these runs, unsaved: the packages
+    ``async_task`` signs, in the rows the ORM broker's ``enqueue`` writes — for a caller
+    that writes them in the transaction that creates the runs (then publishes
+    ``QUEUED_CHANNEL`` once committed)."""
+    broker = runs_broker()
+    packs = _Packs(broker.list_key)
+    for run_id in run_ids:
+        async_task(EXECUTE_RUN, run_id, task_name=f"run {run_id}", hook=None, broker=packs)
+    key = broker.list_key or Conf.CLUSTER_NAME
+    return [OrmQ(key=key, payload=pack, lock=timezone.now()) for pack in packs.packs]
 
 
 def runs_queue(run_ids: list[str]) -> None:

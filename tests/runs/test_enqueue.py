@@ -99,6 +99,9 @@ def test_with_the_database_broker_the_tasks_commit_with_the_runs(
         (run,) = runs_enqueue_many(requests=[{"script_path": str(script)}], source="test")
     (task,) = OrmQ.objects.all()
     assert task.task["args"] == (str(run.pk),)
+    assert task.task["func"] == queue.EXECUTE_RUN and task.task["name"] == f"run {run.pk}"
+    # The row is the broker's own: the runner host's read of the queue takes it.
+    assert queue.runs_broker().dequeue() == [(task.pk, task.payload)]
 
 
 def test_a_launch_from_the_dashboards_pages_is_sourced_dashboard(
