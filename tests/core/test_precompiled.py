@@ -20,13 +20,21 @@ SKIP = {"id", "run_id", "correlation_id", "created_at", "timestamp", "at"}
 
 def _runs(n: int, user: Any, tag: str) -> list[Run]:
     return [
-        Run(script_path=f"/srv/{tag}{i}.sh", args=[str(i), "x y"], env_vars={"A": "1"}, created_by=user, source="api")
+        Run(
+            script_path=f"/srv/{tag}{i}.sh",
+            args=[str(i), "x y"],
+            env_vars={"A": "1"},
+            created_by=user,
+            source="api",
+        )
         for i in range(n)
     ]
 
 
 def _rows(queryset: Any) -> list[dict[str, Any]]:
-    return [{k: v for k, v in row.items() if k not in SKIP} for row in queryset.order_by("script_path").values()]
+    return [
+        {k: v for k, v in row.items() if k not in SKIP} for row in queryset.order_by("script_path").values()
+    ]
 
 
 def test_the_rows_are_those_bulk_create_writes(user_for: Any) -> None:
@@ -34,7 +42,9 @@ def test_the_rows_are_those_bulk_create_writes(user_for: Any) -> None:
     bulk = Run.objects.bulk_create(_runs(3, alice, "a"))
     prepared = _runs(3, alice, "b")
     events = [RunEvent(run=run, kind=EventKind.QUEUED, data={"source": "api", "n": 1.5}) for run in prepared]
-    audits = [AuditEvent(actor=alice, actor_name="alice", action="run.launch", data={"k": [1]}) for _ in range(2)]
+    audits = [
+        AuditEvent(actor=alice, actor_name="alice", action="run.launch", data={"k": [1]}) for _ in range(2)
+    ]
 
     inserts = inserts_prepared([prepared, events, audits])
     assert Run.objects.filter(script_path__startswith="/srv/b").count() == 0  # compiled, not run
@@ -49,11 +59,14 @@ def test_the_rows_are_those_bulk_create_writes(user_for: Any) -> None:
         assert not run._state.adding
         run.refresh_from_db()
         assert run.created_by_id == alice.pk
-        assert list(run.events.values_list("kind", "data")) == [(EventKind.QUEUED, {"source": "api", "n": 1.5})]
+        assert list(run.events.values_list("kind", "data")) == [
+            (EventKind.QUEUED, {"source": "api", "n": 1.5})
+        ]
     assert Run.objects.get(pk=bulk[0].pk).args == ["0", "x y"]
-    assert list(AuditEvent.objects.filter(action="run.launch").values_list("actor_id", "data")) == [
-        (alice.pk, {"k": [1]})
-    ] * 2
+    assert (
+        list(AuditEvent.objects.filter(action="run.launch").values_list("actor_id", "data"))
+        == [(alice.pk, {"k": [1]})] * 2
+    )
 
 
 def test_more_rows_than_one_statement_holds_are_batched_as_bulk_create_batches(user_for: Any) -> None:
