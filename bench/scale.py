@@ -2,7 +2,8 @@
 
 A real stack (``manage.py serve`` with its workers, as ``make run`` starts it, on a
 fresh data dir) in the default configuration (SQLite + the database broker) and with
-Redis (``SCRIPTOPS_REDIS_URL``), driven by one asyncio client in this process:
+Redis (``SCRIPTOPS_REDIS_URL``), driven by one asyncio client in this process (aiohttp;
+its own CPU is reported beside the figures: it shares the machine):
 
 1. **Scale**: N scripts (N = 20, 200, 1,000; ``--quick``: 20 and 200), each printing one
    line a second (``line <i> <its own time>``) for 60 s (``--quick``: 15 s), all POSTed
