@@ -36,6 +36,10 @@ def runs_broker() -> Broker:
     return _broker
 
 
+def _queue_task(run_id: str, broker: Broker | _Packs) -> None:
+    async_task(EXECUTE_RUN, run_id, task_name=f"run {run_id}", hook=None, broker=broker)
+
+
 class _Packs:
     """Stands for the broker in ``async_task``: keeps the signed packages it is given."""
 
@@ -55,7 +59,7 @@ def runs_queue_rows(run_ids: list[str]) -> list[OrmQ]:
     broker = runs_broker()
     packs = _Packs(broker.list_key)
     for run_id in run_ids:
-        async_task(EXECUTE_RUN, run_id, task_name=f"run {run_id}", hook=None, broker=packs)
+        _queue_task(run_id, packs)
     key = broker.list_key or Conf.CLUSTER_NAME
     return [OrmQ(key=key, payload=pack, lock=timezone.now()) for pack in packs.packs]
 
@@ -65,7 +69,7 @@ def runs_queue(run_ids: list[str]) -> None:
     :func:`runs.services.concurrency.run_claim` is a compare-and-set)."""
     broker = runs_broker()
     for run_id in run_ids:
-        async_task(EXECUTE_RUN, run_id, task_name=f"run {run_id}", hook=None, broker=broker)
+        _queue_task(run_id, broker)
     if run_ids:
         runs_queued_announce()
 
