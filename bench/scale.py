@@ -408,29 +408,26 @@ class Client:
     + websockets it spends ~a third of the CPU a run (20 trivial runs at once: 33 against
     94 ms), which the bench reports beside every figure (``client_cpu``)."""
 
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Stack):  # made inside the running loop (its session is bound to it)
         self.stack = stack
         self.ws_base = f"ws://127.0.0.1:{stack.port}/ws/runs"
-        self.http: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self.http is None:  # made in the running loop
-            self.http = aiohttp.ClientSession(
-                base_url=self.stack.url,
-                headers={"Authorization": f"Bearer {self.stack.key}"},
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=120),
-                connector=aiohttp.TCPConnector(limit=POST_CONNECTIONS + 1000 + 50),
-            )
-        return self.http
+        self.http = aiohttp.ClientSession(
+            base_url=stack.url,
+            headers={"Authorization": f"Bearer {stack.key}"},
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=120),
+            # No cap on connections: one per websocket; the POSTs' are capped by _posts.
+            connector=aiohttp.TCPConnector(limit=0),
+        )
+        # At most POST_CONNECTIONS POSTs at once, their keep-alive connections reused.
+        self._posts = asyncio.Semaphore(POST_CONNECTIONS)
 
     async def close(self) -> None:
-        if self.http is not None:
-            await self.http.close()
+        await self.http.close()
 
     async def run(
         self, script: Path, args: list[str], rec: Followed, on_line: Callable[[Followed, str, float], None]
     ) -> None:
-        http = self.session()
+        http = self.http
         rec.posted_at = time.monotonic()
         async with (
             self._posts,
@@ -467,12 +464,6 @@ class Client:
                 elif kind == "error":
                     raise PhaseFailed(f"run {rec.run_id}: websocket error {msg['data']}")
         raise PhaseFailed(f"run {rec.run_id}: the websocket closed before execution_completed")
-
-    @functools.cached_property
-    def _posts(self) -> asyncio.Semaphore:
-        """At most ``POST_CONNECTIONS`` POSTs at once (their keep-alive connections are
-        reused), as the httpx client's connection limit did."""
-        return asyncio.Semaphore(POST_CONNECTIONS)
 
 
 async def _gather(
