@@ -52,7 +52,7 @@ from django_q.signing import SignedPackage
 
 from core import bus
 from core.broker import DatabaseBroker
-from core.precompiled import exists_statement
+from core.precompiled import exists_statement, update_params, update_sql
 from runs.engine import Outcome, Stats
 from runs.models import Control, Run, RunEvent, RunStatus
 from runs.runner import Runner, RunSpec
@@ -473,27 +473,13 @@ class RunHost:
 def _rows_update(model: type[Run], names: Sequence[str], values: Mapping[str, Mapping[str, Any]]) -> None:
     """``UPDATE <runs> SET <names> WHERE pk = <key> AND status = 'running'`` once per key
     of ``values`` (its fields; ``heartbeat_at`` is now), values prepared by the fields."""
-    meta = model._meta
-    concrete = {field.name: field for field in meta.concrete_fields}
-    fields = [concrete[name] for name in names]
-    qn = connection.ops.quote_name
-    assignments = ", ".join(f"{qn(field.column)} = %s" for field in fields)
-    status = concrete["status"].column
-    sql = (
-        f"UPDATE {qn(meta.db_table)} SET {assignments} "
-        f"WHERE {qn(str(meta.pk.column))} = %s AND {qn(status)} = %s"
-    )
+    sql = update_sql(connection, model, names, ["pk", "status"])
     now = timezone.now()
-    params = []
-    for key, row in values.items():
-        given = {"heartbeat_at": now, **row}
-        params.append(
-            [
-                *(field.get_db_prep_save(given[field.name], connection) for field in fields),
-                meta.pk.get_db_prep_value(key, connection),
-                RunStatus.RUNNING.value,
-            ]
-        )
+    where = {"pk": None, "status": RunStatus.RUNNING}
+    params = [
+        update_params(connection, model, {"heartbeat_at": now, **row}, {**where, "pk": key})
+        for key, row in values.items()
+    ]
     with connection.cursor() as cursor:
         cursor.executemany(sql, params)
 

@@ -32,6 +32,7 @@ from analytics.expressions import parse
 from analytics.models import Baseline, Point, RunAnalysis, Series, path_key
 from analytics.services.alerts import alerts_evaluate
 from analytics.stats import baseline as learned
+from core.precompiled import inserts_prepared
 
 GIB = 1024**3
 MIB = 1024**2
@@ -128,9 +129,10 @@ def run_analyse(*, facts: RunFacts) -> Verdict:
     if facts.alerts:
         deliveries = _alerts(facts=facts, key=key, metrics=metrics, status=status, saved=saved)
     # One insert: a run ends once (its final write is a compare-and-set on ``running``).
-    RunAnalysis.objects.create(
+    analysis = RunAnalysis(
         run_id=facts.run_id, metrics=metrics, gates=gates, comparison=comparison, cost=cost, junit=junit
     )
+    inserts_prepared([[analysis]]).execute()  # its statement built once (precompiled)
     return Verdict(
         status=status, metrics=metrics, gates=gates, violations=violations, alert_deliveries=deliveries
     )
@@ -242,7 +244,7 @@ def points_record(*, facts: RunFacts, key: str, metrics: Mapping[str, float], st
         for metric, value in metrics.items()
         if metric in ids
     ]
-    Point.objects.bulk_create(points)
+    inserts_prepared([points]).execute()  # bulk_create's INSERT, its text built once
     return len(points)
 
 

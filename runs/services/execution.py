@@ -24,6 +24,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 
 from analytics.services.runs import AttemptFacts, RunFacts, Verdict, run_analyse
+from core.precompiled import inserts_prepared, update_rows
 from prechecks.services import precheck_for_run
 from runs.conf import allowed_roots
 from runs.engine import Limits, Outcome, Sample, Stats, Supervisor
@@ -128,7 +129,6 @@ class DbReporter:
         self.plan = plan
         self.defer = defer
         self.started_at = timezone.now()
-        self.attempt_pk: int | None = None
         self._begun = False
         self.stderr_bytes = 0
         # The time of the last control request acted on, carried from attempt to attempt
@@ -168,20 +168,23 @@ class DbReporter:
         if pid is not None:
             fields.update(pid=pid, pid_create_time=create_time)
 
+        attempt = RunAttempt(run=self.run, number=self.attempt, started_at=self.started_at)
+        event = RunEvent(
+            run=self.run,
+            kind=EventKind.START,
+            # The attempt's start, not this write's time: the engine reports the start
+            # after it has stored the script's first output.
+            timestamp=self.started_at,
+            data={"attempt": self.attempt, "command": self.plan["command"], "cwd": self.plan["cwd"]},
+        )
+
         def write() -> None:
+            # Statements built once per shape (precompiled): the runner's database thread
+            # holds SQLite's one write lock while it runs them.
+            inserts = inserts_prepared([[attempt], [event]])
             with transaction.atomic():
-                self.attempt_pk = RunAttempt.objects.create(
-                    run=self.run, number=self.attempt, started_at=self.started_at
-                ).pk
-                Run.objects.filter(pk=self.run.pk).update(**fields)
-                RunEvent.objects.create(
-                    run=self.run,
-                    kind=EventKind.START,
-                    # The attempt's start, not this write's time: the engine reports the
-                    # start after it has stored the script's first output.
-                    timestamp=self.started_at,
-                    data={"attempt": self.attempt, "command": self.plan["command"], "cwd": self.plan["cwd"]},
-                )
+                inserts.execute()
+                update_rows(Run, values=fields, where={"pk": self.run.pk})
             self._changed()
 
         self.defer(write)
@@ -322,7 +325,7 @@ class RunJob:
         self.number = 0
         self.outcomes: list[Outcome] = []
         self.control_seen: datetime | None = None
-        self.closing: tuple[int, Outcome] | None = None  # the last attempt, closed with the run
+        self.closing: tuple[str, int, Outcome] | None = None  # the last attempt, closed with the run
         self.stderr_from = 0  # where the last attempt's stderr begins (the error summary)
         self.first_start = time.monotonic()
         self.writer: LogWriter | None = None
@@ -423,10 +426,9 @@ class RunJob:
         assert self.writer is not None
         reporter.close()
         reporter.begin()  # a no-op once the process has started
-        assert reporter.attempt_pk is not None
         self.control_seen = reporter.control_seen
         self.outcomes.append(outcome)
-        self.closing = (reporter.attempt_pk, outcome)
+        self.closing = (self.run_id, reporter.attempt, outcome)
         if outcome.run_status in ("success", "killed") or self.number >= self.attempts_allowed:
             return None
         _attempt_close(*self.closing)
@@ -538,14 +540,18 @@ def _supervise(job: RunJob, reporter: DbReporter) -> Outcome:
         raise
 
 
-def _attempt_close(attempt_pk: int, outcome: Outcome) -> None:
-    RunAttempt.objects.filter(pk=attempt_pk).update(
-        finished_at=_aware(outcome.finished),
-        exit_code=outcome.exit_code,
-        run_status=outcome.run_status,
-        duration=outcome.duration,
-        cpu_time=outcome.stats.cpu_time,
-        peak_rss=outcome.stats.peak_rss or None,
+def _attempt_close(run_id: str, number: int, outcome: Outcome) -> None:
+    update_rows(
+        RunAttempt,
+        values={
+            "finished_at": _aware(outcome.finished),
+            "exit_code": outcome.exit_code,
+            "run_status": outcome.run_status,
+            "duration": outcome.duration,
+            "cpu_time": outcome.stats.cpu_time,
+            "peak_rss": outcome.stats.peak_rss or None,
+        },
+        where={"run": run_id, "number": number},  # unique together
     )
 
 
@@ -564,7 +570,7 @@ def _finalise(
     outcomes: list[Outcome],
     writer: LogWriter,
     *,
-    closing: tuple[int, Outcome] | None,
+    closing: tuple[str, int, Outcome] | None,
     stderr_from: int = 0,
 ) -> str:
     if closing is not None:
@@ -608,22 +614,26 @@ def _finalise(
             status=run_status,
             reason=reason,
         )
-    Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-        status=status,
-        run_status=run_status,
-        exit_code=exit_code,
-        finished_at=finished_at,
-        duration=round(duration, 6),
-        cpu_time=round(cpu_time, 6),
-        avg_cpu=avg_cpu,
-        peak_rss=peak_rss,
-        max_children=max((o.stats.max_children for o in outcomes), default=0),
-        output_bytes=writer.total_bytes,
-        output_lines=writer.total_lines,
-        output_truncated=writer.truncated,
-        error_summary=summary,
-        paused=False,
-        heartbeat_at=timezone.now(),
+    update_rows(
+        Run,
+        values={
+            "status": status,
+            "run_status": run_status,
+            "exit_code": exit_code,
+            "finished_at": finished_at,
+            "duration": round(duration, 6),
+            "cpu_time": round(cpu_time, 6),
+            "avg_cpu": avg_cpu,
+            "peak_rss": peak_rss,
+            "max_children": max((o.stats.max_children for o in outcomes), default=0),
+            "output_bytes": writer.total_bytes,
+            "output_lines": writer.total_lines,
+            "output_truncated": writer.truncated,
+            "error_summary": summary,
+            "paused": False,
+            "heartbeat_at": timezone.now(),
+        },
+        where={"pk": run.pk, "status": RunStatus.RUNNING},
     )
     if writer.truncated:
         RunEvent.objects.get_or_create(
@@ -637,7 +647,7 @@ def _finalise(
         "timeout": EventKind.FAILURE,
         "killed": EventKind.CANCELLED,
     }[run_status]
-    RunEvent.objects.create(
+    end = RunEvent(
         run=run,
         kind=kind,
         data={
@@ -648,6 +658,7 @@ def _finalise(
             "reason": reason,
         },
     )
+    inserts_prepared([[end]]).execute()
     return str(status)
 
 

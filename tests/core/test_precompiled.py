@@ -1,5 +1,6 @@
 """INSERTs compiled before the write transaction (``core.precompiled.inserts_prepared``)
-write exactly the rows ``bulk_create`` writes."""
+write exactly the rows ``bulk_create`` writes; UPDATEs built once per shape
+(``update_rows``) change exactly what ``QuerySet.update`` changes."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from typing import Any
 
 import pytest
 from django.db import connection, transaction
+from django.db.models import F
+from django.db.models.functions import Now
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
-from core.precompiled import inserts_prepared
-from runs.models import EventKind, Run, RunEvent
+from core.precompiled import inserts_prepared, update_rows
+from runs.models import EventKind, Run, RunAttempt, RunEvent, RunStatus
 
 pytestmark = pytest.mark.django_db
 
@@ -104,3 +107,96 @@ def test_an_unsaved_related_object_is_refused_as_bulk_create_refuses_it() -> Non
     event.run = Run(script_path="/srv/e.sh", id=None)  # no primary key: cannot be referred to
     with pytest.raises(ValueError, match="unsaved related object 'run'"):
         inserts_prepared([[event]])
+
+
+def test_a_statement_kept_from_an_earlier_call_writes_the_new_values(user_for: Any) -> None:
+    alice = user_for("executor")
+    first, second = _runs(1, alice, "f"), _runs(1, alice, "g")
+    second[0].args, second[0].env_vars = ["other"], {"B": "2"}
+    for runs in (first, second):  # the same shape: the second call reuses the first's SQL
+        with transaction.atomic():
+            inserts_prepared(
+                [runs, [RunEvent(run=runs[0], kind=EventKind.QUEUED, data={"n": len(runs)})]]
+            ).execute()
+    stored = Run.objects.get(pk=second[0].pk)
+    assert (stored.script_path, stored.args, stored.env_vars) == ("/srv/g0.sh", ["other"], {"B": "2"})
+    assert Run.objects.get(pk=first[0].pk).args == ["0", "x y"]
+    assert RunEvent.objects.filter(run__in=[first[0], second[0]]).count() == 2
+
+
+def test_a_kept_statement_of_several_rows_gets_its_values_as_the_database_takes_them(user_for: Any) -> None:
+    # On PostgreSQL several rows are one array a column (INSERT … SELECT * FROM UNNEST).
+    runs = _runs(2, user_for("executor"), "k")
+    with transaction.atomic():
+        inserts_prepared([runs]).execute()
+        for n in (1, 2):  # the second call reuses the first's statement
+            events = [
+                RunEvent(run=run, kind=EventKind.QUEUED, data={"n": n, "i": i}) for i, run in enumerate(runs)
+            ]
+            inserts_prepared([events]).execute()
+    assert sorted(RunEvent.objects.filter(run__in=runs).values_list("data__n", "data__i")) == [
+        (1, 0),
+        (1, 1),
+        (2, 0),
+        (2, 1),
+    ]
+
+
+def test_an_expression_value_is_compiled_as_bulk_create_compiles_it(user_for: Any) -> None:
+    run = _runs(1, user_for("executor"), "h")[0]
+    with transaction.atomic():
+        inserts_prepared([[run]]).execute()
+        inserts_prepared([[RunEvent(run=run, kind=EventKind.QUEUED, timestamp=Now())]]).execute()
+    assert RunEvent.objects.get(run=run).timestamp is not None
+
+
+def _started(tag: str, user: Any) -> list[Run]:
+    runs = _runs(2, user, tag)
+    Run.objects.bulk_create(runs)
+    Run.objects.filter(pk__in=[run.pk for run in runs]).update(status=RunStatus.RUNNING)
+    return runs
+
+
+def test_update_rows_changes_what_the_querysets_update_changes(user_for: Any) -> None:
+    ours, theirs = _started("u", user_for("executor"))
+    values = {
+        "status": RunStatus.COMPLETED,
+        "exit_code": 0,
+        "duration": 1.25,
+        "peak_rss": None,
+        "output_truncated": True,
+        "error_summary": None,
+        "env_vars": {"K": "v"},
+        "finished_at": Run.objects.get(pk=ours.pk).created_at,
+    }
+    running = {"status": RunStatus.RUNNING}
+    assert update_rows(Run, values=values, where={"pk": ours.pk, **running}) == 1
+    assert Run.objects.filter(pk=theirs.pk, **running).update(**values) == 1
+    [mine], [reference] = _rows(Run.objects.filter(pk=ours.pk)), _rows(Run.objects.filter(pk=theirs.pk))
+    assert mine == dict(reference, script_path=mine["script_path"], args=mine["args"])
+    # A compare-and-set that no longer holds changes nothing, as the queryset's.
+    assert update_rows(Run, values={"exit_code": 9}, where={"pk": ours.pk, **running}) == 0
+    assert Run.objects.get(pk=ours.pk).exit_code == 0
+
+
+def test_update_rows_filters_by_a_foreign_key_and_another_field(user_for: Any) -> None:
+    run = _started("v", user_for("executor"))[0]
+    started = Run.objects.get(pk=run.pk).created_at
+    RunAttempt.objects.bulk_create([RunAttempt(run=run, number=n, started_at=started) for n in (1, 2)])
+    assert update_rows(RunAttempt, values={"exit_code": 3}, where={"run": str(run.pk), "number": 2}) == 1
+    assert list(RunAttempt.objects.filter(run=run).values_list("number", "exit_code")) == [(1, None), (2, 3)]
+
+
+@pytest.mark.parametrize(
+    ("values", "where", "error"),
+    [
+        ({"exit_code": F("exit_code") + 1}, {"pk": "x"}, "only plain values"),
+        ({"exit_code": 1}, {"exit_code": None}, "must be plain and not None"),
+        ({"events": 1}, {"pk": "x"}, "not a concrete field"),
+    ],
+)
+def test_update_rows_refuses_what_it_cannot_write_as_column_equals_value(
+    values: dict[str, Any], where: dict[str, Any], error: str
+) -> None:
+    with pytest.raises((TypeError, ValueError), match=error):
+        update_rows(Run, values=values, where=where)
