@@ -56,6 +56,7 @@ from core.precompiled import exists_statement, update_params, update_sql
 from runs.engine import Outcome, Stats
 from runs.models import Control, Run, RunEvent, RunStatus
 from runs.runner import Runner, RunSpec
+from runs.selectors import runs_load
 from runs.services.concurrency import runs_claim_many
 from runs.services.execution import DbReporter, RunJob
 from runs.services.queue import EXECUTE_RUN, QUEUED_CHANNEL, runs_broker
@@ -350,7 +351,7 @@ class RunHost:
             for ack, _ in delivered:
                 if ack is not None:
                     self.broker.acknowledge(ack)
-        for run in Run.objects.filter(pk__in=claimed):
+        for run in runs_load(claimed):
             self.hold(run)
         return claimed
 

@@ -4,19 +4,49 @@ from __future__ import annotations
 
 import json
 import statistics
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Avg, Count, Q
 from django.utils import timezone
 
 from analytics import conf as analytics_conf
 from analytics.models import AlertDelivery, Point, RunAnalysis, Series, path_key
+from core.precompiled import ValuesStatement, per_connection, values_statement
 from runs.logstore import STREAM_CODES, Line, LogReader
 from runs.models import Run, RunStatus
+
+_RUN_FIELDS = tuple(field.attname for field in Run._meta.concrete_fields)
+_SAMPLE_ID = uuid.UUID(int=1)
+
+
+def _compile_run_row(conn: BaseDatabaseWrapper) -> ValuesStatement:
+    return values_statement(
+        Run.objects.filter(pk=_SAMPLE_ID).order_by().values(*_RUN_FIELDS),
+        connection=conn,
+        slots={"pk": Run._meta.pk.get_db_prep_value(_SAMPLE_ID, conn)},
+    )
+
+
+def runs_load(run_ids: Sequence[str]) -> list[Run]:
+    """The runs with these ids that exist, in that order, whole: one indexed read each,
+    compiled once per connection. A runner loads every run it claims, and the queryset
+    compiled its 64 columns each time (~2 ms before the first row; ~0.15 ms a run so)."""
+    conn = connections[Run.objects.db]
+    statement = per_connection(conn, "runs.run_row", _compile_run_row)
+    pk = Run._meta.pk
+    runs: list[Run] = []
+    for run_id in run_ids:
+        rows = statement.rows(pk=pk.get_db_prep_value(run_id, conn))
+        if rows:
+            runs.append(Run.from_db(conn.alias, _RUN_FIELDS, list(rows[0].values())))
+    return runs
 
 
 def run_counts() -> dict[str, Any]:
