@@ -12,18 +12,28 @@ PostgreSQL, the single writer on SQLite).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from time import sleep
+from typing import Any
 
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import QuerySet
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-from core.precompiled import ValuesStatement, per_connection, values_statement
+from core.precompiled import (
+    IN_KEPT_UP_TO,
+    ValuesStatement,
+    delete_rows,
+    in_slots,
+    per_connection,
+    values_statement,
+)
 
 # The sample values the waiting-tasks statement is compiled with (any: they are slots).
 _SAMPLE_QUEUE = "scriptops-sample-queue"
@@ -42,6 +52,31 @@ def _compile_waiting(limit: int, conn: BaseDatabaseWrapper) -> ValuesStatement:
     )
 
 
+def _takeable(ids: Sequence[int], key: str, now: datetime) -> QuerySet[Any]:
+    """Tasks ready to be taken among ``ids`` (locked; on PostgreSQL, those that another
+    consumer has locked are skipped)."""
+    found: QuerySet[Any] = (
+        OrmQ.objects.using(Conf.ORM)
+        .select_for_update(skip_locked=True)
+        .filter(id__in=ids, key=key, lock__lt=now)
+        .order_by("id")
+    )
+    return found
+
+
+def _compile_take(count: int, conn: BaseDatabaseWrapper) -> ValuesStatement:
+    samples = [-1 - i for i in range(count)]  # no task has these ids: they are slots
+    return values_statement(
+        _takeable(samples, _SAMPLE_QUEUE, _SAMPLE_TIME).values("id", "payload"),
+        connection=conn,
+        slots={
+            "key": _SAMPLE_QUEUE,
+            "lock": _LOCK.get_db_prep_value(_SAMPLE_TIME, conn),
+            **in_slots("id", samples),
+        },
+    )
+
+
 class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type information
     # Tasks taken per dequeue: the cluster's (its worker count) unless a consumer sets its
     # own (a runner host takes as many runs as it has room for).
@@ -54,13 +89,7 @@ class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type info
             return None
         with transaction.atomic(using=Conf.ORM):
             now = timezone.now()
-            rows = list(
-                OrmQ.objects.using(Conf.ORM)
-                .select_for_update(skip_locked=True)
-                .filter(id__in=ids, key=self.list_key, lock__lt=now)
-                .order_by("id")
-                .values_list("id", "payload")
-            )
+            rows = list(_takeable(ids, self.list_key, now).values_list("id", "payload"))
             if rows:
                 OrmQ.objects.using(Conf.ORM).filter(id__in=[pk for pk, _ in rows]).update(
                     lock=now + timedelta(seconds=Conf.RETRY)
@@ -87,13 +116,17 @@ class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type info
         meanwhile are skipped) and delete them; they are the caller's once it commits, and
         back in the queue if it rolls back. One write for a whole delivery: taking, the
         caller's own work (a runner claims the runs) and acknowledging."""
-        rows = list(
-            OrmQ.objects.using(Conf.ORM)
-            .select_for_update(skip_locked=True)
-            .filter(id__in=ids, key=self.list_key, lock__lt=timezone.now())
-            .order_by("id")
-            .values_list("id", "payload")
-        )
-        if rows:
-            OrmQ.objects.using(Conf.ORM).filter(id__in=[pk for pk, _ in rows]).delete()
+        if not ids:
+            return []
+        now = timezone.now()
+        if len(ids) > IN_KEPT_UP_TO:
+            rows = list(_takeable(ids, self.list_key, now).values_list("id", "payload"))
+        else:
+            # Statements built once per connection and count: the write lock is held.
+            conn = connections[Conf.ORM]
+            count = len(ids)
+            statement = per_connection(conn, f"core.broker.take.{count}", partial(_compile_take, count))
+            slots = {"key": self.list_key, "lock": _LOCK.get_db_prep_value(now, conn), **in_slots("id", ids)}
+            rows = [(row["id"], row["payload"]) for row in statement.rows(**slots)]
+        delete_rows(OrmQ, where={"id": [pk for pk, _ in rows]})
         return rows

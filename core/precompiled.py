@@ -198,24 +198,55 @@ def inserts_prepared(groups: Iterable[Sequence[Model]]) -> PreparedInserts:
     return PreparedInserts(tuple(statements), tuple(saved))
 
 
-# ``UPDATE … SET … WHERE …`` by (alias, model, set fields, where fields).
-_UPDATES: dict[tuple[str, type[Model], tuple[str, ...], tuple[str, ...]], str] = {}
+# ``UPDATE … SET … WHERE …`` by (alias, model, set fields, where shape).
+_UPDATES: dict[tuple[str, type[Model], tuple[str, ...], tuple[str | tuple[str, int], ...]], str] = {}
+_DELETES: dict[tuple[str, type[Model], tuple[str | tuple[str, int], ...]], str] = {}
+# Where a list is compared (``IN``), statements are kept for lists of up to this many.
+IN_KEPT_UP_TO = 16
+
+Where = Sequence[str | tuple[str, int]]
+
+
+def where_shape(where: Mapping[str, Any]) -> tuple[str | tuple[str, int], ...]:
+    """The shape of a WHERE of :func:`update_rows`: a name compared with ``=``, or (name,
+    n) for a list of n values compared with ``IN``."""
+    return tuple(
+        (name, len(value)) if isinstance(value, list | tuple) else name for name, value in where.items()
+    )
 
 
 def update_sql(
-    connection: BaseDatabaseWrapper, model: type[Model], names: Sequence[str], where: Sequence[str]
+    connection: BaseDatabaseWrapper, model: type[Model], names: Sequence[str], where: Where
 ) -> str:
     """``UPDATE <table> SET <name> = %s, … WHERE <where> = %s AND …`` (names or attnames
-    of concrete fields), built once per shape. Its parameters: :func:`update_params`."""
+    of concrete fields; a where item (name, n) is ``<name> IN (%s, …)``), built once per
+    shape. Its parameters: :func:`update_params`."""
     key = (connection.alias, model, tuple(names), tuple(where))
     sql = _UPDATES.get(key)
     if sql is None:
-        opts = model._meta
         qn = connection.ops.quote_name
         assignments = ", ".join(f"{qn(_concrete(model, name).column)} = %s" for name in names)
-        conditions = " AND ".join(f"{qn(_concrete(model, name).column)} = %s" for name in where)
-        sql = _UPDATES[key] = f"UPDATE {qn(opts.db_table)} SET {assignments} WHERE {conditions}"
+        conditions = _conditions(connection, model, where)
+        sql = f"UPDATE {qn(model._meta.db_table)} SET {assignments} WHERE {conditions}"
+        if _kept(where):
+            _UPDATES[key] = sql  # a longer list's statement is built each time
     return sql
+
+
+def _conditions(connection: BaseDatabaseWrapper, model: type[Model], where: Where) -> str:
+    qn = connection.ops.quote_name
+    conditions: list[str] = []
+    for item in where:
+        if isinstance(item, str):
+            conditions.append(f"{qn(_concrete(model, item).column)} = %s")
+        else:
+            name, count = item
+            conditions.append(f"{qn(_concrete(model, name).column)} IN ({', '.join(['%s'] * count)})")
+    return " AND ".join(conditions)
+
+
+def _kept(where: Where) -> bool:
+    return all(isinstance(item, str) or item[1] <= IN_KEPT_UP_TO for item in where)
 
 
 def update_params(
@@ -225,31 +256,63 @@ def update_params(
     where: Mapping[str, Any],
 ) -> list[Any]:
     """The parameters of :func:`update_sql`'s statement, prepared as ``QuerySet.update``
-    prepares values (``get_db_prep_save``) and an ``exact`` filter its value. Plain values
-    only: an expression, a model instance or a ``None`` to compare with is refused (their
-    SQL is not ``= %s``)."""
+    prepares values (``get_db_prep_save``) and an ``exact``/``in`` filter its values. Plain
+    values only: an expression, a model instance or a ``None`` to compare with is refused
+    (their SQL is not ``= %s``)."""
     params: list[Any] = []
     for name, value in values.items():
         if hasattr(value, "resolve_expression") or isinstance(value, Model):
             raise TypeError(f"{name}: only plain values, not {type(value).__name__}")
         params.append(_concrete(model, name).get_db_prep_save(value, connection))
     for name, value in where.items():
-        if value is None or hasattr(value, "resolve_expression") or isinstance(value, Model):
-            raise TypeError(f"{name}: a WHERE value must be plain and not None, not {value!r}")
-        params.append(_concrete(model, name).get_db_prep_value(value, connection, prepared=False))
+        field = _concrete(model, name)
+        for one in value if isinstance(value, list | tuple) else [value]:
+            if one is None or hasattr(one, "resolve_expression") or isinstance(one, Model):
+                raise TypeError(f"{name}: a WHERE value must be plain and not None, not {one!r}")
+            params.append(field.get_db_prep_value(one, connection, prepared=False))
     return params
 
 
 def update_rows(model: type[Model], *, values: Mapping[str, Any], where: Mapping[str, Any]) -> int:
-    """``model.objects.filter(**where).update(**values)`` — equality on concrete fields,
-    plain values — with a statement built once per shape (the ORM compiles the update
-    each time: ~0.3 ms where executing it takes ~0.05). Returns the rows changed."""
+    """``model.objects.filter(**where).update(**values)`` — ``=`` on concrete fields, or
+    ``IN`` where a value is a list; plain values — with a statement built once per shape
+    (the ORM compiles the update each time: ~0.4 ms where executing it takes ~0.1).
+    Returns the rows changed."""
+    if any(isinstance(value, list | tuple) and not value for value in where.values()):
+        return 0  # IN (): nothing matches (the ORM does not run it either)
     connection = connections[router.db_for_write(model)]
-    sql = update_sql(connection, model, list(values), list(where))
+    sql = update_sql(connection, model, list(values), where_shape(where))
     params = update_params(connection, model, values, where)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return int(cursor.rowcount)
+
+
+def delete_rows(model: type[Model], *, where: Mapping[str, Any]) -> int:
+    """``DELETE FROM <table> WHERE …`` (the shapes of :func:`update_rows`), built once per
+    shape. No cascade and no signal: only for rows nothing refers to (a queue's tasks).
+    Returns the rows deleted."""
+    if any(isinstance(value, list | tuple) and not value for value in where.values()):
+        return 0
+    connection = connections[router.db_for_write(model)]
+    shape = where_shape(where)
+    key = (connection.alias, model, shape)
+    sql = _DELETES.get(key)
+    if sql is None:
+        table = connection.ops.quote_name(model._meta.db_table)
+        sql = f"DELETE FROM {table} WHERE {_conditions(connection, model, shape)}"
+        if _kept(shape):
+            _DELETES[key] = sql
+    with connection.cursor() as cursor:
+        cursor.execute(sql, update_params(connection, model, {}, where))
+        return int(cursor.rowcount)
+
+
+def in_slots(prefix: str, values: Sequence[Any]) -> dict[str, Any]:
+    """Slots of :func:`values_statement` for a list compared with ``IN``: ``<prefix>0``,
+    ``<prefix>1``, … (compile the queryset with distinct sample values, one statement per
+    list length, kept for lengths up to ``IN_KEPT_UP_TO``)."""
+    return {f"{prefix}{i}": value for i, value in enumerate(values)}
 
 
 def _concrete(model: type[Model], name: str) -> Field[Any, Any]:

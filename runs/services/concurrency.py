@@ -17,13 +17,25 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
+from collections.abc import Sequence
+from functools import partial
 from typing import Literal
 
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import IntegrityError, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.hostid import host_id, host_name
+from core.precompiled import (
+    IN_KEPT_UP_TO,
+    ValuesStatement,
+    in_slots,
+    per_connection,
+    update_rows,
+    values_statement,
+)
 from runs.events import run_changed
 from runs.models import ConcurrencyGate, EventKind, Run, RunEvent, RunStatus
 from runs.services.queue import runs_queue
@@ -57,6 +69,40 @@ def _taken() -> dict[str, object]:
     }
 
 
+_SAMPLE_IDS = [uuid.UUID(int=i + 1) for i in range(IN_KEPT_UP_TO)]
+
+
+def _compile_claimable(count: int, conn: BaseDatabaseWrapper) -> ValuesStatement:
+    pk = Run._meta.pk
+    samples = [pk.get_db_prep_value(sample, conn) for sample in _SAMPLE_IDS[:count]]
+    return values_statement(
+        _claimable_queryset(_SAMPLE_IDS[:count]).values("pk"),
+        connection=conn,
+        slots=in_slots("id", samples),
+    )
+
+
+def _claimable_queryset(run_ids: Sequence[object]) -> QuerySet[Run]:
+    return (
+        Run.objects.select_for_update(skip_locked=True)
+        .filter(pk__in=run_ids, status=RunStatus.QUEUED, concurrency_limit__isnull=True)
+        .order_by()
+    )
+
+
+def _claimable(run_ids: Sequence[str]) -> list[object]:
+    """The ids among ``run_ids`` of queued runs without a limit (not locked by another
+    claim, on PostgreSQL), read by a statement compiled once per connection and count."""
+    if len(run_ids) > IN_KEPT_UP_TO:
+        return list(_claimable_queryset(run_ids).values_list("pk", flat=True))
+    conn = connections[Run.objects.db]
+    count = len(run_ids)
+    statement = per_connection(conn, f"runs.claimable.{count}", partial(_compile_claimable, count))
+    pk = Run._meta.pk
+    prepared = [pk.get_db_prep_value(run_id, conn) for run_id in run_ids]
+    return [row["pk"] for row in statement.rows(**in_slots("id", prepared))]
+
+
 def runs_claim_many(*, run_ids: list[str]) -> list[str]:
     """Claim many runs at once (a runner host's delivery): the ones without a concurrency
     limit in one transaction, the others one by one through :func:`run_claim`. Returns
@@ -66,13 +112,9 @@ def runs_claim_many(*, run_ids: list[str]) -> list[str]:
     with transaction.atomic():
         # Row locks on PostgreSQL (another host's runner skips them, then finds them no
         # longer queued); SQLite's IMMEDIATE transaction makes this the only writer.
-        free = list(
-            Run.objects.select_for_update(skip_locked=True)
-            .filter(pk__in=run_ids, status=RunStatus.QUEUED, concurrency_limit__isnull=True)
-            .values_list("pk", flat=True)
-        )
-        if free:
-            Run.objects.filter(pk__in=free, status=RunStatus.QUEUED).update(**_taken())
+        free = _claimable(run_ids)
+        # Statements built once per shape: the write lock is held meanwhile.
+        update_rows(Run, values=_taken(), where={"pk": free, "status": RunStatus.QUEUED})
     claimed = [str(pk) for pk in free]
     taken = set(claimed)
     claimed += [run_id for run_id in run_ids if run_id not in taken and run_claim(run_id=run_id) == "claimed"]

@@ -6,12 +6,14 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
 from core.broker import DatabaseBroker
+from core.precompiled import IN_KEPT_UP_TO
 
 pytestmark = pytest.mark.django_db
 
@@ -71,3 +73,24 @@ def test_waiting_lists_ready_tasks_oldest_first_up_to_the_limit(broker: Database
     # Ready again once its lock has passed.
     OrmQ.objects.filter(pk=ids[1]).update(lock=timezone.now() - timedelta(seconds=1))
     assert broker.waiting(10) == ids
+
+
+@pytest.mark.parametrize("count", [1, 3, IN_KEPT_UP_TO + 4])  # a kept statement, and one built each time
+def test_take_deletes_the_ready_tasks_it_returns_and_leaves_the_others(
+    broker: DatabaseBroker, count: int
+) -> None:
+    ids = [broker.enqueue(f"payload-{i}") for i in range(count + 2)]
+    locked, other = ids[0], DatabaseBroker(list_key="another-queue").enqueue("theirs")
+    OrmQ.objects.filter(pk=locked).update(lock=timezone.now() + timedelta(minutes=5))
+    asked = [*ids[:count], other]  # the locked one, ready ones and another queue's
+
+    for _ in range(2):  # the second time the statements are the kept ones
+        with transaction.atomic():
+            taken = broker.take(asked)
+        assert taken == [(pk, f"payload-{i}") for i, pk in enumerate(ids[:count]) if pk != locked]
+        assert set(OrmQ.objects.values_list("pk", flat=True)) == {locked, other, *ids[count:]}
+        OrmQ.objects.bulk_create(
+            [OrmQ(id=pk, key="test-queue", payload=p, lock=timezone.now()) for pk, p in taken]
+        )
+    with transaction.atomic():
+        assert broker.take([]) == []

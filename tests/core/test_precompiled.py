@@ -13,7 +13,7 @@ from django.db.models.functions import Now
 from django.test.utils import CaptureQueriesContext
 
 from audit.models import AuditEvent
-from core.precompiled import inserts_prepared, update_rows
+from core.precompiled import IN_KEPT_UP_TO, delete_rows, inserts_prepared, update_rows
 from runs.models import EventKind, Run, RunAttempt, RunEvent, RunStatus
 
 pytestmark = pytest.mark.django_db
@@ -200,3 +200,25 @@ def test_update_rows_refuses_what_it_cannot_write_as_column_equals_value(
 ) -> None:
     with pytest.raises((TypeError, ValueError), match=error):
         update_rows(Run, values=values, where=where)
+
+
+@pytest.mark.parametrize("count", [2, IN_KEPT_UP_TO + 2])  # a kept statement, and one built each time
+def test_update_rows_and_delete_rows_compare_a_list_with_in(user_for: Any, count: int) -> None:
+    runs = _runs(count + 1, user_for("executor"), "w")
+    Run.objects.bulk_create(runs)
+    chosen, left = [run.pk for run in runs[:count]], runs[count].pk
+
+    for _ in range(2):  # the second time from the kept statement
+        assert (
+            update_rows(Run, values={"exit_code": 7}, where={"pk": chosen, "status": RunStatus.QUEUED})
+            == count
+        )
+    assert update_rows(Run, values={"exit_code": 8}, where={"pk": []}) == 0  # IN (): nothing, not an error
+    assert Run.objects.filter(exit_code=7).count() == count
+    assert Run.objects.get(pk=left).exit_code is None
+
+    RunEvent.objects.bulk_create([RunEvent(run=run, kind=EventKind.QUEUED) for run in runs])
+    events = list(RunEvent.objects.filter(run__in=runs).order_by("id").values_list("id", flat=True))
+    assert delete_rows(RunEvent, where={"id": events[:count]}) == count
+    assert delete_rows(RunEvent, where={"id": []}) == 0
+    assert list(RunEvent.objects.filter(run__in=runs).values_list("id", flat=True)) == events[count:]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
+from core.precompiled import IN_KEPT_UP_TO
 from runs.models import EventKind, Run, RunStatus
 from runs.services import concurrency, lifecycle, run_control, run_enqueue
-from runs.services.concurrency import run_claim, runs_start_all_waiting, runs_start_waiting
+from runs.services.concurrency import run_claim, runs_claim_many, runs_start_all_waiting, runs_start_waiting
 
 pytestmark = pytest.mark.django_db
 
@@ -119,3 +121,25 @@ def test_a_restart_keeps_the_key(script: Path, handed: list[str]) -> None:
     finish(run)
     again = lifecycle.run_restart(run=Run.objects.get(pk=run.pk))
     assert (again.concurrency_key, again.concurrency_limit) == (KEY, 1)
+
+
+@pytest.mark.parametrize("free", [1, 3, IN_KEPT_UP_TO + 3])  # kept statements, and ones built each time
+def test_a_delivery_claims_each_queued_run_once_and_limited_ones_by_their_key(
+    script: Path, handed: list[str], free: int
+) -> None:
+    unlimited = [queue(script, limit=None, key="") for _ in range(free)]
+    limited = [queue(script, limit=1) for _ in range(2)]
+    cancelled = queue(script, limit=None, key="")
+    Run.objects.filter(pk=cancelled.pk).update(status=RunStatus.CANCELLED)
+    ids = [str(run.pk) for run in [*unlimited, cancelled, *limited]]
+
+    claimed = runs_claim_many(run_ids=ids)
+
+    # The free ones, then the first limited one (its key had a slot); never the cancelled.
+    assert claimed == [*ids[:free], str(limited[0].pk)]
+    rows = dict(Run.objects.filter(pk__in=ids).values_list("pk", "status"))
+    assert [rows[run.pk] for run in unlimited] == [RunStatus.RUNNING] * free
+    assert rows[cancelled.pk] == RunStatus.CANCELLED
+    assert [rows[run.pk] for run in limited] == [RunStatus.RUNNING, RunStatus.QUEUED]
+    assert Run.objects.get(pk=unlimited[0].pk).worker_pid == os.getpid()
+    assert runs_claim_many(run_ids=ids) == []  # a second delivery of the same tasks claims none
