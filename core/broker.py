@@ -123,7 +123,7 @@ class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type info
             rows = list(_takeable(ids, self.list_key, now).values_list("id", "payload"))
         else:
             # Statements built once per connection and count: the write lock is held.
-            conn = connections[Conf.ORM]
+            conn = connections[self.get_connection().db]
             count = len(ids)
             statement = per_connection(conn, f"core.broker.take.{count}", partial(_compile_take, count))
             slots = {"key": self.list_key, "lock": _LOCK.get_db_prep_value(now, conn), **in_slots("id", ids)}
