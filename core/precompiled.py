@@ -167,7 +167,7 @@ def inserts_prepared(groups: Iterable[Sequence[Model]]) -> PreparedInserts:
     batches. Objects whose primary key the database assigns (an ``AutoField``) do not
     get it back: use this only where nobody reads it (``bulk_create`` otherwise). The
     statement's text is built once per shape (model, fields, rows); only the values are
-    prepared each time (a launch's four INSERTs: 0.84 -> 0.3 ms)."""
+    prepared each time (a launch's four INSERTs: 0.84 -> 0.57 ms of CPU)."""
     statements: list[tuple[str, str, tuple[Any, ...]]] = []
     saved: list[tuple[str, Model]] = []
     for objs in groups:
