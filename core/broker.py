@@ -14,26 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import cache
 from time import sleep
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import QuerySet
 from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-from core.precompiled import (
-    IN_KEPT_UP_TO,
-    ValuesStatement,
-    delete_rows,
-    in_slots,
-    per_connection,
-    values_statement,
-)
+from core.precompiled import IN_KEPT_UP_TO, KeptRead, delete_rows
 
 # The sample values the waiting-tasks statement is compiled with (any: they are slots).
 _SAMPLE_QUEUE = "scriptops-sample-queue"
@@ -41,14 +33,14 @@ _SAMPLE_TIME = datetime(2001, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
 _LOCK = OrmQ._meta.get_field("lock")
 
 
-def _compile_waiting(limit: int, conn: BaseDatabaseWrapper) -> ValuesStatement:
-    return values_statement(
-        OrmQ.objects.using(conn.alias)
-        .filter(key=_SAMPLE_QUEUE, lock__lt=_SAMPLE_TIME)
-        .order_by("id")
-        .values("id")[:limit],
-        connection=conn,
-        slots={"key": _SAMPLE_QUEUE, "lock": _LOCK.get_db_prep_value(_SAMPLE_TIME, conn)},
+@cache
+def _waiting(limit: int) -> KeptRead:
+    """Ids of up to ``limit`` tasks of a queue not locked at a time, oldest first."""
+    return KeptRead(
+        f"core.broker.waiting.{limit}",
+        lambda key, lock: OrmQ.objects.filter(key=key, lock__lt=lock).order_by("id").values("id")[:limit],
+        samples={"key": _SAMPLE_QUEUE, "lock": _SAMPLE_TIME},
+        fields={"lock": _LOCK},
     )
 
 
@@ -64,17 +56,13 @@ def _takeable(ids: Sequence[int], key: str, now: datetime) -> QuerySet[Any]:
     return found
 
 
-def _compile_take(count: int, conn: BaseDatabaseWrapper) -> ValuesStatement:
-    samples = [-1 - i for i in range(count)]  # no task has these ids: they are slots
-    return values_statement(
-        _takeable(samples, _SAMPLE_QUEUE, _SAMPLE_TIME).values("id", "payload"),
-        connection=conn,
-        slots={
-            "key": _SAMPLE_QUEUE,
-            "lock": _LOCK.get_db_prep_value(_SAMPLE_TIME, conn),
-            **in_slots("id", samples),
-        },
-    )
+_TAKE = KeptRead(
+    "core.broker.take",
+    lambda ids, key, lock: _takeable(ids, key, lock).values("id", "payload"),
+    # No task has these ids: they are slots.
+    samples={"ids": [-1 - i for i in range(IN_KEPT_UP_TO)], "key": _SAMPLE_QUEUE, "lock": _SAMPLE_TIME},
+    fields={"lock": _LOCK},
+)
 
 
 class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type information
@@ -107,9 +95,7 @@ class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type info
         always empty: a statement compiled once per connection and limit (~0.02 ms a read,
         ~0.24 ms through the ORM, in a loop on SQLite)."""
         conn = connections[self.get_connection().db]
-        statement = per_connection(conn, f"core.broker.waiting.{limit}", partial(_compile_waiting, limit))
-        lock = _LOCK.get_db_prep_value(timezone.now(), conn)
-        return [row["id"] for row in statement.rows(key=self.list_key, lock=lock)]
+        return [row["id"] for row in _waiting(limit).rows(conn, key=self.list_key, lock=timezone.now())]
 
     def take(self, ids: list[int]) -> list[tuple[int, str]]:
         """Inside the caller's transaction: lock these tasks (rows another consumer took
@@ -118,15 +104,9 @@ class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type info
         caller's own work (a runner claims the runs) and acknowledging."""
         if not ids:
             return []
-        now = timezone.now()
-        if len(ids) > IN_KEPT_UP_TO:
-            rows = list(_takeable(ids, self.list_key, now).values_list("id", "payload"))
-        else:
-            # Statements built once per connection and count: the write lock is held.
-            conn = connections[self.get_connection().db]
-            count = len(ids)
-            statement = per_connection(conn, f"core.broker.take.{count}", partial(_compile_take, count))
-            slots = {"key": self.list_key, "lock": _LOCK.get_db_prep_value(now, conn), **in_slots("id", ids)}
-            rows = [(row["id"], row["payload"]) for row in statement.rows(**slots)]
+        # Statements built once per connection and count: the write lock is held.
+        conn = connections[self.get_connection().db]
+        found = _TAKE.rows(conn, ids=ids, key=self.list_key, lock=timezone.now())
+        rows = [(row["id"], row["payload"]) for row in found]
         delete_rows(OrmQ, where={"id": [pk for pk, _ in rows]})
         return rows

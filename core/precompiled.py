@@ -15,7 +15,8 @@ shape (the runner's writes at a run's start and end).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from django.db import connections, router
@@ -101,6 +102,62 @@ def values_statement(
     names = (*query.extra_select, *query.values_select, *query.annotation_select)
     converters = compiler.get_converters([column for column, _, _ in compiler.select])
     return ValuesStatement(sql, tuple(params), positions, names, compiler, converters)
+
+
+@dataclass(frozen=True)
+class KeptRead:
+    """A ``.values()`` read made many times with different values, compiled by
+    :func:`values_statement` the first time it is made on a connection and kept there
+    (:func:`per_connection`).
+
+    ``queryset`` builds it from keyword values; ``samples`` are the values it is compiled
+    with, one per slot (any value no other parameter has). A slot whose sample is a list is
+    compared with ``IN``: the samples are at least ``IN_KEPT_UP_TO`` distinct values and
+    the read is compiled once per list length; an empty or longer list goes through the
+    ORM. ``fields`` names the field that prepares a slot's values for the database
+    (a UUID primary key, a datetime): :meth:`rows` takes Python values."""
+
+    key: str
+    queryset: Callable[..., QuerySet[Any]]
+    samples: Mapping[str, Any]
+    fields: Mapping[str, Field[Any, Any]] = field(default_factory=dict)
+    # The slots compared with ``IN`` (their samples are lists).
+    lists: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        lists = tuple(name for name, sample in self.samples.items() if isinstance(sample, list))
+        object.__setattr__(self, "lists", lists)
+
+    def rows(self, connection: BaseDatabaseWrapper, **values: Any) -> list[dict[str, Any]]:
+        """The rows ``queryset(**values).values(...)`` gives on ``connection``."""
+        lengths = tuple(len(values[name]) for name in self.lists)
+        if any(length == 0 or length > IN_KEPT_UP_TO for length in lengths):
+            return list(self.queryset(**values).using(connection.alias))
+        key = ".".join([self.key, *map(str, lengths)])
+        statement = per_connection(connection, key, partial(self._compile, lengths))
+        return statement.rows(**self._slots(values, connection))
+
+    def _prepare(self, name: str, value: Any, connection: BaseDatabaseWrapper) -> Any:
+        found = self.fields.get(name)
+        return value if found is None else found.get_db_prep_value(value, connection)
+
+    def _compile(self, lengths: tuple[int, ...], connection: BaseDatabaseWrapper) -> ValuesStatement:
+        samples = {
+            **self.samples,
+            **{name: self.samples[name][:n] for name, n in zip(self.lists, lengths, strict=True)},
+        }
+        slots = self._slots(samples, connection)
+        return values_statement(self.queryset(**samples), connection=connection, slots=slots)
+
+    def _slots(self, values: Mapping[str, Any], connection: BaseDatabaseWrapper) -> dict[str, Any]:
+        """Each slot's database value (``<name>0``, ``<name>1``, … for a list)."""
+        slots: dict[str, Any] = {}
+        for name, value in values.items():
+            if name in self.lists:
+                slots.update(in_slots(name, [self._prepare(name, item, connection) for item in value]))
+            else:
+                slots[name] = self._prepare(name, value, connection)
+        return slots
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import connections, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from core.audit import audit_emit
 from core.models import ApiKey, User, hash_api_key
-from core.precompiled import ValuesStatement, per_connection, values_statement
+from core.precompiled import KeptRead
 from core.roles import Role, lesser_role
 
 
@@ -81,14 +80,13 @@ _KEY_FIELDS = tuple(field.attname for field in ApiKey._meta.concrete_fields)
 _USER_FIELDS = tuple(field.attname for field in User._meta.concrete_fields)
 
 
-def _compile_key_lookup(conn: BaseDatabaseWrapper) -> ValuesStatement:
-    return values_statement(
-        ApiKey.objects.filter(key_hash=_SAMPLE_HASH).values(
-            *_KEY_FIELDS, *(f"user__{name}" for name in _USER_FIELDS)
-        ),
-        connection=conn,
-        slots={"hash": _SAMPLE_HASH},
-    )
+_KEY_WITH_USER = KeptRead(
+    "core.api_key_with_user",
+    lambda hash: ApiKey.objects.filter(key_hash=hash).values(
+        *_KEY_FIELDS, *(f"user__{name}" for name in _USER_FIELDS)
+    ),
+    samples={"hash": _SAMPLE_HASH},
+)
 
 
 def _key_with_user(key_hash: str) -> ApiKey | None:
@@ -100,8 +98,7 @@ def _key_with_user(key_hash: str) -> ApiKey | None:
     ~0.17 ms, this ~0.06 ms (in a loop on SQLite).
     """
     conn = connections[ApiKey.objects.db]
-    statement = per_connection(conn, "core.api_key_with_user", _compile_key_lookup)
-    rows = statement.rows(hash=key_hash)
+    rows = _KEY_WITH_USER.rows(conn, hash=key_hash)
     if not rows:
         return None
     values = list(rows[0].values())

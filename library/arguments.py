@@ -23,9 +23,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from django.db import connections
-from django.db.backends.base.base import BaseDatabaseWrapper
 
-from core.precompiled import ValuesStatement, per_connection, values_statement
+from core.precompiled import KeptRead
 from library.models import Script
 from runs.request import FieldProblems, Problem, RunRequest
 
@@ -146,19 +145,18 @@ def _loose(path: str) -> bool:
 _SAMPLE_NAME = "scriptops-sample-name"
 
 
-def _compile_by_name(connection: BaseDatabaseWrapper) -> ValuesStatement:
-    return values_statement(
-        Script.objects.filter(name=_SAMPLE_NAME).values("path", "parameters"),
-        connection=connection,
-        slots={"name": _SAMPLE_NAME},
-    )
+_SCRIPTS_BY_NAME = KeptRead(
+    "library.scripts_by_name",
+    lambda name: Script.objects.filter(name=name).values("path", "parameters"),
+    samples={"name": _SAMPLE_NAME},
+)
 
 
 def _scripts_named(name: str) -> list[tuple[str, Any]]:
     """(path, parameters) of the library's scripts called ``name``: a statement compiled
     once per connection (every launch asks; the ORM spent ~0.4 ms compiling it)."""
-    statement = per_connection(connections[Script.objects.db], "library.scripts_by_name", _compile_by_name)
-    return [(row["path"], row["parameters"]) for row in statement.rows(name=name)]
+    rows = _SCRIPTS_BY_NAME.rows(connections[Script.objects.db], name=name)
+    return [(row["path"], row["parameters"]) for row in rows]
 
 
 def launch_arguments_problems(request: RunRequest) -> dict[str, FieldProblems]:

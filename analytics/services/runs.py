@@ -28,14 +28,13 @@ from pathlib import PurePath
 from typing import Any
 
 from django.db import connections
-from django.db.backends.base.base import BaseDatabaseWrapper
 
 from analytics import conf
 from analytics.expressions import parse
 from analytics.models import Baseline, Point, RunAnalysis, Series, path_key
 from analytics.services.alerts import alerts_evaluate
 from analytics.stats import baseline as learned
-from core.precompiled import ValuesStatement, inserts_prepared, per_connection, values_statement
+from core.precompiled import KeptRead, inserts_prepared
 
 GIB = 1024**3
 MIB = 1024**2
@@ -217,20 +216,18 @@ def _num(value: float) -> str:
 _SAMPLE_KEY = "scriptops-sample-path-key"
 
 
-def _compile_series_of(conn: BaseDatabaseWrapper) -> ValuesStatement:
-    return values_statement(
-        Series.objects.filter(path_key=_SAMPLE_KEY).values("metric", "id"),
-        connection=conn,
-        slots={"key": _SAMPLE_KEY},
-    )
+_SERIES_OF = KeptRead(
+    "analytics.series_of",
+    lambda key: Series.objects.filter(path_key=key).values("metric", "id"),
+    samples={"key": _SAMPLE_KEY},
+)
 
 
 def _series_of(key: str) -> list[dict[str, Any]]:
     """Every series of a script (a few: its metrics), by one indexed read compiled once
     per connection: it runs in every run's final write, while the runner holds SQLite's
     write lock (the queryset's compilation cost ~0.4 ms, the read ~0.05)."""
-    conn = connections[Series.objects.db]
-    return per_connection(conn, "analytics.series_of", _compile_series_of).rows(key=key)
+    return _SERIES_OF.rows(connections[Series.objects.db], key=key)
 
 
 def series_ids(*, script_path: str, key: str, metrics: Sequence[str]) -> dict[str, int]:

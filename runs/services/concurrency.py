@@ -19,23 +19,14 @@ import logging
 import os
 import uuid
 from collections.abc import Sequence
-from functools import partial
 from typing import Literal
 
 from django.db import IntegrityError, connections, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.hostid import host_id, host_name
-from core.precompiled import (
-    IN_KEPT_UP_TO,
-    ValuesStatement,
-    in_slots,
-    per_connection,
-    update_rows,
-    values_statement,
-)
+from core.precompiled import IN_KEPT_UP_TO, KeptRead, update_rows
 from runs.events import run_changed
 from runs.models import ConcurrencyGate, EventKind, Run, RunEvent, RunStatus
 from runs.services.queue import runs_queue
@@ -69,19 +60,6 @@ def _taken() -> dict[str, object]:
     }
 
 
-_SAMPLE_IDS = [uuid.UUID(int=i + 1) for i in range(IN_KEPT_UP_TO)]
-
-
-def _compile_claimable(count: int, conn: BaseDatabaseWrapper) -> ValuesStatement:
-    pk = Run._meta.pk
-    samples = [pk.get_db_prep_value(sample, conn) for sample in _SAMPLE_IDS[:count]]
-    return values_statement(
-        _claimable_queryset(_SAMPLE_IDS[:count]).values("pk"),
-        connection=conn,
-        slots=in_slots("id", samples),
-    )
-
-
 def _claimable_queryset(run_ids: Sequence[object]) -> QuerySet[Run]:
     return (
         Run.objects.select_for_update(skip_locked=True)
@@ -90,17 +68,18 @@ def _claimable_queryset(run_ids: Sequence[object]) -> QuerySet[Run]:
     )
 
 
+_CLAIMABLE = KeptRead(
+    "runs.claimable",
+    lambda ids: _claimable_queryset(ids).values("pk"),
+    samples={"ids": [uuid.UUID(int=i + 1) for i in range(IN_KEPT_UP_TO)]},
+    fields={"ids": Run._meta.pk},
+)
+
+
 def _claimable(run_ids: Sequence[str]) -> list[object]:
     """The ids among ``run_ids`` of queued runs without a limit (not locked by another
     claim, on PostgreSQL), read by a statement compiled once per connection and count."""
-    if len(run_ids) > IN_KEPT_UP_TO:
-        return list(_claimable_queryset(run_ids).values_list("pk", flat=True))
-    conn = connections[Run.objects.db]
-    count = len(run_ids)
-    statement = per_connection(conn, f"runs.claimable.{count}", partial(_compile_claimable, count))
-    pk = Run._meta.pk
-    prepared = [pk.get_db_prep_value(run_id, conn) for run_id in run_ids]
-    return [row["pk"] for row in statement.rows(**in_slots("id", prepared))]
+    return [row["pk"] for row in _CLAIMABLE.rows(connections[Run.objects.db], ids=run_ids)]
 
 
 def runs_claim_many(*, run_ids: list[str]) -> list[str]:

@@ -4,6 +4,8 @@ write exactly the rows ``bulk_create`` writes; UPDATEs built once per shape
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,9 +13,10 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Now
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from audit.models import AuditEvent
-from core.precompiled import IN_KEPT_UP_TO, delete_rows, inserts_prepared, update_rows
+from core.precompiled import IN_KEPT_UP_TO, KeptRead, delete_rows, inserts_prepared, update_rows
 from runs.models import EventKind, Run, RunAttempt, RunEvent, RunStatus
 
 pytestmark = pytest.mark.django_db
@@ -222,3 +225,65 @@ def test_update_rows_and_delete_rows_compare_a_list_with_in(user_for: Any, count
     assert delete_rows(RunEvent, where={"id": events[:count]}) == count
     assert delete_rows(RunEvent, where={"id": []}) == 0
     assert list(RunEvent.objects.filter(run__in=runs).values_list("id", flat=True)) == events[count:]
+
+
+# -- KeptRead: a .values() read compiled once per connection --------------------------
+
+
+def _by_ids_and_status(ids: Any, status: Any) -> Any:
+    return Run.objects.filter(pk__in=ids, status=status).order_by("script_path").values("id", "script_path")
+
+
+BY_IDS_AND_STATUS = KeptRead(
+    "tests.kept.by_ids_and_status",
+    _by_ids_and_status,
+    samples={"ids": [uuid.UUID(int=i + 1) for i in range(IN_KEPT_UP_TO)], "status": "sample-status"},
+    fields={"ids": Run._meta.pk},
+)
+SINCE = KeptRead(
+    "tests.kept.since",
+    lambda at: Run.objects.filter(created_at__gte=at).order_by("script_path").values("script_path"),
+    samples={"at": datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)},
+    fields={"at": Run._meta.get_field("created_at")},
+)
+
+
+def _kept_keys() -> set[str]:
+    return {key for key in getattr(connection, "_scriptops_compiled", {}) if key.startswith("tests.kept.")}
+
+
+@pytest.mark.parametrize("count", [1, 3, IN_KEPT_UP_TO, IN_KEPT_UP_TO + 1, 40])
+def test_a_kept_read_gives_the_rows_the_queryset_gives_for_any_list_length(user_for: Any, count: int) -> None:
+    runs = Run.objects.bulk_create(_runs(count + 2, user_for("executor"), "k"))
+    Run.objects.filter(pk=runs[1].pk).update(status=RunStatus.RUNNING)
+    ids = [str(run.pk) for run in runs[:count]]  # Python values, strings as callers hold them
+
+    for status in (RunStatus.QUEUED, RunStatus.RUNNING, "nothing"):
+        got = BY_IDS_AND_STATUS.rows(connection, ids=ids, status=status)
+        assert got == list(_by_ids_and_status(ids, status))
+    assert len(BY_IDS_AND_STATUS.rows(connection, ids=ids, status=RunStatus.QUEUED)) == count - (count > 1)
+    # Compiled once for this list length; a longer list than is kept goes through the ORM.
+    assert (f"tests.kept.by_ids_and_status.{count}" in _kept_keys()) is (count <= IN_KEPT_UP_TO)
+
+
+def test_a_kept_read_of_an_empty_list_matches_nothing(user_for: Any) -> None:
+    Run.objects.bulk_create(_runs(2, user_for("executor"), "e"))
+    assert BY_IDS_AND_STATUS.rows(connection, ids=[], status=RunStatus.QUEUED) == []
+
+
+def test_a_kept_read_is_compiled_once_and_reads_fresh_values_each_time(user_for: Any) -> None:
+    alice = user_for("executor")
+    Run.objects.bulk_create(_runs(2, alice, "old"))
+    cutoff = timezone.now()
+    assert SINCE.rows(connection, at=cutoff) == []
+    kept = connection._scriptops_compiled["tests.kept.since"]  # type: ignore[attr-defined]
+    Run.objects.bulk_create(_runs(2, alice, "new"))
+    with CaptureQueriesContext(connection) as queries:
+        got = SINCE.rows(connection, at=cutoff)
+    assert got == [{"script_path": "/srv/new0.sh"}, {"script_path": "/srv/new1.sh"}]
+    assert len(queries) == 1
+    assert connection._scriptops_compiled["tests.kept.since"] is kept  # type: ignore[attr-defined]
+    # A datetime slot is prepared by its field, as the ORM prepares it.
+    assert SINCE.rows(connection, at=cutoff - timedelta(days=1)) == list(
+        Run.objects.order_by("script_path").values("script_path")
+    )
