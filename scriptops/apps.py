@@ -11,4 +11,8 @@ class ShellConfig(AppConfig):
     verbose_name = "ScriptOps"
 
     def ready(self) -> None:
+        from core.heap import settle
         from scriptops import checks  # noqa: F401  (registers system checks)
+
+        # Last app: what every app loaded at startup is never garbage (see core.heap).
+        settle()

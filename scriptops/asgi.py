@@ -65,3 +65,8 @@ application = ProtocolTypeRouter(
         "websocket": origin_checked(WebsocketAuthStack(URLRouter(websocket_routes))),
     }
 )
+
+from core.heap import settle  # noqa: E402
+
+# What daphne serves with is loaded: keep the collector off it (see core.heap).
+settle()

@@ -27,6 +27,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections, connection
 
 from audit.services import prune_schedule_ensure
+from core.heap import settle
 from runs.host import RunHost
 from runs.services import run_dirs_sweep, run_reap_orphans
 from runs.services.concurrency import runs_start_all_waiting
@@ -116,6 +117,7 @@ class Command(BaseCommand):
             f"{'' if keeper else ', no housekeeping'}."
         )
         self.stdout.flush()  # stdout is a file or a pipe under serve/systemd: say it now, not at exit
+        settle()
         host.serve_forever(stop.is_set)
         drained = " after draining" if host.draining and not stop.is_set() else ""
         stop.set()
