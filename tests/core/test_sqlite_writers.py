@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.db import DatabaseError, connections, transaction
 
+from core.db.sqlite3 import base as sqlite_base
 from core.db.sqlite3.base import DatabaseWrapper
 
 
@@ -207,3 +208,44 @@ def test_an_in_memory_database_has_no_writer_file(tmp_path: Path) -> None:
         assert conn._writer_fd is None
     finally:
         conn.close()
+
+
+# -- placeholders converted once per statement text -----------------------------------
+
+
+def test_a_statement_runs_with_its_placeholders_converted_once_and_reused(
+    db_file: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_base, "_QMARK", {})
+    conn = connections["writers"]
+    insert = "INSERT INTO t (id, who) VALUES (%s, %s)"
+    with conn.cursor() as cur:
+        for i in range(3):
+            cur.execute(insert, [i, f"100%% w{i}"])
+        # A literal percent sign ("%%") and pyformat's named parameters, as Django converts them.
+        cur.execute("SELECT who FROM t WHERE who LIKE '100%%' AND id >= %s ORDER BY id", [1])
+        assert [row[0] for row in cur.fetchall()] == ["100%% w1", "100%% w2"]
+        cur.execute("SELECT count(*) FROM t WHERE id < %(most)s", {"most": 2})
+        assert cur.fetchone() == (2,)
+    kept = sqlite_base._QMARK
+    assert kept == {
+        insert: "INSERT INTO t (id, who) VALUES (?, ?)",
+        "SELECT who FROM t WHERE who LIKE '100%%' AND id >= %s ORDER BY id": (
+            "SELECT who FROM t WHERE who LIKE '100%' AND id >= ? ORDER BY id"
+        ),
+    }
+
+
+def test_the_kept_conversions_are_bounded(db_file: Db, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_base, "_QMARK", {})
+    monkeypatch.setattr(sqlite_base, "QMARK_KEPT", 4)
+    conn = connections["writers"]
+    with conn.cursor() as cur:
+        for n in range(1, 7):  # IN lists of six lengths: six statements
+            cur.execute(f"SELECT count(*) FROM t WHERE id IN ({', '.join(['%s'] * n)})", list(range(n)))
+            assert cur.fetchone() == (0,)
+        long_statement = "SELECT count(*) FROM t WHERE id = %s" + " " * sqlite_base.QMARK_LONGEST
+        cur.execute(long_statement, [1])
+        assert cur.fetchone() == (0,)
+    assert 1 <= len(sqlite_base._QMARK) <= 4
+    assert long_statement not in sqlite_base._QMARK
