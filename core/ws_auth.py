@@ -16,19 +16,19 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.auth import AuthMiddleware
-from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.contrib.auth.models import AnonymousUser
 from django.utils.datastructures import CaseInsensitiveMapping
 
+from core.aio import live_read
 from core.key_guard import TooManyBadKeys
 from core.principals import InvalidApiKey, Principal, principal_from
 
 CLOSE_TOO_MANY_BAD_KEYS = 4429
 
 
-@database_sync_to_async  # type: ignore[misc]  # channels ships no type information
+@live_read
 def _principal(scope: dict[str, Any], session_user: object) -> Principal | None:
     headers = CaseInsensitiveMapping(
         {name.decode("latin-1"): value.decode("latin-1") for name, value in scope.get("headers") or []}

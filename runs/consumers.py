@@ -28,10 +28,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from core.aio import wait_at_most
+from core.aio import live_read, wait_at_most
 from core.flow import transport_buffered
 from core.roles import Capability, role_allows
 from runs.events import (
@@ -59,7 +58,7 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_GRACE = 30.0
 
 
-@database_sync_to_async  # type: ignore[misc]  # channels ships no type information
+@live_read
 def _get_run(run_id: str) -> Run | None:
     """The run, if there is one (unsaved: only its id, a watch needs no more and reads the
     rest itself); a malformed id is simply "not found"."""
@@ -145,7 +144,7 @@ class LiveConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch without its ``aclose_old_connections`` (a trip to a thread
         for every message: connect, each client frame, disconnect). Every database access
-        of these consumers goes through ``database_sync_to_async``, which closes old
+        of these consumers goes through ``core.aio.live_read``, which closes old
         connections around its own work."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
@@ -282,7 +281,7 @@ class NotFoundConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channel
         await self.close(code=CLOSE_NOT_FOUND)
 
 
-@database_sync_to_async  # type: ignore[misc]  # channels ships no type information
+@live_read
 def _status_of(run_id: str) -> StatusData | None:
     try:
         row = Run.objects.filter(pk=run_id).values(*STATUS_FIELDS).first()

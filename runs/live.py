@@ -18,11 +18,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any, NamedTuple
 
-from asgiref.sync import sync_to_async
 from django.db import connections
 from django.db.models import Max
 
 from core import bus
+from core.aio import live_read
 from core.precompiled import KeptRead
 from runs import events as ev
 from runs.events import (
@@ -208,7 +208,7 @@ class FallbackPoller:
         if not watches:
             return
         try:
-            found = await sync_to_async(_fingerprints)(sorted({w.run_id for w in watches}))
+            found = await live_read(_fingerprints)(sorted({w.run_id for w in watches}))
         except Exception:
             logger.exception("The live views' fallback poll failed")
             return
@@ -273,7 +273,8 @@ class RunWatch:
     """Messages for one run, from line ``after`` on, until it has finished.
 
     Waits on the run's bus channel: an output wake-up (``"o"``) reads new lines, a
-    state wake-up (``"s"``) reads the row and new events at once. Wake-ups that arrive
+    state wake-up (``"s"``) reads the row and new events at once; the bus's ``LIVE``
+    (Redis confirmed the subscription, after the first reads) reads both. Wake-ups that arrive
     while messages are being sent are kept by the subscription and handled next, never
     cleared unread. A wake-up the bus lost is made up for by the process's
     :class:`FallbackPoller` (one read for all the watches every ``STATE_FALLBACK``).
@@ -306,7 +307,7 @@ class RunWatch:
             return self._poll_if_changed()
         return await asyncio.to_thread(self._poll_if_changed)
 
-    @sync_to_async
+    @live_read
     def _read_state(self) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
         return read_state(self.run_id, after_event=self._last_event_id)
 
@@ -397,8 +398,8 @@ class RunWatch:
                     return
             # Wake-ups that came while we were sending are still pending: no wait.
             got = await wakeups.wait(WAIT_SLICE)
-            if ev.STATE in got:
-                want_state = True
+            if ev.STATE in got or bus.LIVE in got:
+                want_state = True  # LIVE: subscribed now; what changed before, read again
             if got - {ev.STATE}:
                 want_lines = True
 
@@ -496,11 +497,11 @@ class RunsFeed:
         self._sources_known: dict[tuple[str, str], object] = {}
         self._primed = False
 
-    @sync_to_async
+    @live_read
     def _from_sources(self) -> list[tuple[tuple[str, str], Message]]:
         return [((name, key), item) for name, source in FEED_SOURCES.items() for key, item in source()]
 
-    @sync_to_async
+    @live_read
     def _snapshot(self) -> tuple[list[FeedRunData], StatsData]:
         recent = list(Run.objects.order_by("-created_at").values(*FEED_FIELDS)[: self.window])
         ids = {r["id"] for r in recent}

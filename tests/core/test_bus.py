@@ -60,6 +60,7 @@ def test_a_message_from_another_process_reaches_the_subscribers_of_its_channel(b
         async with bus.subscribe("run:a") as a, bus.subscribe("run:b") as b, bus.subscribe("run:a") as a2:
             # One socket for the whole process, whatever the number of subscriptions.
             assert len(os.listdir(bus_dir)) == 1
+            assert a.live and b.live and a2.live  # at once: every message reaches the socket
             await asyncio.to_thread(publish_from_another_process, bus_dir, "run:a", "o")
             assert await received(a, "o") == {"o"}
             assert await received(a2, "o") == {"o"}
@@ -210,16 +211,35 @@ def publish_over_redis(url: str, channel: str, payload: str) -> None:
 
 
 @needs_redis
-def test_redis_a_subscription_is_live_when_subscribe_returns(redis_bus: str) -> None:
-    """Nothing published after ``subscribe`` returns is missed: each subscription is
-    confirmed by Redis first (then a view's first read cannot race a wake-up)."""
+def test_redis_a_subscription_is_usable_at_once_and_woken_when_live(redis_bus: str) -> None:
+    """``subscribe`` never waits for Redis: the subscription is woken with LIVE once Redis
+    has confirmed it, and nothing published from then on is missed. Rounds of leaving and
+    following the same channels again, while the reader is busy or idle."""
     channel = f"run:{os.urandom(6).hex()}"
 
     async def body() -> None:
-        for round_ in range(5):  # new subscriptions while the reader is busy or idle
+        for round_ in range(5):
             async with bus.subscribe(channel, f"{channel}:{round_}") as sub:
+                assert await sub.until_live(WAIT)
+                assert bus.LIVE in await received(sub, bus.LIVE)
                 publish_over_redis(redis_bus, f"{channel}:{round_}", f"p{round_}")
                 assert f"p{round_}" in await received(sub, f"p{round_}")
+
+    asyncio.run(body())
+
+
+@needs_redis
+def test_redis_following_a_live_channel_again_is_live_at_once(redis_bus: str) -> None:
+    channel = f"run:{os.urandom(6).hex()}"
+
+    async def body() -> None:
+        async with bus.subscribe(channel) as first:
+            assert await first.until_live(WAIT)
+            async with bus.subscribe(channel) as second:
+                assert second.live and not second.pending()  # no wait, no extra read
+                bus.publish(channel, "both")
+                assert "both" in await received(second, "both")
+                assert "both" in await received(first, "both")
 
     asyncio.run(body())
 
@@ -230,7 +250,11 @@ def test_redis_many_subscribers_each_get_their_channel(redis_bus: str) -> None:
 
     async def body() -> None:
         async with contextlib.AsyncExitStack() as stack:
+            # Made at once: their SUBSCRIBEs go out together, each is confirmed.
             subs = [await stack.enter_async_context(bus.subscribe(f"run:{prefix}:{i}")) for i in range(50)]
+            for sub in subs:
+                assert await sub.until_live(WAIT)
+                assert sub.take() == {bus.LIVE}
             for i in (0, 17, 49):
                 bus.publish(f"run:{prefix}:{i}", f"to-{i}")
             for i in (0, 17, 49):

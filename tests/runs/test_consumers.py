@@ -540,6 +540,37 @@ async def test_lost_wakeups_are_made_up_by_the_fallback_poll(
 
 
 @run_async
+async def test_becoming_live_on_the_bus_reads_what_changed_before(
+    runs_dir: Path, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Redis a watch reads before its subscription is confirmed; what changed in
+    between is read when the confirmation (LIVE) comes. Here every wake-up is lost and
+    the fallback poll is far off: only LIVE can tell the watch."""
+    monkeypatch.setattr(bus, "publish", lambda channel, payload="1": None)
+    monkeypatch.setattr(events, "STATE_FALLBACK", 3600.0)
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run)
+    channel = events.run_channel(str(run.pk))
+    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
+    await connected(comm)
+    await collect(comm, is_type("status"))
+    # On Redis (the PostgreSQL + Redis pass) its real confirmation comes first: let it.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + WAIT
+    while not bus._hub.subs.get(channel) or not all(sub.live for sub in bus._hub.subs[channel]):
+        assert loop.time() < deadline, "the watch's subscription never became live"
+        await asyncio.sleep(0.02)
+    await quiet(comm, 0.3)
+    await sim.awrite("before live")
+    await sim.update(paused=True)
+    assert not of_type(await quiet(comm, 0.3), "log_entry")  # nothing told it yet
+    bus._hub.confirm([channel])  # what the Redis reader does when Redis confirms
+    got = await collect(comm, lambda m: m["type"] == "status" and m["data"]["paused"])
+    assert [m["data"]["content"] for m in of_type(got, "log_entry")] == ["before live"]
+    await closing(comm)
+
+
+@run_async
 async def test_the_fallback_poller_lives_as_long_as_its_watches(
     runs_dir: Path, api_key: str, lost_wakeups: None
 ) -> None:
@@ -678,6 +709,7 @@ async def test_a_state_wake_up_during_a_burst_of_lines_is_not_lost(
     assert first["type"] == "log_entry"  # the watcher is in the middle of its lines
     # The run ends now, while the watcher's client has not taken the next line yet.
     async with bus.subscribe(events.run_channel(str(run.pk))) as witness:
+        assert await witness.until_live(WAIT)  # on Redis: confirmed (the watcher's too)
         await sim.finish(exit_code=0)
         deadline = time.monotonic() + WAIT
         got: set[str] = set()
