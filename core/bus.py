@@ -1,6 +1,7 @@
 """A process-wide wake-up bus: "look again now" messages between processes.
 
-``publish(channel, payload)`` (sync, cheap, never raises, never blocks) and
+``publish(channel, payload)`` (sync, cheap, never raises, never blocks; ``publish_many``
+for several at once: one round trip on Redis) and
 ``subscribe(*channels)`` (an asyncio context manager yielding a :class:`Subscription`)
 are the whole API. A message carries no data a reader depends on — live views read the
 persisted state when woken and poll slowly anyway — so the bus may drop a message when
@@ -52,7 +53,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -285,6 +286,10 @@ class UnixPublisher:
             self._racy = time.time() - mtime / 1e9 < _RACY_MTIME
         return self._targets
 
+    def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        for channel, payload in messages:
+            self.publish(channel, payload)
+
     def publish(self, channel: str, payload: str) -> None:
         data = _encode(channel, payload)
         with self.lock:
@@ -405,6 +410,13 @@ class RedisPublisher:
 
     def publish(self, channel: str, payload: str) -> None:
         self.client.publish(channel, payload)
+
+    def publish_many(self, messages: Sequence[tuple[str, str]]) -> None:
+        """One round trip for all of them (a pipeline, not a transaction)."""
+        pipe = self.client.pipeline(transaction=False)
+        for channel, payload in messages:
+            pipe.publish(channel, payload)
+        pipe.execute()
 
 
 class RedisReceiver:
@@ -581,6 +593,14 @@ def publish(channel: str, payload: str = "1") -> None:
         _get_publisher().publish(channel, payload)
     except Exception as exc:  # noqa: BLE001 - a wake-up must never fail its caller
         logger.debug("bus: publish on %s failed: %s", channel, exc)
+
+
+def publish_many(messages: Sequence[tuple[str, str]]) -> None:
+    """:func:`publish` each (channel, payload); on Redis in one round trip. Never raises."""
+    try:
+        _get_publisher().publish_many(messages)
+    except Exception as exc:  # noqa: BLE001 - a wake-up must never fail its caller
+        logger.debug("bus: publish of %d messages failed: %s", len(messages), exc)
 
 
 @contextlib.asynccontextmanager

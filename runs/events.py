@@ -460,5 +460,13 @@ class OutputNotifier:
 
 def run_changed(run_id: str) -> None:
     """A run's state changed (status, paused, events): wake its viewers and the feed."""
-    notify(run_channel(run_id), STATE)
-    notify(RUNS_CHANNEL, run_id)
+    runs_changed([run_id])
+
+
+def runs_changed(run_ids: list[str]) -> None:
+    """:func:`run_changed` for each, in one publish (one round trip to Redis)."""
+    bus.publish_many([message for run_id in run_ids for message in _changed(run_id)])
+
+
+def _changed(run_id: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    return (run_channel(run_id), STATE), (RUNS_CHANNEL, run_id)

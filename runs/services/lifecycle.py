@@ -32,7 +32,7 @@ from core.models import User
 from core.precompiled import inserts_prepared
 from prechecks.models import RunCheck
 from runs.engine import kill_process_tree
-from runs.events import run_changed
+from runs.events import run_changed, runs_changed
 from runs.logstore import remove_store
 from runs.models import ACTIVE, TERMINAL, Control, EventKind, Run, RunEvent, RunStatus
 from runs.services.concurrency import gate_ensure, runs_start_waiting
@@ -51,8 +51,7 @@ def _queue_tasks(run_ids: list[str]) -> None:
 
 
 def _announce(run_ids: list[str]) -> None:
-    for run_id in run_ids:
-        run_changed(run_id)
+    runs_changed(run_ids)
 
 
 def runs_hand_over(run_ids: list[str]) -> None:

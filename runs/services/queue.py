@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import Broker, get_broker
+from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.tasks import async_task
@@ -70,7 +71,7 @@ def runs_queue(run_ids: list[str]) -> None:
     broker = runs_broker()
     for run_id in run_ids:
         _queue_task(run_id, broker)
-    if run_ids:
+    if run_ids and not isinstance(broker, RedisBroker):  # Redis wakes its BLPOP itself
         runs_queued_announce()
 
 

@@ -71,6 +71,23 @@ def test_a_message_from_another_process_reaches_the_subscribers_of_its_channel(b
     asyncio.run(body())
 
 
+async def received_all(sub: bus.Subscription, payloads: set[str]) -> set[str]:
+    got: set[str] = set()
+    while not payloads <= got:
+        got |= await received(sub, sorted(payloads - got)[0])
+    return got
+
+
+def test_publish_many_wakes_the_subscribers_of_each_channel(bus_dir: Path) -> None:
+    async def body() -> None:
+        async with bus.subscribe("run:m1") as a, bus.subscribe("run:m2") as b:
+            bus.publish_many([("run:m1", "s"), ("run:m2", "x"), ("run:m1", "o")])
+            assert await received_all(a, {"s", "o"}) == {"s", "o"}
+            assert await received(b, "x") == {"x"}
+
+    asyncio.run(body())
+
+
 def test_a_wake_up_that_arrives_while_the_subscriber_is_busy_is_kept(bus_dir: Path) -> None:
     async def body() -> None:
         async with bus.subscribe("run:x") as sub:
@@ -260,5 +277,20 @@ def test_redis_many_subscribers_each_get_their_channel(redis_bus: str) -> None:
             for i in (0, 17, 49):
                 assert f"to-{i}" in await received(subs[i], f"to-{i}")
             assert not subs[1].pending()
+
+    asyncio.run(body())
+
+
+@needs_redis
+def test_redis_publish_many_wakes_the_subscribers_of_each_channel(redis_bus: str) -> None:
+    prefix = os.urandom(6).hex()
+
+    async def body() -> None:
+        async with bus.subscribe(f"{prefix}:1") as a, bus.subscribe(f"{prefix}:2") as b:
+            assert await a.until_live(WAIT) and await b.until_live(WAIT)
+            a.take(), b.take()
+            bus.publish_many([(f"{prefix}:1", "s"), (f"{prefix}:2", "x"), (f"{prefix}:1", "o")])
+            assert await received_all(a, {"s", "o"}) == {"s", "o"}
+            assert await received(b, "x") == {"x"}
 
     asyncio.run(body())

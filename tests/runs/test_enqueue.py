@@ -122,3 +122,24 @@ def test_a_launch_from_the_dashboards_pages_is_sourced_dashboard(
     assert session.post("/api/run", body, format="json").json()["source"] == "api"
     keyed = client_for("executor")
     assert keyed.post("/api/run", body, format="json", **header).json()["source"] == "api"
+
+
+def test_the_queued_wake_up_is_published_only_where_runners_poll_the_database(
+    monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Runner hosts on the database broker wait for the "queued" wake-up; on Redis their
+    BLPOP wakes by itself, and the wake-up would only cost each launch a round trip."""
+    monkeypatch.setattr(Conf, "SYNC", False)  # the unit-test settings run tasks in-process
+    published: list[tuple[str, str]] = []
+    monkeypatch.setattr(
+        queue.bus, "publish", lambda channel, payload="1": published.append((channel, payload))
+    )
+    broker = queue.runs_broker()
+    with django_capture_on_commit_callbacks(execute=True):
+        queue.runs_queue(["00000000-0000-0000-0000-000000000001"])
+    (task,) = broker.dequeue()  # the task itself is queued either way (taken back here)
+    if isinstance(broker, queue.RedisBroker):  # the PostgreSQL + Redis pass
+        assert published == []
+    else:
+        assert published == [(queue.QUEUED_CHANNEL, "q")]
+        broker.delete(task[0])
