@@ -274,7 +274,8 @@ class RunWatch:
 
     Waits on the run's bus channel: an output wake-up (``"o"``) reads new lines, a
     state wake-up (``"s"``) reads the row and new events at once; the bus's ``LIVE``
-    (Redis confirmed the subscription, after the first reads) reads both. Wake-ups that arrive
+    (Redis confirmed the subscription) reads the lines again, and the row too unless a
+    read of it began once the subscription was live. Wake-ups that arrive
     while messages are being sent are kept by the subscription and handled next, never
     cleared unread. A wake-up the bus lost is made up for by the process's
     :class:`FallbackPoller` (one read for all the watches every ``STATE_FALLBACK``).
@@ -360,6 +361,9 @@ class RunWatch:
         self, wakeups: bus.Subscription, *, include_events: bool
     ) -> AsyncGenerator[Message, None]:
         want_lines = want_state = True
+        # A state read has begun since the subscription was live: a LIVE wake-up (Redis
+        # confirmed it) then asks only for the lines (a cheap check), not the row again.
+        state_live = False
         while True:
             if want_lines:
                 want_lines = False
@@ -367,6 +371,7 @@ class RunWatch:
                     yield message
             if want_state:
                 want_state = False
+                state_live = state_live or wakeups.live
                 row, events = await self._read_state()
                 if row is None:
                     yield error_message({"run_id": self.run_id, "error_message": "The run was deleted."})
@@ -398,8 +403,8 @@ class RunWatch:
                     return
             # Wake-ups that came while we were sending are still pending: no wait.
             got = await wakeups.wait(WAIT_SLICE)
-            if ev.STATE in got or bus.LIVE in got:
-                want_state = True  # LIVE: subscribed now; what changed before, read again
+            if ev.STATE in got or (bus.LIVE in got and not state_live):
+                want_state = True  # LIVE: subscribed only now; what changed before, read again
             if got - {ev.STATE}:
                 want_lines = True
 
