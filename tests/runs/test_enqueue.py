@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +141,21 @@ def test_the_queued_wake_up_is_published_only_where_runners_poll_the_database(
     with django_capture_on_commit_callbacks(execute=True):
         queue.runs_queue(["00000000-0000-0000-0000-000000000001"])
     (task,) = broker.dequeue()  # the task itself is queued either way (taken back here)
-    if isinstance(broker, queue.RedisBroker):  # the PostgreSQL + Redis pass
+    if queue.wakes_by_itself(broker):  # the PostgreSQL + Redis pass
         assert published == []
     else:
         assert published == [(queue.QUEUED_CHANNEL, "q")]
         broker.delete(task[0])
+
+
+def test_the_database_broker_does_not_load_redis() -> None:
+    """Only a process that uses Redis loads its client (memory: it is in every process)."""
+    code = (
+        "import sys, django; django.setup(); import runs.services.queue as q, scriptops.asgi; "
+        "assert not q.wakes_by_itself(q.runs_broker()); print('redis' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("SCRIPTOPS_REDIS_URL", "DATABASE_URL")}
+    env["DJANGO_SETTINGS_MODULE"] = "scriptops.settings"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
