@@ -94,7 +94,9 @@ def runs_claim_many(*, run_ids: list[str]) -> list[str]:
         free = _claimable(run_ids)
         # Statements built once per shape: the write lock is held meanwhile.
         update_rows(Run, values=_taken(), where={"pk": free, "status": RunStatus.QUEUED})
-    claimed = [str(pk) for pk in free]
+    # In the delivery's order (the queue's): the database returns rows in any order.
+    order = {run_id: i for i, run_id in enumerate(run_ids)}
+    claimed = sorted((str(pk) for pk in free), key=lambda run_id: order.get(run_id, len(order)))
     taken = set(claimed)
     claimed += [run_id for run_id in run_ids if run_id not in taken and run_claim(run_id=run_id) == "claimed"]
     return claimed

@@ -32,7 +32,8 @@ def test_sigusr1_drains_the_host_then_stops_it(tmp_path: Path) -> None:
             wait_for_output(client, first["id"], "started")
             assert stack.proc is not None
             stack.proc.send_signal(signal.SIGUSR1)
-            wait_until(lambda: "Draining" in stack.log(), what="serve to start draining")
+            # The runner's own line: serve's "Draining" comes before the runner is told.
+            wait_until(lambda: "no more runs are taken" in stack.log(), what="the runner to start draining")
             second = start_run(client, str(script))  # the web goes on answering meanwhile
             time.sleep(1.5)  # intake turns in which a runner still taking runs would claim it
             assert run_from_database(stack, second["id"])["status"] == "queued"
