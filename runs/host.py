@@ -101,7 +101,7 @@ class DbThread:
         self._first: collections.deque[Callable[[], None]] = collections.deque()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
-        self._periodic: list[list[Any]] = []  # [next due, interval, work]
+        self._periodic: list[list[Any]] = []  # [next due, interval, work, when]
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self.done = 0
 
@@ -119,9 +119,15 @@ class DbThread:
         """Run ``work`` on this thread after ``delay`` seconds. Thread-safe."""
         self.submit(lambda: heapq.heappush(self._timers, (time.monotonic() + delay, next(self._seq), work)))
 
-    def every(self, interval: float, work: Callable[[], None]) -> None:
-        """Call ``work`` on this thread every ``interval`` seconds (set before start)."""
-        self._periodic.append([0.0, interval, work])
+    def every(
+        self, interval: float, work: Callable[[], None], *, when: Callable[[], bool] | None = None
+    ) -> None:
+        """Call ``work`` on this thread every ``interval`` seconds (set before start).
+
+        ``when``, if given, is asked first, outside any transaction: the work is done only
+        if it says so. An idle runner then opens no transaction at all (a periodic check
+        with nothing to do took SQLite's write lock 20 times a second)."""
+        self._periodic.append([0.0, interval, work, when])
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish the queued work, then end the thread."""
@@ -140,7 +146,7 @@ class DbThread:
         wait = 0.5
         if self._timers:
             wait = min(wait, self._timers[0][0] - now)
-        for due, _, _ in self._periodic:
+        for due, *_ in self._periodic:
             wait = min(wait, due - now)
         batch: list[Callable[[], None]] = []
         stop = False
@@ -167,8 +173,10 @@ class DbThread:
             batch.append(heapq.heappop(self._timers)[2])
         for periodic in self._periodic:
             if now >= periodic[0]:
-                batch.append(periodic[2])
                 periodic[0] = now + periodic[1]
+                when = periodic[3]
+                if when is None or when():
+                    batch.append(periodic[2])
         if batch:
             self._run(batch)
         return not (stop and self._queue.empty())
@@ -230,8 +238,8 @@ class RunHost:
         self._queued = threading.Event()
         self._listener = threading.Thread(target=self._listen_serve, name="scriptops-queued", daemon=True)
         self._loop = threading.Thread(target=self.runner.serve, name="scriptops-runner", daemon=True)
-        self.db.every(settings.CONTROL_POLL_INTERVAL, self._poll_waiting)
-        self.db.every(settings.HEARTBEAT_INTERVAL, self._beat_waiting)
+        self.db.every(settings.CONTROL_POLL_INTERVAL, self._poll_waiting, when=self._any_waiting)
+        self.db.every(settings.HEARTBEAT_INTERVAL, self._beat_waiting, when=self._any_waiting)
         self.started = 0
 
     # -- lifetime -------------------------------------------------------------------
@@ -421,6 +429,10 @@ class RunHost:
         live.waiting_until = None
         live.job.stopped_between_attempts()
         self._finish(run_id)
+
+    def _any_waiting(self) -> bool:
+        """Is a run held between attempts (what the periodic checks below are for)?"""
+        return any(live.waiting_until is not None for live in list(self.runs.values()))
 
     def _poll_waiting(self) -> None:
         """A stop, kill or cancel of a run waiting between attempts ends it at once."""

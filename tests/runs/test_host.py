@@ -346,3 +346,31 @@ def test_heartbeats_go_ahead_of_a_backlog_of_database_work() -> None:
     # Not behind the whole backlog: in the next transaction at the latest.
     assert order.index("beat") <= DB_BATCH
     assert [x for x in order if x != "beat"] == list(range(DB_BATCH * 3))
+
+
+def test_a_periodic_work_is_done_only_when_its_check_says_so() -> None:
+    from runs.host import DbThread
+
+    db = DbThread(name="test-db")
+    wanted, done = threading.Event(), []
+    db.every(0.01, lambda: done.append(time.monotonic()), when=wanted.is_set)
+    db.start()
+    try:
+        time.sleep(0.2)
+        assert done == [] and db.done == 0  # asked ~20 times, nothing done, no transaction
+        wanted.set()
+        wait_until(lambda: len(done) >= 3, "the periodic work, once wanted")
+    finally:
+        db.stop()
+
+
+def test_an_idle_host_opens_no_transaction(start_host: Callable[..., RunHost], make_script: Any) -> None:
+    """Its periodic checks (runs waiting between attempts) have nothing to do: before, they
+    took SQLite's write lock every CONTROL_POLL_INTERVAL (20 times a second)."""
+    host = start_host(max_runs=4)
+    run = launch(make_script("idle_ok.sh", "echo ok\n"))
+    wait_until(over(run), "the run's end")
+    wait_until(lambda: not host.runs, "the host to let the run go")
+    before = host.db.done
+    time.sleep(0.4)
+    assert host.db.done == before
