@@ -190,26 +190,31 @@ class RunConsumer(LiveConsumer):
     """``/ws/runs/<id>/``."""
 
     task: asyncio.Task[None] | None = None
+    watch: RunWatch | None = None
 
     async def connect(self) -> None:
         if not await self.authorise():
             return
-        run_id = self.scope["url_route"]["kwargs"]["run_id"]
-        run = await _get_run(run_id)
-        if run is None:
+        after_raw = self.query("after") or "0"
+        after = int(after_raw) if after_raw.isdigit() else 0
+        try:
+            run = Run(pk=uuid.UUID(self.scope["url_route"]["kwargs"]["run_id"]))
+        except ValueError:
+            run = None
+        # The watch's first read of the run says whether it exists (no read of its own).
+        watch = RunWatch(run, after=after, batch=self.batch_requested(self.query("format"))) if run else None
+        if watch is None or not await watch.open():
             await self.accept()
             await self.close(code=CLOSE_NOT_FOUND)
             return
-        after_raw = self.query("after") or "0"
-        after = int(after_raw) if after_raw.isdigit() else 0
-        batch = self.batch_requested(self.query("format"))
+        self.watch = watch
         await self.accept()
-        await self.send_json(connection_established_message({"run_id": str(run.pk), "after": after}))
-        self.task = asyncio.create_task(self._follow(run, after, batch=batch))
+        await self.send_json(connection_established_message({"run_id": watch.run_id, "after": after}))
+        self.task = asyncio.create_task(self._follow(watch))
 
-    async def _follow(self, run: Run, after: int, *, batch: bool) -> None:
+    async def _follow(self, watch: RunWatch) -> None:
         # Not pump(): a cancellation (the client left) must end this task, not only the loop.
-        async for item in RunWatch(run, after=after, batch=batch).messages():
+        async for item in watch.messages():
             await self.send_paced(item)
         # The client has everything once it reads execution_completed; let it close.
         await asyncio.sleep(CLOSE_GRACE)
@@ -221,6 +226,9 @@ class RunConsumer(LiveConsumer):
     async def disconnect(self, code: int) -> None:
         if self.task is not None:
             self.task.cancel()
+        if self.watch is not None:
+            # Its channel is left here even if the task never started (closed at once).
+            await self.watch.close()
 
 
 class RunsFeedConsumer(LiveConsumer):

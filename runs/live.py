@@ -11,6 +11,7 @@ Both wait on the wake-up bus (:mod:`core.bus`) and poll only as a slow fallback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
@@ -290,6 +291,9 @@ class RunWatch:
         self._status: StatusData | None = None
         self._last_event_id = 0
         self.wakeups: bus.Subscription | None = None
+        self._held: contextlib.AsyncExitStack | None = None  # the subscription, once entered
+        self._first: tuple[dict[str, Any] | None, list[dict[str, Any]]] | None = None  # open()'s read
+        self._first_live = False
 
     @property
     def after(self) -> int:
@@ -342,20 +346,51 @@ class RunWatch:
             if len(lines) < BATCH_LINES and not drain:
                 return
 
-    async def messages(self, *, include_events: bool = True) -> AsyncGenerator[Message, None]:
+    async def _subscribe(self) -> bus.Subscription:
         # Subscribed before the first read: a change made after that read wakes us.
-        async with bus.subscribe(run_channel(self.run_id)) as wakeups:
-            self.wakeups = wakeups
-            poller = FallbackPoller.of_running_loop()
-            poller.add(self)
-            followed = self._follow(wakeups, include_events=include_events)
-            try:
-                async for message in followed:
-                    yield message
-            finally:
-                await followed.aclose()
-                poller.remove(self)
-                self.wakeups = None
+        if self.wakeups is None:
+            held = contextlib.AsyncExitStack()
+            self.wakeups = await held.enter_async_context(bus.subscribe(run_channel(self.run_id)))
+            self._held = held
+        return self.wakeups
+
+    async def open(self) -> bool:
+        """Subscribe and read the run's row: False if there is no such run (the watch is
+        closed then). :meth:`messages` goes on from this read instead of making its own: a
+        websocket's handshake learns whether the run exists without a read (and a trip to a
+        thread) of its own."""
+        wakeups = await self._subscribe()
+        try:
+            self._first_live = wakeups.live
+            self._first = await self._read_state()
+        except BaseException:
+            await self.close()
+            raise
+        if self._first[0] is None:
+            await self.close()
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Leave the run's channel (idempotent; :meth:`messages` does it when it ends).
+        For a watch opened and then never followed: a socket closed in its handshake."""
+        held, self._held = self._held, None
+        self.wakeups = None
+        if held is not None:
+            await held.aclose()
+
+    async def messages(self, *, include_events: bool = True) -> AsyncGenerator[Message, None]:
+        wakeups = await self._subscribe()
+        poller = FallbackPoller.of_running_loop()
+        poller.add(self)
+        followed = self._follow(wakeups, include_events=include_events)
+        try:
+            async for message in followed:
+                yield message
+        finally:
+            await followed.aclose()
+            poller.remove(self)
+            await self.close()
 
     async def _follow(
         self, wakeups: bus.Subscription, *, include_events: bool
@@ -371,8 +406,12 @@ class RunWatch:
                     yield message
             if want_state:
                 want_state = False
-                state_live = state_live or wakeups.live
-                row, events = await self._read_state()
+                if self._first is not None:  # open() read it, once subscribed
+                    state_live = self._first_live
+                    (row, events), self._first = self._first, None
+                else:
+                    state_live = state_live or wakeups.live
+                    row, events = await self._read_state()
                 if row is None:
                     yield error_message({"run_id": self.run_id, "error_message": "The run was deleted."})
                     return

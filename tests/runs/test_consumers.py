@@ -404,6 +404,45 @@ async def test_an_unknown_run_is_closed_4404(runs_dir: Path, api_key: str) -> No
     await closing(comm)
 
 
+@run_async
+async def test_the_handshake_reads_the_run_once(
+    runs_dir: Path, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether the run exists is told by the watch's first read of it, which its first
+    status comes from: no read of its own (a query and a trip to a thread per socket)."""
+    reads: list[str] = []
+    for module, name in ((live, "read_state"), (live, "run_exists"), (consumers, "run_exists")):
+        real = getattr(module, name)
+        monkeypatch.setattr(
+            module, name, lambda run_id, *a, _real=real, **k: reads.append(run_id) or _real(run_id, *a, **k)
+        )
+    run = await sync_to_async(running_run)()
+    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
+    await connected(comm)
+    status = await collect(comm, is_type("status"))
+    assert status[-1]["data"]["status"] == "running"
+    assert reads == [str(run.pk)]
+    await closing(comm)
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["closed at once", "unknown run"])
+@run_async
+async def test_a_socket_closed_in_its_handshake_leaves_no_subscription(
+    runs_dir: Path, api_key: str, exists: bool
+) -> None:
+    run_id = str((await sync_to_async(running_run)()).pk) if exists else str(uuid.uuid4())
+    channel = events.run_channel(run_id)
+    comm = communicator(f"/ws/runs/{run_id}/", key=api_key)
+    await comm.connect(timeout=WAIT)
+    if not exists:
+        assert await receive_close(comm) == 4404
+    await comm.disconnect()
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while bus._hub.subs.get(channel):
+        assert asyncio.get_running_loop().time() < deadline, "the run's channel is still followed"
+        await asyncio.sleep(0.01)
+
+
 # -- one run: /ws/runs/<id>/ --------------------------------------------------------------
 
 
