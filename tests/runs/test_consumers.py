@@ -176,6 +176,18 @@ async def receive_close(comm: WebsocketCommunicator, *, timeout: float = WAIT) -
     return code
 
 
+async def close_code(
+    path: str, *, key: str | None = None, headers: list[tuple[bytes, bytes]] | None = None
+) -> int:
+    """Open a socket that the server closes before sending anything: its close code."""
+    comm = communicator(path, key=key, headers=headers)
+    await comm.connect(timeout=WAIT)
+    try:
+        return await receive_close(comm)
+    finally:
+        await closing(comm)
+
+
 async def connected(comm: WebsocketCommunicator) -> dict[str, Any]:
     ok, _ = await comm.connect(timeout=WAIT)
     assert ok
@@ -228,10 +240,7 @@ async def closing(comm: WebsocketCommunicator) -> None:
 @run_async
 async def test_no_credentials_is_closed_4401_before_anything_is_sent(runs_dir: Path, path: str) -> None:
     run = await sync_to_async(running_run)()
-    comm = communicator(path.format(run=run.pk))
-    await comm.connect(timeout=WAIT)
-    assert await receive_close(comm) == 4401
-    await closing(comm)
+    assert await close_code(path.format(run=run.pk)) == 4401
 
 
 @pytest.mark.parametrize("key", ["sops_not-a-real-key", "not-even-the-prefix"])
@@ -239,10 +248,7 @@ async def test_no_credentials_is_closed_4401_before_anything_is_sent(runs_dir: P
 async def test_a_bad_api_key_is_closed_4401(runs_dir: Path, api_key: str, key: str) -> None:
     run = await sync_to_async(running_run)()
     for path in ("/ws/runs/", f"/ws/runs/{run.pk}/"):
-        comm = communicator(path, key=key)
-        await comm.connect(timeout=WAIT)
-        assert await receive_close(comm) == 4401
-        await closing(comm)
+        assert await close_code(path, key=key) == 4401
 
 
 @run_async
@@ -254,10 +260,7 @@ async def test_a_revoked_api_key_is_closed_4401(runs_dir: Path) -> None:
         return issued.raw
 
     raw = await sync_to_async(make)()
-    comm = communicator("/ws/runs/", key=raw)
-    await comm.connect(timeout=WAIT)
-    assert await receive_close(comm) == 4401
-    await closing(comm)
+    assert await close_code("/ws/runs/", key=raw) == 4401
 
 
 def session_cookie(user: User) -> list[tuple[bytes, bytes]]:
@@ -280,10 +283,7 @@ async def test_a_role_that_grants_nothing_is_closed_4403(runs_dir: Path) -> None
     headers = await sync_to_async(make)()
     run = await sync_to_async(running_run)()
     for path in ("/ws/runs/", f"/ws/runs/{run.pk}/"):
-        comm = communicator(path, headers=headers)
-        await comm.connect(timeout=WAIT)
-        assert await receive_close(comm) == 4403
-        await closing(comm)
+        assert await close_code(path, headers=headers) == 4403
 
 
 @run_async
@@ -323,10 +323,7 @@ async def test_an_inactive_users_session_is_closed_4401(runs_dir: Path) -> None:
         return headers
 
     headers = await sync_to_async(make)()
-    comm = communicator("/ws/runs/", headers=headers)
-    await comm.connect(timeout=WAIT)
-    assert await receive_close(comm) == 4401
-    await closing(comm)
+    assert await close_code("/ws/runs/", headers=headers) == 4401
 
 
 @run_async
@@ -363,10 +360,7 @@ async def test_api_key_as_a_bearer_token_is_accepted(runs_dir: Path, api_key: st
 async def test_a_bad_key_in_a_header_is_closed_4401(
     runs_dir: Path, headers: list[tuple[bytes, bytes]]
 ) -> None:
-    comm = communicator("/ws/runs/", headers=headers)
-    await comm.connect(timeout=WAIT)
-    assert await receive_close(comm) == 4401
-    await closing(comm)
+    assert await close_code("/ws/runs/", headers=headers) == 4401
 
 
 @run_async
@@ -375,10 +369,10 @@ async def test_a_bad_key_is_refused_even_beside_a_valid_session(runs_dir: Path) 
         return session_cookie(UserFactory(username="both", role=Role.ADMIN))
 
     headers = await sync_to_async(make)()
-    comm = communicator("/ws/runs/", headers=[*headers, (b"authorization", b"Bearer sops_revoked-long-ago")])
-    await comm.connect(timeout=WAIT)
-    assert await receive_close(comm) == 4401
-    await closing(comm)
+    assert (
+        await close_code("/ws/runs/", headers=[*headers, (b"authorization", b"Bearer sops_revoked-long-ago")])
+        == 4401
+    )
 
 
 @pytest.mark.parametrize(
@@ -390,18 +384,12 @@ async def test_a_path_with_no_route_is_closed_4404(
     runs_dir: Path, api_key: str, path: str, with_key: bool
 ) -> None:
     # Not an exception in the router (which daphne answers with an HTTP 500).
-    comm = communicator(path, key=api_key if with_key else None)
-    await comm.connect(timeout=WAIT)
-    assert await receive_close(comm) == 4404
-    await closing(comm)
+    assert await close_code(path, key=api_key if with_key else None) == 4404
 
 
 @run_async
 async def test_an_unknown_run_is_closed_4404(runs_dir: Path, api_key: str) -> None:
-    comm = communicator(f"/ws/runs/{uuid.uuid4()}/", key=api_key)
-    await comm.connect(timeout=WAIT)
-    assert await receive_close(comm) == 4404
-    await closing(comm)
+    assert await close_code(f"/ws/runs/{uuid.uuid4()}/", key=api_key) == 4404
 
 
 @run_async
