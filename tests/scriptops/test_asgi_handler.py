@@ -258,3 +258,30 @@ def test_sync_requests_run_a_few_at_a_time(handler: ScriptOpsASGIHandler) -> Non
         request_started.disconnect(slow)
     assert statuses == [200] * (3 * SYNC_REQUESTS_AT_ONCE)
     assert peak == SYNC_REQUESTS_AT_ONCE
+
+
+async def _async_view(request: Any) -> None:
+    return None
+
+
+def _sync_view(request: Any) -> None:
+    return None
+
+
+# A URLconf of this module (ROOT_URLCONF = __name__ in the test below).
+urlpatterns: list[Any] = []
+
+
+def test_whether_a_view_is_async_follows_the_urlconf(settings: Any) -> None:
+    """What is kept per path is kept per URL resolver: a new URLconf is asked anew."""
+    from django.urls import path
+
+    handler = ScriptOpsASGIHandler()
+    assert not handler._is_async_view({"path": "/probe"})  # not in the project's URLconf
+    urlpatterns[:] = [path("probe", _async_view)]
+    settings.ROOT_URLCONF = __name__
+    assert handler._is_async_view({"path": "/probe"})
+    urlpatterns[:] = [path("probe", _sync_view)]
+    settings.ROOT_URLCONF = "scriptops.urls"
+    settings.ROOT_URLCONF = __name__  # set again: a new resolver, which reads the new list
+    assert not handler._is_async_view({"path": "/probe"})
