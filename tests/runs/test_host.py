@@ -371,6 +371,13 @@ def test_an_idle_host_opens_no_transaction(start_host: Callable[..., RunHost], m
     run = launch(make_script("idle_ok.sh", "echo ok\n"))
     wait_until(over(run), "the run's end")
     wait_until(lambda: not host.runs, "the host to let the run go")
+
+    def quiet() -> bool:  # the run's last writes done: nothing more for 0.3 s
+        before = host.db.done
+        time.sleep(0.3)
+        return host.db.done == before
+
+    wait_until(quiet, "the host's database thread to go quiet", timeout=10)
     before = host.db.done
-    time.sleep(0.4)
+    time.sleep(0.5)
     assert host.db.done == before
