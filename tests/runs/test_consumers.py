@@ -188,6 +188,16 @@ async def close_code(
         await closing(comm)
 
 
+async def following_a_running_run(api_key: str) -> tuple[SimulatedRun, WebsocketCommunicator]:
+    """A running run, the worker's part for it, and a socket following it past its first status."""
+    run = await sync_to_async(running_run)()
+    sim = SimulatedRun(run)
+    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
+    await connected(comm)
+    await collect(comm, is_type("status"))
+    return sim, comm
+
+
 async def connected(comm: WebsocketCommunicator) -> dict[str, Any]:
     ok, _ = await comm.connect(timeout=WAIT)
     assert ok
@@ -553,11 +563,7 @@ def lost_wakeups(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_lost_wakeups_are_made_up_by_the_fallback_poll(
     runs_dir: Path, api_key: str, lost_wakeups: None
 ) -> None:
-    run = await sync_to_async(running_run)()
-    sim = SimulatedRun(run)
-    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
-    await connected(comm)
-    await collect(comm, is_type("status"))
+    sim, comm = await following_a_running_run(api_key)
     await asyncio.sleep(0.6)  # past the poller's first looks: what follows is told by a change
     await sim.awrite("late line")
     await sim.update(output_lines=1, output_bytes=10)  # as the runner's heartbeat writes them
@@ -588,15 +594,11 @@ async def test_becoming_live_on_the_bus_reads_what_changed_before(
     lose_every_wake_up(monkeypatch)
     monkeypatch.setattr(events, "STATE_FALLBACK", 3600.0)
     never_confirmed(monkeypatch)
-    run = await sync_to_async(running_run)()
-    sim = SimulatedRun(run)
-    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
-    await connected(comm)
-    await collect(comm, is_type("status"))
+    sim, comm = await following_a_running_run(api_key)
     await sim.awrite("before live")
     await sim.update(paused=True)
     assert await quiet(comm, 0.3) == []  # nothing told it yet
-    bus._hub.confirm([events.run_channel(str(run.pk))])  # what the Redis reader does
+    bus._hub.confirm([events.run_channel(str(sim.run.pk))])  # what the Redis reader does
     got = await collect(comm, lambda m: m["type"] == "status" and m["data"]["paused"])
     assert [m["data"]["content"] for m in of_type(got, "log_entry")] == ["before live"]
     await closing(comm)
@@ -727,11 +729,7 @@ async def test_lines_status_and_completion_are_pushed_not_polled(
     # would arrive otherwise. Also the lost-wake-up regression: a state wake-up reaching
     # an idle watcher was taken as an output one (lines re-read, state not), so the pause
     # and the end were seen only at the next poll.
-    run = await sync_to_async(running_run)()
-    sim = SimulatedRun(run)
-    comm = communicator(f"/ws/runs/{run.pk}/", key=api_key)
-    await connected(comm)
-    await collect(comm, is_type("status"))
+    sim, comm = await following_a_running_run(api_key)
     await sim.awrite("woken")
     got = await collect(comm, is_type("log_entry"))
     assert got[-1]["data"]["content"] == "woken"
