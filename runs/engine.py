@@ -6,7 +6,9 @@ worker wires a :class:`Reporter` to the database and the output store.
 One thread does everything with a ``selectors`` loop, so there is no pipe deadlock
 whatever the volume: both pipes are drained as soon as either has data, in 64 KiB
 reads that grow to 1 MiB while a pipe keeps filling them, and output is handed to the
-reporter in whole-line chunks (a partial line waits at most ``PARTIAL_FLUSH`` seconds).
+reporter in whole-line chunks (a partial line waits ``PARTIAL_FLUSH`` seconds, or up to
+``PARTIAL_FLUSH_MAX`` while a process of the run is runnable: it may be the writer, held
+off the CPU by a busy machine in the middle of a line).
 Memory is bounded by the read size.
 
 The child runs in its own session (and so its own process group). Descendants are
@@ -47,7 +49,15 @@ import psutil
 SMALL_READ = 1 << 16
 READ_SIZE = 1 << 20
 PIPE_SIZE = 1 << 20
+# A partial line (no newline yet) is handed on once the script has been quiet for
+# PARTIAL_FLUSH: a prompt or a progress message shows without waiting for its end. A
+# writer stalled mid-line is not quiet, though: on a busy machine a script whose line
+# straddles two pipe reads can wait longer than that for the CPU, and flushing then would
+# store its line as two. So while a process of the run is runnable (state R), the flush
+# is put off, looking again every PARTIAL_RECHECK, for at most PARTIAL_FLUSH_MAX.
 PARTIAL_FLUSH = 0.2
+PARTIAL_RECHECK = 0.05
+PARTIAL_FLUSH_MAX = 1.0
 PARTIAL_MAX = 1 << 20
 EOF_GRACE = 1.0
 # The start is reported (a database write) after the first look at the pipes, which
@@ -214,6 +224,7 @@ class Supervisor:
         self._sel: selectors.BaseSelector = selectors.DefaultSelector() if host is None else host.selector
         self._pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
         self._pending_since: dict[str, float] = {}
+        self._pending_due: dict[str, float] = {}  # a flush put off: when to look again
         self._open_streams = 0
         self._pipes: dict[int, IO[bytes]] = {}
         self._streams: dict[int, str] = {}  # fd -> stream name, of the pipes still open
@@ -414,8 +425,8 @@ class Supervisor:
             timers.append(self._deadline)
         if self._kill_at is not None:
             timers.append(self._kill_at)
-        if self._pending_since:
-            timers.append(min(self._pending_since.values()) + PARTIAL_FLUSH)
+        for name, since in self._pending_since.items():
+            timers.append(self._pending_due.get(name, since + PARTIAL_FLUSH))
         if self._child_exited_at is not None:
             timers.append(self._child_exited_at + EOF_GRACE if self._open_streams else now)
         return min(timers)
@@ -763,7 +774,7 @@ class Supervisor:
                 self._keep_partial(name, pending + data, ts)
                 return
             self._pending[name] = b""
-            self._pending_since.pop(name, None)
+            self._forget_partial(name)
             self.reporter.output(name, pending + data[: first + 1], ts)
             start = first + 1
         cut = data.rfind(b"\n", start)
@@ -778,13 +789,14 @@ class Supervisor:
         if cut + 1 < len(data):
             self._pending[name] = data[cut + 1 :]
             self._pending_since[name] = self.clock()
+            self._pending_due.pop(name, None)
         self.reporter.output(name, whole, ts, lines=lines)
 
     def _keep_partial(self, name: str, partial: bytes, ts: float) -> None:
         """A line with no end yet: kept for the next read, or reported now if too long."""
         if len(partial) >= PARTIAL_MAX:
             self._pending[name] = b""
-            self._pending_since.pop(name, None)
+            self._forget_partial(name)
             self.reporter.output(name, partial, ts)
         else:
             self._pending[name] = partial
@@ -793,13 +805,33 @@ class Supervisor:
     def _emit_partial(self, name: str) -> None:
         if self._pending[name]:
             data, self._pending[name] = self._pending[name], b""
-            self._pending_since.pop(name, None)
+            self._forget_partial(name)
             self.reporter.output(name, data, time.time())
+
+    def _forget_partial(self, name: str) -> None:
+        self._pending_since.pop(name, None)
+        self._pending_due.pop(name, None)
 
     def _flush_stale_partials(self, now: float) -> None:
         for name, since in list(self._pending_since.items()):
-            if now - since >= PARTIAL_FLUSH:
-                self._emit_partial(name)
+            if now < self._pending_due.get(name, since + PARTIAL_FLUSH):
+                continue
+            if now < since + PARTIAL_FLUSH_MAX and self._run_is_runnable():
+                self._pending_due[name] = min(now + PARTIAL_RECHECK, since + PARTIAL_FLUSH_MAX)
+                continue
+            self._emit_partial(name)
+
+    def _run_is_runnable(self) -> bool:
+        """Is the child, or a descendant seen so far, runnable (waiting for the CPU or on
+        it)? One read of ``/proc/<pid>/stat`` each; asked only about a partial line that
+        has waited PARTIAL_FLUSH already."""
+        if self.proc is None:
+            return False
+        for pid in (self.proc.pid, *self._tracked):
+            info = read_proc(pid)
+            if info is not None and info.state == "R":
+                return True
+        return False
 
     def _drain_and_close(self) -> None:
         for fd, name in list(self._streams.items()):

@@ -144,7 +144,8 @@ def test_heavy_interleaved_stdout_and_stderr_do_not_deadlock(
     make_script: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ):
     # Whole-line chunks are asserted below: a writer stalled mid-line by a busy machine
-    # must not have its partial line flushed early (partial lines are tested on their own).
+    # for longer even than PARTIAL_FLUSH_MAX must not have its partial line flushed early
+    # (partial lines are tested on their own).
     monkeypatch.setattr(engine, "PARTIAL_FLUSH", 60.0)
     # ~20 MB on each pipe, written alternately in blocks far larger than a pipe buffer
     # can hold in total: a reader that blocks on one pipe would deadlock the child.
@@ -232,6 +233,54 @@ def test_partial_line_without_newline_is_flushed_while_running_and_at_exit(
 
     assert outcome.run_status == "success"
     assert [d for s, d, _ in reporter.chunks if s == "stdout"] == [b"progress", b" done"]
+
+
+# A writer that is runnable (state R) but does not finish its line: on a busy machine it
+# is the one held off the CPU between the two pipe reads its line straddles. Here it
+# spins, which keeps it runnable whatever the load.
+SPIN_MID_LINE = """
+import os, sys, time
+os.write(1, b"half")
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end and not os.path.exists("go"):
+    pass
+os.write(1, b" and the rest\\n")
+"""
+
+
+def test_a_line_whose_writer_is_runnable_mid_line_is_kept_whole(make_script: Callable[..., Path]):
+    # Quiet for PARTIAL_FLUSH, yet still runnable: the partial line is not the script's
+    # last word, and handing it on would store one line as two.
+    script = make_script("spin.py", SPIN_MID_LINE)
+    reporter = RecordingReporter()
+    spin = str(engine.PARTIAL_FLUSH * 3)
+    supervisor = make_supervisor([*python(script), spin], cwd=str(script.parent), reporter=reporter)
+
+    outcome = run_to_end(supervisor)
+
+    assert outcome.run_status == "success"
+    assert [d for s, d, _ in reporter.chunks if s == "stdout"] == [b"half and the rest\n"]
+
+
+def test_a_partial_line_of_a_runnable_writer_still_shows_after_partial_flush_max(
+    make_script: Callable[..., Path],
+):
+    # A busy script that printed "working..." and computes: its partial line is put off
+    # for PARTIAL_FLUSH_MAX at most, not until the end of its computation.
+    script = make_script("spin.py", SPIN_MID_LINE)
+    reporter = RecordingReporter()
+    supervisor = make_supervisor([*python(script), "600"], cwd=str(script.parent), reporter=reporter)
+    began = time.monotonic()
+
+    assert drive(supervisor, until=lambda: reporter.text("stdout") == "half")
+    waited = time.monotonic() - began
+    assert supervisor.returncode is None
+    assert waited >= engine.PARTIAL_FLUSH_MAX  # put off while the spinner was runnable
+    (script.parent / "go").touch()
+    outcome = run_to_end(supervisor)
+
+    assert outcome.run_status == "success"
+    assert [d for s, d, _ in reporter.chunks if s == "stdout"] == [b"half", b" and the rest\n"]
 
 
 def test_timeout_sends_term_then_kill_after_grace_to_script_that_traps_term(
@@ -510,7 +559,7 @@ from runs import engine
 from runs.engine import Limits, Supervisor
 from runs.logstore import LogWriter
 
-# A busy machine can stall the flood mid-line for longer than PARTIAL_FLUSH, which
+# A busy machine can stall the flood mid-line for longer even than PARTIAL_FLUSH_MAX, which
 # would split a line in two and make the line count depend on the load. Partial
 # lines are tested on their own; here every line must stay whole.
 engine.PARTIAL_FLUSH = 60.0
