@@ -430,13 +430,16 @@ class RunHost:
         live.job.stopped_between_attempts()
         self._finish(run_id)
 
+    def _waiting(self) -> list[str]:
+        """The runs held between attempts (what the periodic checks below are for)."""
+        return [run_id for run_id, live in list(self.runs.items()) if live.waiting_until is not None]
+
     def _any_waiting(self) -> bool:
-        """Is a run held between attempts (what the periodic checks below are for)?"""
         return any(live.waiting_until is not None for live in list(self.runs.values()))
 
     def _poll_waiting(self) -> None:
         """A stop, kill or cancel of a run waiting between attempts ends it at once."""
-        waiting = [run_id for run_id, live in list(self.runs.items()) if live.waiting_until is not None]
+        waiting = self._waiting()
         if not waiting:
             return
         stopped = Run.objects.filter(
@@ -469,7 +472,7 @@ class RunHost:
 
     def _beat_waiting(self) -> None:
         """Runs waiting between attempts are alive too (the loop beats for its own)."""
-        waiting = [run_id for run_id, live in list(self.runs.items()) if live.waiting_until is not None]
+        waiting = self._waiting()
         if waiting:
             Run.objects.filter(pk__in=waiting, status=RunStatus.RUNNING).update(heartbeat_at=timezone.now())
 
