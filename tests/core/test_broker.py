@@ -6,13 +6,13 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django_q.brokers import get_broker
 from django_q.conf import Conf
 from django_q.models import OrmQ
 
-from core.broker import DatabaseBroker
+from core.broker import DatabaseBroker, kept_limit
 from core.precompiled import IN_KEPT_UP_TO
 
 pytestmark = pytest.mark.django_db
@@ -73,6 +73,26 @@ def test_waiting_lists_ready_tasks_oldest_first_up_to_the_limit(broker: Database
     # Ready again once its lock has passed.
     OrmQ.objects.filter(pk=ids[1]).update(lock=timezone.now() - timedelta(seconds=1))
     assert broker.waiting(10) == ids
+
+
+def test_waiting_compiles_one_statement_per_power_of_two_of_the_limit(broker: DatabaseBroker) -> None:
+    # A runner asks for its free room: in a storm every value from its capacity down.
+    # Each limit is still honoured, from statements compiled for 1, 2, 4, ... 128 only.
+    ids = [broker.enqueue(f"payload-{i}") for i in range(70)]
+    before = kept_statements("core.broker.waiting.")
+
+    for limit in range(100, 0, -1):
+        assert broker.waiting(limit) == ids[:limit]
+
+    assert kept_statements("core.broker.waiting.") - before <= {
+        f"core.broker.waiting.{2**i}" for i in range(8)
+    }
+    assert [kept_limit(n) for n in (0, 1, 2, 3, 4, 5, 127, 128, 129)] == [1, 1, 2, 4, 4, 8, 128, 128, 256]
+
+
+def kept_statements(prefix: str) -> set[str]:
+    kept = getattr(connection, "_scriptops_compiled", None) or {}
+    return {key for key in kept if key.startswith(prefix)}
 
 
 @pytest.mark.parametrize("count", [1, 3, IN_KEPT_UP_TO + 4])  # a kept statement, and one built each time
