@@ -33,12 +33,12 @@ _SAMPLE_TIME = datetime(2001, 2, 3, 4, 5, 6, 789, tzinfo=UTC)
 _LOCK = OrmQ._meta.get_field("lock")
 
 
-@cache
 def kept_limit(limit: int) -> int:
     """The power of two at or above ``limit`` (at least 1): the limits compiled."""
     return 1 << max(0, limit - 1).bit_length()
 
 
+@cache
 def _waiting(limit: int) -> KeptRead:
     """Ids of up to ``limit`` tasks of a queue not locked at a time, oldest first."""
     return KeptRead(
