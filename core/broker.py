@@ -101,9 +101,9 @@ class DatabaseBroker(ORM):  # type: ignore[misc]  # django-q2 ships no type info
         ~0.24 ms through the ORM, in a loop on SQLite).
 
         The limit compiled is ``limit`` rounded up to a power of two, the surplus cut here:
-        a runner asks for its free room, which takes every value from its capacity down to
-        1 in a storm, and compiling a statement for each cost it ~6 % of its CPU in the
-        first storm of 200 runs (py-spy)."""
+        a runner asks for its free room (up to 100 at a time), which takes every value from
+        100 down to 1 as a storm fills the host; compiling a statement for each was ~6 % of
+        the runner's CPU in a storm of 200 runs on a host with room for 200 (py-spy)."""
         conn = connections[self.get_connection().db]
         kept = _waiting(kept_limit(limit)).rows(conn, key=self.list_key, lock=timezone.now())
         return [row["id"] for row in kept[:limit]]
