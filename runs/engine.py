@@ -6,9 +6,9 @@ worker wires a :class:`Reporter` to the database and the output store.
 One thread does everything with a ``selectors`` loop, so there is no pipe deadlock
 whatever the volume: both pipes are drained as soon as either has data, in 64 KiB
 reads that grow to 1 MiB while a pipe keeps filling them, and output is handed to the
-reporter in whole-line chunks (a partial line waits ``PARTIAL_FLUSH`` seconds, or up to
-``PARTIAL_FLUSH_MAX`` while a process of the run is runnable: it may be the writer, held
-off the CPU by a busy machine in the middle of a line).
+reporter in whole-line chunks (a partial line waits ``PARTIAL_FLUSH`` seconds; longer
+while its pipe holds unread bytes, and up to ``PARTIAL_FLUSH_MAX`` while a process of the
+run is runnable: on a busy machine the reader or the writer may be held up mid-line).
 Memory is bounded by the read size.
 
 The child runs in its own session (and so its own process group). Descendants are
@@ -34,7 +34,9 @@ import math
 import os
 import selectors
 import signal
+import struct
 import subprocess
+import termios
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -50,11 +52,12 @@ SMALL_READ = 1 << 16
 READ_SIZE = 1 << 20
 PIPE_SIZE = 1 << 20
 # A partial line (no newline yet) is handed on once the script has been quiet for
-# PARTIAL_FLUSH: a prompt or a progress message shows without waiting for its end. A
-# writer stalled mid-line is not quiet, though: on a busy machine a script whose line
-# straddles two pipe reads can wait longer than that for the CPU, and flushing then would
-# store its line as two. So while a process of the run is runnable (state R), the flush
-# is put off, looking again every PARTIAL_RECHECK, for at most PARTIAL_FLUSH_MAX.
+# PARTIAL_FLUSH: a prompt or a progress message shows without waiting for its end. Quiet
+# is not the same as unread, though: on a busy machine a line that straddles two pipe
+# reads can wait longer than that, and flushing then would store it as two. So the flush
+# is put off while its pipe holds unread bytes (the reader was held up: the next read
+# takes them), and while a process of the run is runnable (state R: the writer may be
+# waiting for the CPU), looking again every PARTIAL_RECHECK, for at most PARTIAL_FLUSH_MAX.
 PARTIAL_FLUSH = 0.2
 PARTIAL_RECHECK = 0.05
 PARTIAL_FLUSH_MAX = 1.0
@@ -816,10 +819,21 @@ class Supervisor:
         for name, since in list(self._pending_since.items()):
             if now < self._pending_due.get(name, since + PARTIAL_FLUSH):
                 continue
+            if self._unread(name):  # the reader was held up: its next read takes the rest
+                self._pending_due[name] = now + PARTIAL_RECHECK
+                continue
             if now < since + PARTIAL_FLUSH_MAX and self._run_is_runnable():
                 self._pending_due[name] = min(now + PARTIAL_RECHECK, since + PARTIAL_FLUSH_MAX)
                 continue
             self._emit_partial(name)
+
+    def _unread(self, name: str) -> bool:
+        """Does the pipe of stream ``name`` hold bytes not read yet?"""
+        for fd, stream in self._streams.items():
+            if stream == name:
+                with contextlib.suppress(OSError):
+                    return bool(struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0])
+        return False
 
     def _run_is_runnable(self) -> bool:
         """Is the child, or a descendant seen so far, runnable (waiting for the CPU or on

@@ -262,6 +262,35 @@ def test_a_line_whose_writer_is_runnable_mid_line_is_kept_whole(make_script: Cal
     assert [d for s, d, _ in reporter.chunks if s == "stdout"] == [b"half and the rest\n"]
 
 
+def test_a_partial_line_whose_rest_is_in_the_pipe_is_not_flushed_by_a_late_tick(
+    make_script: Callable[..., Path],
+):
+    # The reader held up (a busy machine): the tick that comes long after the first half
+    # was read finds the rest of the line waiting in the pipe. Flushing the half then,
+    # however late, would store one line as two; the next read completes it.
+    script = make_script(
+        "halves.sh",
+        """
+        printf 'half'
+        while [ ! -e go ]; do sleep 0.02; done
+        printf ' and the rest\\n'
+        """,
+    )
+    reporter = RecordingReporter()
+    supervisor = make_supervisor(bash(script), cwd=str(script.parent), reporter=reporter)
+    supervisor.start()
+    assert wait_for(lambda: supervisor.step() and supervisor._pending["stdout"] == b"half")
+    (script.parent / "go").touch()
+    fd = next(fd for fd, name in supervisor._streams.items() if name == "stdout")
+    assert wait_for(lambda: select.select([fd], [], [], 0)[0] == [fd])  # the rest, unread
+
+    supervisor.tick(supervisor.clock() + engine.PARTIAL_FLUSH_MAX * 10)
+
+    assert reporter.chunks == []
+    assert run_to_end(supervisor).run_status == "success"
+    assert [d for s, d, _ in reporter.chunks if s == "stdout"] == [b"half and the rest\n"]
+
+
 def test_a_partial_line_of_a_runnable_writer_still_shows_after_partial_flush_max(
     make_script: Callable[..., Path],
 ):
