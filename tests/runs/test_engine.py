@@ -210,17 +210,23 @@ def test_a_pipe_is_read_in_small_reads_until_it_floods_then_in_large_ones(
     assert asked[-1] == engine.SMALL_READ  # "last" and the end of the pipe: small again
 
 
+def waits_mid_line(make_script: Callable[..., Path], first: str, rest: str) -> Path:
+    """A script that prints ``first`` (no newline), waits for a file named ``go`` in its
+    folder, then prints ``rest`` (printf escapes: ``\\n`` ends the line)."""
+    return make_script(
+        "mid-line.sh",
+        f"""
+        printf '{first}'
+        while [ ! -e go ]; do sleep 0.02; done
+        printf '{rest}'
+        """,
+    )
+
+
 def test_partial_line_without_newline_is_flushed_while_running_and_at_exit(
     make_script: Callable[..., Path],
 ):
-    script = make_script(
-        "partial.sh",
-        """
-        printf 'progress'
-        while [ ! -e go ]; do sleep 0.05; done
-        printf ' done'
-        """,
-    )
+    script = waits_mid_line(make_script, "progress", " done")
     reporter = RecordingReporter()
     supervisor = make_supervisor(bash(script), cwd=str(script.parent), reporter=reporter)
 
@@ -268,14 +274,7 @@ def test_a_partial_line_whose_rest_is_in_the_pipe_is_not_flushed_by_a_late_tick(
     # The reader held up (a busy machine): the tick that comes long after the first half
     # was read finds the rest of the line waiting in the pipe. Flushing the half then,
     # however late, would store one line as two; the next read completes it.
-    script = make_script(
-        "halves.sh",
-        """
-        printf 'half'
-        while [ ! -e go ]; do sleep 0.02; done
-        printf ' and the rest\\n'
-        """,
-    )
+    script = waits_mid_line(make_script, "half", " and the rest\\n")
     reporter = RecordingReporter()
     supervisor = make_supervisor(bash(script), cwd=str(script.parent), reporter=reporter)
     supervisor.start()
