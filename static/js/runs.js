@@ -242,7 +242,7 @@
       h("td.col-num.col-exit", null, run.exit_code === null || run.exit_code === undefined ? h("span.muted", null, "–") : h(`span.exit.${run.exit_code === 0 ? "exit-ok" : "exit-bad"}`, null, String(run.exit_code))),
       h(
         "td.col-actions",
-        null,
+        { dataset: { allows: JSON.stringify(SO.runAllows(run)) } },
         h(
           "span.actions",
           null,
@@ -334,10 +334,13 @@
     renderSelection();
     if (!state.order.length) return renderEmpty();
     const frag = document.createDocumentFragment();
+    const shown = new Map(SO.$$("tr[data-id]", els.body).map((tr) => [tr.dataset.id, tr]));
     for (const id of state.order) {
       const run = state.rows.get(id);
       if (!run) continue;
       const tr = rowFor(run);
+      const old = shown.get(id);
+      if (old) keepActions(old, tr);
       if (state.highlight.has(id)) {
         tr.classList.add("flash");
         state.highlight.delete(id);
@@ -365,23 +368,22 @@
     if (old) {
       const tr = rowFor(merged);
       if (statusChanged) tr.classList.add("flash");
-      else keepActions(old, tr, known, merged);
+      else keepActions(old, tr);
       old.replaceWith(tr);
     }
     return true;
   }
 
   /**
-   * A live row is redrawn several times a second (output counters, samples). When the
-   * actions that apply did not change, the new row keeps the old row's buttons: a click
-   * whose press and release straddle a redraw would otherwise land on two different
-   * buttons and never fire.
+   * A live row is redrawn several times a second (output counters, samples), and the whole
+   * table when the list is loaded again (a run created, a reconnect). When the actions that
+   * apply did not change, the new row keeps the old row's buttons: a click whose press and
+   * release straddle a redraw would otherwise land on two different buttons and never fire.
    */
-  function keepActions(old, tr, before, after) {
-    const same = JSON.stringify(SO.runAllows(before)) === JSON.stringify(SO.runAllows(after));
+  function keepActions(old, tr) {
     const kept = old.querySelector("td.col-actions");
     const fresh = tr.querySelector("td.col-actions");
-    if (same && kept && fresh) fresh.replaceWith(kept);
+    if (kept && fresh && kept.dataset.allows === fresh.dataset.allows) fresh.replaceWith(kept);
   }
 
   // -- feed ------------------------------------------------------------------------
@@ -857,6 +859,8 @@
       timer = setTimeout(search, 150);
     });
     input.addEventListener("blur", () => setTimeout(close, 100));
+    // Typed into before this script ran (a slow page load): search what is there now.
+    if (document.activeElement === input && !input.readOnly && input.value.trim()) search();
     input.addEventListener("keydown", (event) => {
       if (listbox.hidden) return;
       if (event.key === "ArrowDown") {

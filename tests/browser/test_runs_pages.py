@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.browser.conftest import RUN_TIMEOUT, no_page_errors, screenshot, start_run, write_script
 from tests.integration.helpers import wait_until
@@ -154,6 +154,11 @@ def test_runs_table_updates_live_and_a_ticker_is_paused_stopped_and_restarted(
     )
     expect(row).not_to_have_attribute("data-old", "1", timeout=RUN_TIMEOUT)
     expect(row.locator("[data-action=pause]")).to_have_attribute("data-seen", "1")
+    # ... and so are they when the whole table is loaded again (another run was created).
+    row.locator("[data-action=pause]").evaluate("b => { b.dataset.seen = '2'; }")
+    other = start_run(api, "examples/hello.py")
+    expect(page.locator(f"#runs-body tr[data-id='{other['id']}']")).to_have_count(1, timeout=RUN_TIMEOUT)
+    expect(row.locator("[data-action=pause]")).to_have_attribute("data-seen", "2")
 
     row.locator("[data-action=pause]").click()
     expect(row.locator("[data-value=paused]")).to_be_visible()
@@ -429,6 +434,22 @@ def test_the_script_path_field_searches_the_library_and_opens_the_chosen_scripts
     field.fill("examples/hello")
     field.press("Escape")
     expect(page.get_by_test_id("script-picker")).to_be_hidden()
+
+    # Typed before the page's script has run (a slow load): the picker searches what is there.
+    held: list[Route] = []
+    page.route(re.compile(r"/js/runs[^/]*\.js"), lambda route: held.append(route))
+    page.goto("/", wait_until="commit")
+    field = page.get_by_test_id("script-path")
+    field.fill(token)
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the page never asked for its script"
+    expect(page.get_by_test_id("script-picker")).to_be_hidden()
+    held[0].continue_()
+    expect(picker.get_by_role("option")).to_have_count(1)
+    expect(picker.get_by_role("option").first).to_contain_text(f"sync_{token}.py")
     no_page_errors(page)
 
 
