@@ -111,6 +111,9 @@ def login(browser: Browser, stack: Stack) -> Iterator[Callable[[str], Page]]:
         page.click("button[type=submit]")
         expect(page).to_have_url(f"{stack.url}/")
         expect(page.locator("[data-testid=role]")).to_have_text(USERS[username][1])
+        # The header shows before the scripts at the end of the body have run; a test acts on a
+        # page whose handlers are in place (as a page.goto would wait for).
+        page.wait_for_load_state("load")
         return page
 
     yield sign_in
