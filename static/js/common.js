@@ -381,8 +381,12 @@
       clearTimeout(this.retryTimer);
       this.retryTimer = setTimeout(() => this.connect(), delay);
     }
+    /** Connected: what the server sends reaches the page, in order. */
+    get open() {
+      return !!this.ws && this.ws.readyState === WebSocket.OPEN;
+    }
     send(payload) {
-      if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(payload));
+      if (this.open) this.ws.send(JSON.stringify(payload));
     }
     close() {
       this.closed = true;
@@ -512,7 +516,10 @@
 
   /**
    * The control buttons a role may use, enabled when the run's state allows them.
-   * ``onDone(action, result)`` is called after a successful action.
+   * ``onDone(action, result)`` is called after a successful action. ``result`` is the run
+   * as the request left it: a page whose socket is open takes the run's changes from the
+   * socket only (the runner may have paused the run, and the socket said so, before this
+   * answer arrived; merging it would undo that).
    */
   SO.actionButtons = function actionButtons(run, { size = "sm", withDelete = false, onDone, applicableOnly = false } = {}) {
     const group = SO.h("span.actions");

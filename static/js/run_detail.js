@@ -132,7 +132,8 @@
       location.assign("/");
       return;
     }
-    if (result && result.id === id) {
+    if (result && result.id === id && !(socket && socket.open)) {
+      // (an open socket brings the run's changes, in order: see SO.actionButtons)
       run = { ...run, ...result };
       renderHeader();
     }

@@ -260,8 +260,8 @@
     if (action === "restart") {
       state.highlight.add(result.id);
       scheduleReload();
-    } else if (result && result.id === run.id) {
-      upsert(result);
+    } else if (result && result.id === run.id && !feed.open) {
+      upsert(result); // (an open feed brings the run's changes, in order: see SO.actionButtons)
     }
   }
 

@@ -7,6 +7,7 @@ tests are skipped when it is missing. Every wait is Playwright's auto-waiting
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route, expect, sync_playwright
 
 from tests.stack import BASE_DIR, CHROMIUM, CHROMIUM_ARGS, Stack
 
@@ -149,3 +150,32 @@ def start_run(client: httpx.Client, script: str, **fields: Any) -> dict[str, Any
     assert response.status_code == 202, response.text
     run: dict[str, Any] = response.json()
     return run
+
+
+class Held:
+    """``with Held(page, url) as held:`` holds back the page's requests to ``url``, to act
+    while one is in flight; the test then lets it go (``held.route().continue_()``) or
+    answers it (``held.route().fulfill(...)``). Requests after the block go through."""
+
+    def __init__(self, page: Page, url: str | re.Pattern[str]) -> None:
+        self.page = page
+        self.url = url
+        self.routes: list[Route] = []
+
+    def __enter__(self) -> Held:
+        self.page.route(self.url, self._hold)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.page.unroute(self.url, self._hold)
+
+    def _hold(self, route: Route) -> None:
+        self.routes.append(route)
+
+    def route(self) -> Route:
+        """The first request held (waits for it, for up to the UI timeout)."""
+        for _ in range(UI_TIMEOUT // 50):
+            if self.routes:
+                return self.routes[0]
+            self.page.wait_for_timeout(50)  # (the page's requests are handled while it waits)
+        raise AssertionError("the page made no such request")

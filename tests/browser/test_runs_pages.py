@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import RUN_TIMEOUT, no_page_errors, screenshot, start_run, write_script
+from tests.browser.conftest import RUN_TIMEOUT, Held, no_page_errors, screenshot, start_run, write_script
 from tests.integration.helpers import wait_until
 from tests.stack import Stack
 
@@ -160,8 +160,18 @@ def test_runs_table_updates_live_and_a_ticker_is_paused_stopped_and_restarted(
     expect(page.locator(f"#runs-body tr[data-id='{other['id']}']")).to_have_count(1, timeout=RUN_TIMEOUT)
     expect(row.locator("[data-action=pause]")).to_have_attribute("data-seen", "2")
 
-    row.locator("[data-action=pause]").click()
-    expect(row.locator("[data-value=paused]")).to_be_visible()
+    # The pause's answer is the run as the request left it (not paused yet); the feed may
+    # have said that the runner paused it before that answer arrives. Held back here until
+    # it has, the answer must not undo it.
+    with Held(page, f"**/api/runs/{run['id']}/pause") as held:
+        row.locator("[data-action=pause]").click()
+        answer = held.route().fetch()
+        assert answer.status == 200, answer.text()
+        expect(row.locator("[data-value=paused]")).to_be_visible()  # through the feed
+        held.route().fulfill(response=answer, json={**answer.json(), "paused": False})
+    expect(page.locator("#toasts .toast-success", has_text="Paused: ticker.py")).to_be_visible()
+    # (the answer is merged, or not, as the toast shows: look now, before any later update)
+    assert row.locator("[data-value=paused]").count() == 1
     expect(row.locator("[data-action=resume]")).to_be_enabled()
     screenshot(page, "runs")
     row.locator("[data-action=resume]").click()
@@ -171,6 +181,17 @@ def test_runs_table_updates_live_and_a_ticker_is_paused_stopped_and_restarted(
     expect(page).to_have_url(re.compile(f"/runs/{run['id']}/$"))
     expect(page.locator("[data-testid=terminal]")).to_contain_text("tick", timeout=RUN_TIMEOUT)
     actions = page.locator("#run-actions")
+
+    # Here too, a late answer to a pause does not undo what the run's socket said.
+    with Held(page, f"**/api/runs/{run['id']}/pause") as held:
+        actions.locator("[data-action=pause]").click()
+        answer = held.route().fetch()
+        expect(page.locator("#run-badges [data-value=paused]")).to_be_visible()  # through the socket
+        held.route().fulfill(response=answer, json={**answer.json(), "paused": False})
+    expect(page.locator("#toasts .toast-success", has_text="Paused: ticker.py")).to_be_visible()
+    assert page.locator("#run-badges [data-value=paused]").count() == 1
+    actions.locator("[data-action=resume]").click()
+    expect(page.locator("#run-badges [data-value=paused]")).to_have_count(0)
 
     actions.locator("[data-action=stop]").click()
     expect(page.locator("#run-badges [data-badge=status]")).to_have_text("cancelled", timeout=RUN_TIMEOUT)
@@ -436,18 +457,13 @@ def test_the_script_path_field_searches_the_library_and_opens_the_chosen_scripts
     expect(page.get_by_test_id("script-picker")).to_be_hidden()
 
     # Typed before the page's script has run (a slow load): the picker searches what is there.
-    held: list[Route] = []
-    page.route(re.compile(r"/js/runs[^/]*\.js"), lambda route: held.append(route))
-    page.goto("/", wait_until="commit")
-    field = page.get_by_test_id("script-path")
-    field.fill(token)
-    for _ in range(200):
-        if held:
-            break
-        page.wait_for_timeout(50)
-    assert held, "the page never asked for its script"
-    expect(page.get_by_test_id("script-picker")).to_be_hidden()
-    held[0].continue_()
+    with Held(page, re.compile(r"/js/runs[^/]*\.js")) as held:
+        page.goto("/", wait_until="commit")
+        field = page.get_by_test_id("script-path")
+        field.fill(token)
+        script = held.route()
+        expect(page.get_by_test_id("script-picker")).to_be_hidden()
+        script.continue_()
     expect(picker.get_by_role("option")).to_have_count(1)
     expect(picker.get_by_role("option").first).to_contain_text(f"sync_{token}.py")
     no_page_errors(page)
