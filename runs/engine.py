@@ -532,12 +532,19 @@ class Supervisor:
         self._kill_at = self.clock() + self.limits.stop_grace
 
     def _signal_all(self, sig: int) -> None:
+        """``sig`` to the child's process group, then to each process of the run that has
+        left it (``setsid``). Each process gets it once: a script that traps SIGTERM to
+        clean up would run its trap twice for a signal sent twice."""
         assert self.proc is not None
+        group = None
         if self.returncode is None or self._group_in_use():
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, sig)
+                group = self.proc.pid
         for pid, proc in list(self._tracked.items()):
             try:
+                if group is not None and _pgid(pid) == group:
+                    continue  # signalled with its group
                 if proc.is_running():  # compares create time: no recycled pid is hit
                     proc.send_signal(sig)
             except psutil.Error:
@@ -932,6 +939,14 @@ def _has_children() -> bool:
     except ChildProcessError:
         return False
     return True
+
+
+def _pgid(pid: int) -> int | None:
+    """The process group of ``pid``; None once it is gone."""
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
 
 
 def _ppid_map() -> dict[int, int]:

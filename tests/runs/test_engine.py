@@ -358,6 +358,51 @@ def test_stop_lets_a_script_that_traps_term_exit_cleanly(make_script: Callable[.
     assert "forced_termination" not in reporter.event_kinds()
 
 
+def test_a_stop_signals_each_process_once_a_trap_runs_once(
+    make_script: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+):
+    """The group gets one SIGTERM; a process that left it (``setsid``) one of its own. (A
+    second one could run a script's clean-up trap twice: CI saw "cleaning up" twice.) The
+    signals are really sent: the spies only count them."""
+    script = make_script(
+        "graceful.sh",
+        """
+        trap 'echo "cleaning up"; exit 0' TERM
+        sleep 300 &
+        setsid sleep 300 &
+        echo "apart $!"
+        echo ready
+        while true; do sleep 0.1; done
+        """,
+    )
+    reporter = RecordingReporter()
+    supervisor = make_supervisor(bash(script), cwd=str(script.parent), reporter=reporter, stop_grace=20.0)
+    assert drive(supervisor, until=lambda: "ready" in reporter.text("stdout"))
+    apart = int(reporter.text("stdout").split()[1])
+    sent: list[tuple[str, int, int]] = []
+    killpg, send_signal = os.killpg, psutil.Process.send_signal
+
+    def spy_killpg(pgid: int, sig: int) -> None:
+        sent.append(("group", pgid, sig))
+        killpg(pgid, sig)
+
+    def spy_send_signal(proc: psutil.Process, sig: int) -> None:
+        sent.append(("process", proc.pid, sig))
+        send_signal(proc, sig)
+
+    monkeypatch.setattr(os, "killpg", spy_killpg)
+    monkeypatch.setattr(psutil.Process, "send_signal", spy_send_signal)
+
+    reporter.commands.append("stop")
+    outcome = run_to_end(supervisor)
+
+    assert (outcome.run_status, outcome.exit_code) == ("killed", 0)
+    assert reporter.text("stdout") == f"apart {apart}\nready\ncleaning up\n"
+    terms = [(kind, target) for kind, target, sig in sent if sig == signal.SIGTERM]
+    assert terms == [("group", reporter.pid), ("process", apart)]
+    assert "forced_termination" not in reporter.event_kinds()
+
+
 def test_kill_also_ends_grandchild_that_left_the_group(
     make_script: Callable[..., Path], strays: list[psutil.Process]
 ):
