@@ -562,8 +562,8 @@ class Supervisor:
         for pid, proc in list(self._tracked.items()):
             if pid == self.proc.pid:
                 continue
-            with contextlib.suppress(OSError, psutil.Error):
-                if proc.is_running() and os.getpgid(pid) == self.proc.pid:
+            with contextlib.suppress(psutil.Error):
+                if proc.is_running() and _pgid(pid) == self.proc.pid:
                     return True
         return False
 

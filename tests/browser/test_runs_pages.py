@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.conftest import RUN_TIMEOUT, Held, no_page_errors, screenshot, start_run, write_script
 from tests.integration.helpers import wait_until
@@ -163,15 +163,9 @@ def test_runs_table_updates_live_and_a_ticker_is_paused_stopped_and_restarted(
     # The pause's answer is the run as the request left it (not paused yet); the feed may
     # have said that the runner paused it before that answer arrives. Held back here until
     # it has, the answer must not undo it.
-    with Held(page, f"**/api/runs/{run['id']}/pause") as held:
-        row.locator("[data-action=pause]").click()
-        answer = held.route().fetch()
-        assert answer.status == 200, answer.text()
-        expect(row.locator("[data-value=paused]")).to_be_visible()  # through the feed
-        held.route().fulfill(response=answer, json={**answer.json(), "paused": False})
-    expect(page.locator("#toasts .toast-success", has_text="Paused: ticker.py")).to_be_visible()
-    # (the answer is merged, or not, as the toast shows: look now, before any later update)
-    assert row.locator("[data-value=paused]").count() == 1
+    pause_answered_late(
+        page, run["id"], row.locator("[data-action=pause]"), row.locator("[data-value=paused]")
+    )
     expect(row.locator("[data-action=resume]")).to_be_enabled()
     screenshot(page, "runs")
     row.locator("[data-action=resume]").click()
@@ -183,13 +177,12 @@ def test_runs_table_updates_live_and_a_ticker_is_paused_stopped_and_restarted(
     actions = page.locator("#run-actions")
 
     # Here too, a late answer to a pause does not undo what the run's socket said.
-    with Held(page, f"**/api/runs/{run['id']}/pause") as held:
-        actions.locator("[data-action=pause]").click()
-        answer = held.route().fetch()
-        expect(page.locator("#run-badges [data-value=paused]")).to_be_visible()  # through the socket
-        held.route().fulfill(response=answer, json={**answer.json(), "paused": False})
-    expect(page.locator("#toasts .toast-success", has_text="Paused: ticker.py")).to_be_visible()
-    assert page.locator("#run-badges [data-value=paused]").count() == 1
+    pause_answered_late(
+        page,
+        run["id"],
+        actions.locator("[data-action=pause]"),
+        page.locator("#run-badges [data-value=paused]"),
+    )
     actions.locator("[data-action=resume]").click()
     expect(page.locator("#run-badges [data-value=paused]")).to_have_count(0)
 
@@ -218,6 +211,21 @@ def test_runs_table_updates_live_and_a_ticker_is_paused_stopped_and_restarted(
     expect(page.locator("#run-badges [data-badge=status]")).to_have_text("cancelled", timeout=RUN_TIMEOUT)
     expect(page.locator("#run-badges [data-badge=run]")).to_have_text("killed")
     no_page_errors(page)
+
+
+def pause_answered_late(page: Page, run_id: str, button: Locator, badge: Locator) -> None:
+    """Click ``button`` (pause) and hold its answer back until the page's socket has shown
+    the run paused (``badge``); then answer as the request left the run (not paused).
+    The badge must stay."""
+    with Held(page, f"**/api/runs/{run_id}/pause") as held:
+        button.click()
+        answer = held.route().fetch()
+        assert answer.status == 200, answer.text()
+        expect(badge).to_be_visible()  # through the socket
+        held.route().fulfill(response=answer, json={**answer.json(), "paused": False})
+    expect(page.locator("#toasts .toast-success", has_text="Paused: ticker.py")).to_be_visible()
+    # (the answer is merged, or not, as the toast shows: look now, before any later update)
+    assert badge.count() == 1
 
 
 def test_a_failed_run_shows_its_error_summary(login: Callable[[str], Page], api: httpx.Client) -> None:
