@@ -41,18 +41,29 @@ def shell(stack: Stack, code: str) -> Any:
     return json.loads(out[-1])
 
 
-def make_due(stack: Stack, task_ids: list[int], *, in_seconds: float = 0.0) -> None:
-    shell(
+def make_due(
+    stack: Stack, task_ids: list[int], *, in_seconds: float = 0.0, unless_moved_from: str = ""
+) -> int:
+    """Make the tasks due in ``in_seconds``; returns how many were moved. With
+    ``unless_moved_from`` (a task's ``next_run_at`` as the API gave it), only a task still
+    due then: ``manage.py shell`` can take seconds on a loaded machine, and a task whose
+    first due time came meanwhile has fired and moved on (moving it again would break its
+    cadence)."""
+    moved: int = shell(
         stack,
         f"""
-        from datetime import timedelta
+        from datetime import datetime, timedelta
         from django.utils import timezone
         from scheduler.models import ScheduledTask
-        n = ScheduledTask.objects.filter(pk__in={task_ids!r}).update(
-            next_run_at=timezone.now() + timedelta(seconds={in_seconds}))
+        tasks = ScheduledTask.objects.filter(pk__in={task_ids!r})
+        if {unless_moved_from!r}:
+            due = datetime.fromisoformat({unless_moved_from!r}.replace("Z", "+00:00"))
+            tasks = tasks.filter(next_run_at=due)
+        n = tasks.update(next_run_at=timezone.now() + timedelta(seconds={in_seconds}))
         print(n)
         """,
     )
+    return moved
 
 
 def create_task(client: httpx.Client, **body: Any) -> dict[str, Any]:
@@ -86,7 +97,8 @@ def ts(value: str) -> float:
 def test_an_interval_task_fires_on_its_cadence(stack: Stack, client: httpx.Client) -> None:
     path = script(stack, "tick.sh", 'echo "tick $SCRIPTOPS_TRIGGER"\n')
     task = create_task(client, name="every-10s", script_path=path, interval_seconds=10)
-    make_due(stack, [task["id"]], in_seconds=1)
+    # Due in 1 s instead of 10 (if the shell came first: either way, a 10 s cadence).
+    make_due(stack, [task["id"]], in_seconds=1, unless_moved_from=task["next_run_at"])
 
     first, second = queued_runs(client, task["id"], 2)[:2]
 
