@@ -14,6 +14,8 @@ shape (the runner's writes at a run's start and end).
 
 from __future__ import annotations
 
+import datetime
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,7 +23,28 @@ from typing import Any, TypeVar
 
 from django.db import connections, router
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import AutoField, Field, Model, QuerySet
+from django.db.models import (
+    AutoField,
+    BigAutoField,
+    BigIntegerField,
+    BooleanField,
+    CharField,
+    DateTimeField,
+    Field,
+    FloatField,
+    ForeignKey,
+    IntegerField,
+    Model,
+    OneToOneField,
+    PositiveBigIntegerField,
+    PositiveIntegerField,
+    PositiveSmallIntegerField,
+    QuerySet,
+    SmallAutoField,
+    SmallIntegerField,
+    TextField,
+    UUIDField,
+)
 from django.db.models.sql import InsertQuery
 from django.db.models.sql.compiler import SQLCompiler
 
@@ -178,6 +201,104 @@ class PreparedInserts:
             obj._state.db = alias
 
 
+# -- a value as an INSERT gets it ---------------------------------------------------------
+#
+# What ``SQLInsertCompiler`` does for each value (``pre_save_val``, then ``prepare_value``:
+# ``get_db_prep_save`` -> ``get_db_prep_value`` -> ``get_prep_value`` -> ``to_python``)
+# is a dozen calls a field; a run's row has ~60 fields, and every launch, attempt and
+# finish writes rows. For the stock field classes below and a value of the exact type
+# they keep, the chain returns the value itself or one adapter's answer, so that is what
+# a preparer returns; any other value (None of a nullable field aside, an expression, a
+# subclass, a naive datetime that Django warns about) goes Django's way. Fields of other
+# classes, subclasses included (a subclass may prepare differently), always do.
+# ``tests/core/test_precompiled.py`` checks every field of every model against Django's
+# chain.
+
+_Prepare = Callable[[Any], Any]
+_NONE = type(None)
+_INTEGERS = (
+    IntegerField,
+    BigIntegerField,
+    SmallIntegerField,
+    PositiveIntegerField,
+    PositiveBigIntegerField,
+    PositiveSmallIntegerField,
+)
+
+
+def _value_preparer(f: Field[Any, Any], connection: BaseDatabaseWrapper) -> _Prepare | None:
+    """value -> what ``f.get_db_prep_save(value, connection)`` gives, for the values it
+    knows; None (the field's class is not one of these) or, called, ``NotImplemented``
+    for another value: the caller asks Django."""
+    cls = type(f)
+    if cls in (CharField, TextField):
+        return lambda v: v if type(v) is str or v is None else NotImplemented
+    if cls in _INTEGERS:
+        adapt, kind = connection.ops.adapt_integerfield_value, f.get_internal_type()
+        return lambda v: adapt(v, kind) if type(v) is int else None if v is None else NotImplemented
+    if cls is BooleanField:
+        return lambda v: v if type(v) is bool or v is None else NotImplemented
+    if cls is FloatField:
+        return lambda v: v if type(v) is float or v is None else NotImplemented
+    if cls is UUIDField:
+        native = connection.features.has_native_uuid_field
+        return (
+            lambda v: (v if native else v.hex)
+            if type(v) is uuid.UUID
+            else None
+            if v is None
+            else NotImplemented
+        )
+    if cls is DateTimeField:
+        if f.auto_now or f.auto_now_add:  # type: ignore[attr-defined]  # DateTimeField's own
+            return None  # its pre_save sets the value
+        adapt_dt = connection.ops.adapt_datetimefield_value
+        return lambda v: (
+            adapt_dt(v)
+            if type(v) is datetime.datetime and v.utcoffset() is not None
+            else None
+            if v is None
+            else NotImplemented
+        )
+    if cls in (AutoField, BigAutoField, SmallAutoField):
+        validate = connection.ops.validate_autopk_value
+        return lambda v: validate(v) if type(v) is int else None if v is None else NotImplemented
+    if cls in (ForeignKey, OneToOneField):
+        target = _value_preparer(f.target_field, connection)  # type: ignore[attr-defined]  # a related field's
+        if target is None:
+            return None
+        return lambda v: None if v is None else target(v) if v != "" else NotImplemented
+    return None
+
+
+# By (alias, model, field names): a preparer per field (None: Django's way).
+_PREPARERS: dict[tuple[str, type[Model], tuple[str, ...]], list[_Prepare | None]] = {}
+
+
+def _preparers(
+    connection: BaseDatabaseWrapper, model: type[Model], fields: Sequence[Field[Any, Any]]
+) -> list[_Prepare | None]:
+    key = (connection.alias, model, tuple(f.attname for f in fields))
+    found = _PREPARERS.get(key)
+    if found is None:
+        found = _PREPARERS[key] = [_value_preparer(f, connection) for f in fields]
+    return found
+
+
+def _row(
+    compiler: Any, fields: Sequence[Field[Any, Any]], preparers: list[_Prepare | None], obj: Model
+) -> list[Any]:
+    row = []
+    for f, prepare in zip(fields, preparers, strict=True):
+        if prepare is not None:
+            value = prepare(getattr(obj, f.attname))
+            if value is not NotImplemented:
+                row.append(value)
+                continue
+        row.append(compiler.prepare_value(f, compiler.pre_save_val(f, obj)))
+    return row
+
+
 # The SQL of an INSERT of ``n`` rows of these fields, by (alias, model, fields, n): the
 # statement's text depends on nothing else (``get_placeholder`` fields and expression
 # values, whose SQL depends on the value, are compiled each time). Only batches of up
@@ -201,7 +322,8 @@ def _insert_statements(
     if sql is None and (len(objs) > _SHAPES_UP_TO or any(hasattr(f, "get_placeholder") for f in fields)):
         return [(sql, tuple(params)) for sql, params in compiler.as_sql()]
     # What SQLInsertCompiler.as_sql does for each value, without building the statement.
-    rows = [[compiler.prepare_value(f, compiler.pre_save_val(f, obj)) for f in fields] for obj in objs]
+    preparers = _preparers(connection, model, fields)
+    rows = [_row(compiler, fields, preparers, obj) for obj in objs]
     if any(hasattr(value, "as_sql") for row in rows for value in row):
         return [(sql, tuple(params)) for sql, params in compiler.as_sql()]
     if sql is None:
@@ -215,6 +337,18 @@ def _insert_statements(
     # column for several rows: INSERT … SELECT * FROM UNNEST), as as_sql does.
     _, param_rows = compiler.assemble_as_sql(fields, rows)
     return [(sql, tuple(param for params in param_rows for param in params))]
+
+
+# By model: the fields an INSERT writes, with the primary key and without an AutoField.
+_FIELDS: dict[type[Model], tuple[list[Field[Any, Any]], list[Field[Any, Any]]]] = {}
+
+
+def _insert_fields(model: type[Model]) -> tuple[list[Field[Any, Any]], list[Field[Any, Any]]]:
+    found = _FIELDS.get(model)
+    if found is None:
+        fields = [f for f in model._meta.concrete_fields if not f.generated]
+        found = _FIELDS[model] = (fields, [f for f in fields if not isinstance(f, AutoField)])
+    return found
 
 
 def inserts_prepared(groups: Iterable[Sequence[Model]]) -> PreparedInserts:
@@ -238,13 +372,12 @@ def inserts_prepared(groups: Iterable[Sequence[Model]]) -> PreparedInserts:
             obj._prepare_related_fields_for_save(operation_name="inserts_prepared")  # type: ignore[attr-defined]  # what bulk_create calls; not in django-stubs
             if obj.pk is None and opts.pk.has_default():
                 obj.pk = opts.pk.get_default()
-        fields = [f for f in opts.concrete_fields if not f.generated]
+        fields, fields_without_pk = _insert_fields(model)
         with_pk = [obj for obj in objs if obj.pk is not None]
         without_pk = [obj for obj in objs if obj.pk is None]
-        for part, part_fields in (
-            (with_pk, fields),
-            (without_pk, [f for f in fields if not isinstance(f, AutoField)]),
-        ):
+        for part, part_fields in ((with_pk, fields), (without_pk, fields_without_pk)):
+            if not part:
+                continue
             size = max(connection.ops.bulk_batch_size(part_fields, part), 1)
             for start in range(0, len(part), size):
                 for sql, params in _insert_statements(
