@@ -367,7 +367,8 @@ if REDIS_URL:
 # Redis pub/sub (runs.events), so nothing is sent through a channel layer.
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # Django's Redis cache, its client kept (core/cache.py).
+    CACHES = {"default": {"BACKEND": "core.cache.RedisCache", "LOCATION": REDIS_URL}}
 
 # --- API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
