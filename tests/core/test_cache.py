@@ -7,6 +7,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from django.core.cache import caches
@@ -33,6 +34,13 @@ def test_the_settings_use_it_when_redis_is_configured() -> None:
 def test_one_client_serves_every_call_and_the_cache_works_through_it(cache: RedisCache) -> None:
     client = cache._cache.get_client("a", write=True)
     assert cache._cache.get_client("b") is client  # one server: reads and writes share it
+    # Under ASGI every request's context gets a backend object of its own: they share the
+    # client too (and so its pool: no new connection per request).
+    url = os.environ["SCRIPTOPS_REDIS_URL"]
+    assert RedisCache(url, {})._cache.get_client() is client
+    assert RedisCache(url, {"KEY_PREFIX": "other"})._cache.get_client() is client
+    other_db = url.rsplit("/", 1)[0] + "/15"
+    assert RedisCache(other_db, {})._cache.get_client() is not client
 
     cache.set("a", {"n": 1}, 30)
     cache.set_many({"b": 2, "c": "three"}, 30)
@@ -60,3 +68,28 @@ def test_threads_sharing_the_client_lose_no_count() -> None:
     for thread in threads:
         thread.join()
     assert sorted(counts) == list(range(1, 401))
+
+
+def test_a_request_context_of_its_own_opens_no_new_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each request under daphne runs in a context where Django's cache objects were never
+    set (a new one each time, here an empty context): they reuse the process's
+    connections."""
+    import contextvars
+
+    from redis.connection import AbstractConnection
+
+    def guard_read() -> None:
+        caches["default"].get_many(["scriptops:badkey:x:1", "scriptops:badkey:x:0"])
+
+    contextvars.Context().run(guard_read)
+    opened: list[object] = []
+    on_connect = AbstractConnection.on_connect_check_health  # what connect() calls on a new socket
+
+    def counted(self: AbstractConnection, *args: Any, **kwargs: Any) -> Any:
+        opened.append(self)
+        return on_connect(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "on_connect_check_health", counted)
+    for _ in range(20):
+        contextvars.Context().run(guard_read)
+    assert opened == []
