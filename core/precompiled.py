@@ -231,8 +231,8 @@ def _value_preparer(f: Field[Any, Any], connection: BaseDatabaseWrapper) -> _Pre
     knows; None (the field's class is not one of these) or, called, ``NotImplemented``
     for another value: the caller asks Django."""
     cls = type(f)
-    if cls in (CharField, TextField):
-        return lambda v: v if type(v) is str or v is None else NotImplemented
+    if cls in (CharField, TextField):  # a str subclass (a TextChoices member) as it is
+        return lambda v: v if isinstance(v, str) or v is None else NotImplemented
     if cls in _INTEGERS:
         adapt, kind = connection.ops.adapt_integerfield_value, f.get_internal_type()
         return lambda v: adapt(v, kind) if type(v) is int else None if v is None else NotImplemented
@@ -271,6 +271,17 @@ def _value_preparer(f: Field[Any, Any], connection: BaseDatabaseWrapper) -> _Pre
     return None
 
 
+# By (alias, field): its preparer (None: Django's way).
+_FIELD_PREPARERS: dict[tuple[str, Field[Any, Any]], _Prepare | None] = {}
+
+
+def _field_preparer(connection: BaseDatabaseWrapper, f: Field[Any, Any]) -> _Prepare | None:
+    key = (connection.alias, f)
+    if key not in _FIELD_PREPARERS:
+        _FIELD_PREPARERS[key] = _value_preparer(f, connection)
+    return _FIELD_PREPARERS[key]
+
+
 # By (alias, model, field names): a preparer per field (None: Django's way).
 _PREPARERS: dict[tuple[str, type[Model], tuple[str, ...]], list[_Prepare | None]] = {}
 
@@ -281,7 +292,7 @@ def _preparers(
     key = (connection.alias, model, tuple(f.attname for f in fields))
     found = _PREPARERS.get(key)
     if found is None:
-        found = _PREPARERS[key] = [_value_preparer(f, connection) for f in fields]
+        found = _PREPARERS[key] = [_field_preparer(connection, f) for f in fields]
     return found
 
 
@@ -453,13 +464,21 @@ def update_params(
     for name, value in values.items():
         if hasattr(value, "resolve_expression") or isinstance(value, Model):
             raise TypeError(f"{name}: only plain values, not {type(value).__name__}")
-        params.append(_concrete(model, name).get_db_prep_save(value, connection))
+        field = _concrete(model, name)
+        prepare = _field_preparer(connection, field)  # as get_db_prep_save, for what it knows
+        prepared = NotImplemented if prepare is None else prepare(value)
+        params.append(field.get_db_prep_save(value, connection) if prepared is NotImplemented else prepared)
     for name, value in where.items():
         field = _concrete(model, name)
+        prepare = _field_preparer(connection, field)
         for one in value if isinstance(value, list | tuple) else [value]:
             if one is None or hasattr(one, "resolve_expression") or isinstance(one, Model):
                 raise TypeError(f"{name}: a WHERE value must be plain and not None, not {one!r}")
-            params.append(field.get_db_prep_value(one, connection, prepared=False))
+            # For a value that is not None, get_db_prep_save is get_db_prep_value(prepared=False).
+            prepared = NotImplemented if prepare is None else prepare(one)
+            if prepared is NotImplemented:
+                prepared = field.get_db_prep_value(one, connection, prepared=False)
+            params.append(prepared)
     return params
 
 
