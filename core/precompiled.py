@@ -206,16 +206,15 @@ class PreparedInserts:
 # What ``SQLInsertCompiler`` does for each value (``pre_save_val``, then ``prepare_value``:
 # ``get_db_prep_save`` -> ``get_db_prep_value`` -> ``get_prep_value`` -> ``to_python``)
 # is a dozen calls a field; a run's row has ~60 fields, and every launch, attempt and
-# finish writes rows. For the stock field classes below and a value of the exact type
-# they keep, the chain returns the value itself or one adapter's answer, so that is what
-# a preparer returns; any other value (None of a nullable field aside, an expression, a
-# subclass, a naive datetime that Django warns about) goes Django's way. Fields of other
-# classes, subclasses included (a subclass may prepare differently), always do.
+# finish writes rows. For the stock field classes below and a value of the type they
+# keep (or None), the chain returns the value itself or one adapter's answer, so that is
+# what a preparer returns. Any other value (an expression, a string for a UUID, a naive
+# datetime that Django warns about) goes Django's way, and so does every value of a field
+# of another class, subclasses included (a subclass may prepare differently).
 # ``tests/core/test_precompiled.py`` checks every field of every model against Django's
 # chain.
 
 _Prepare = Callable[[Any], Any]
-_NONE = type(None)
 _INTEGERS = (
     IntegerField,
     BigIntegerField,
